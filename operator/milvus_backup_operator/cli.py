@@ -1,0 +1,220 @@
+"""The ``milvus-backup-operator`` command: milvus-backup's verbs on our engine.
+
+``create``, ``list``, ``get``, ``delete``, ``restore`` and ``check`` keep milvus-backup's
+flags so existing scripts work. Exit status is 0 on success; on failure a one-line reason
+goes to stderr and the status is 1 (2 for a usage error).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from .engine.backup import BackupRequest, create_backup
+from .engine.catalog import Catalog
+from .engine.check import run_check
+from .engine.config import BackupConfig, load_config
+from .engine.errors import BackupError
+from .engine.meta import CONSISTENCY_LEVELS, BackupInfo
+from .engine.progress import Progress
+from .engine.restore import RestoreRequest, parse_renames, restore_backup
+from .engine.selection import parse_list
+from .engine.storage import ObjectStore
+
+DEFAULT_CONFIG = Path("configs/backup.yaml")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"milvus-backup config file (default {DEFAULT_CONFIG}).",
+)
+@click.option("--log-level", default="warning", show_default=True, help="Logging level.")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, log_level: str) -> None:
+    """Back up and restore Milvus collections (milvus-backup compatible)."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    ctx.obj = lambda: load_config(
+        config_path or DEFAULT_CONFIG, os.environ, required=config_path is not None
+    )
+
+
+def _config(ctx: click.Context) -> BackupConfig:
+    loader: Callable[[], BackupConfig] = ctx.obj
+    return loader()
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+@contextmanager
+def _reasons() -> Iterator[None]:
+    """Turn engine errors into one line on stderr and exit status 1."""
+    try:
+        yield
+    except BackupError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted")
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[Callable[[Progress], None] | None]:
+    """A progress bar on a terminal; nothing when stderr is a pipe or a file."""
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, unit="%", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+    def show(progress: Progress) -> None:
+        bar.set_description(progress.phase)
+        bar.set_postfix_str(progress.summary())
+        bar.n = progress.percent
+        bar.refresh()
+
+    try:
+        yield show
+    finally:
+        bar.close()
+
+
+def _catalog(config: BackupConfig) -> Catalog:
+    store = ObjectStore(config.backup_storage, config.timeouts)
+    return Catalog(store, config.backup_storage.root_path)
+
+
+@main.command()
+@click.option("-n", "--name", required=True, help="Backup name.")
+@click.option("-c", "--colls", default="", help="Collections, comma-separated (default: all).")
+@click.pass_context
+def create(ctx: click.Context, name: str, colls: str) -> None:
+    """Back up collections (flush, then copy their binlogs)."""
+    with _reasons(), _progress_bar(sys.stderr.isatty()) as show:
+        request = BackupRequest(name=name, collections=tuple(parse_list(colls)))
+        info = create_backup(_config(ctx), request, show)
+    names = ", ".join(c.qualified_name for c in info.collection_backups) or "none"
+    click.echo(f"backup {info.name} created: {names} ({info.size} bytes)")
+
+
+@main.command(name="list")
+@click.pass_context
+def list_backups(ctx: click.Context) -> None:
+    """List the backups in the backup location."""
+    with _reasons():
+        summaries = _catalog(_config(ctx)).list()
+    rows = [("NAME", "STATE", "SIZE", "MILVUS", "COLLECTIONS")]
+    for s in summaries:
+        rows.append((s.name, s.state, str(s.size), s.milvus_version, ",".join(s.collections)))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + row[4])
+
+
+@main.command()
+@click.option("-n", "--name", required=True, help="Backup name.")
+@click.pass_context
+def get(ctx: click.Context, name: str) -> None:
+    """Print one backup as JSON: name, state, size and its collections with row counts."""
+    with _reasons():
+        info = _catalog(_config(ctx)).read(name)
+    click.echo(json.dumps(describe_backup(info), indent=2))
+
+
+def describe_backup(info: BackupInfo) -> dict[str, Any]:
+    """A backup as a user reads it (the full meta stays available in the bucket)."""
+    return {
+        "name": info.name,
+        "state": "Completed",
+        "size": info.size,
+        "milvus_version": info.milvus_version,
+        "backup_timestamp": info.backup_timestamp,
+        "collections": [
+            {
+                "name": c.qualified_name,
+                "rows": c.row_count(),
+                "size": c.size,
+                "partitions": [p.partition_name for p in c.partition_backups],
+                "segments": len(c.segments()),
+                "consistency_level": CONSISTENCY_LEVELS.get(c.consistency_level, "Unknown"),
+                "indexes": [i.index_name for i in c.index_infos],
+            }
+            for c in info.collection_backups
+        ],
+    }
+
+
+@main.command()
+@click.option("-n", "--name", required=True, help="Backup name.")
+@click.pass_context
+def delete(ctx: click.Context, name: str) -> None:
+    """Delete one backup (complete or not), and nothing else."""
+    with _reasons():
+        removed = _catalog(_config(ctx)).delete(name)
+    click.echo(f"backup {name} deleted ({removed} objects)")
+
+
+@main.command()
+@click.option("-n", "--name", required=True, help="Backup name.")
+@click.option("-c", "--colls", default="", help="Collections to restore (default: all).")
+@click.option("-s", "--suffix", default="", help="Append this suffix to restored collections.")
+@click.option("-r", "--rename", default="", help="Renames: old:new,db.old:db.new,...")
+@click.option("--drop_exist_collection", is_flag=True, help="Drop a target that exists.")
+@click.option("--rebuild_index", is_flag=True, help="Rebuild the indexes in the backup.")
+@click.option("--load", is_flag=True, help="Load each restored collection.")
+@click.pass_context
+def restore(
+    ctx: click.Context,
+    *,
+    name: str,
+    colls: str,
+    suffix: str,
+    rename: str,
+    drop_exist_collection: bool,
+    rebuild_index: bool,
+    load: bool,
+) -> None:
+    """Restore collections from a backup (bulk import in backup mode)."""
+    with _reasons(), _progress_bar(sys.stderr.isatty()) as show:
+        request = RestoreRequest(
+            backup_name=name,
+            collections=tuple(parse_list(colls)),
+            suffix=suffix,
+            renames=parse_renames(rename),
+            drop_existing=drop_exist_collection,
+            rebuild_index=rebuild_index,
+            load=load,
+        )
+        result = restore_backup(_config(ctx), request, show)
+    for c in result.collections:
+        detail = f"{c.rows} rows" if c.state == "Completed" else c.error
+        click.echo(f"{c.source} -> {c.target}: {c.state} ({detail})")
+    if not result.succeeded:
+        _fail(f"restore of {name} failed for {result.failure_summary()}")
+
+
+@main.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Check the connection to Milvus and both buckets."""
+    with _reasons():
+        report = run_check(_config(ctx))
+    click.echo(report.render())
+    if not report.ok:
+        sys.exit(1)

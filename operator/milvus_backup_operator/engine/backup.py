@@ -1,0 +1,290 @@
+"""Physical backup: flush, record the metadata, copy the binlogs, write the meta last."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from . import schema
+from .catalog import Catalog
+from .config import BackupConfig
+from .errors import AlreadyExistsError, OperationError
+from .layout import BackupLayout, milvus_delta_log_dir, milvus_insert_log_dir
+from .meta import (
+    BackupInfo,
+    Binlog,
+    CollectionBackupInfo,
+    DatabaseBackupInfo,
+    FieldBinlog,
+    PartitionBackupInfo,
+    SegmentBackupInfo,
+    render_meta_files,
+)
+from .milvus import Milvus, SegmentInfo, connect
+from .names import validate_backup_name
+from .progress import ProgressCallback, ProgressTracker
+from .selection import CollectionRef, check_known
+from .storage import ObjectStore, copy_object
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    name: str
+    collections: tuple[CollectionRef, ...] = ()  # empty: every collection
+
+
+@dataclass(frozen=True)
+class CopyTask:
+    src_key: str
+    dst_key: str
+    size: int
+    segment_id: int
+
+
+@dataclass
+class _CollectionPlan:
+    info: CollectionBackupInfo
+    copies: list[CopyTask]
+
+
+def create_backup(
+    config: BackupConfig, request: BackupRequest, on_progress: ProgressCallback | None = None
+) -> BackupInfo:
+    """Back up the requested collections under ``request.name``; return the written meta.
+
+    Nothing is written before every input has been checked. If anything fails after the
+    first object was copied, the backup's prefix is deleted again: a backup is either
+    complete (meta written last) or absent.
+    """
+    validate_backup_name(request.name)
+    progress = ProgressTracker("backup", on_progress)
+    source = ObjectStore(config.storage, config.timeouts)
+    target = ObjectStore(config.backup_storage, config.timeouts, config.parallelism.copy_data)
+    source.require_bucket()
+    target.ensure_bucket()
+    catalog = Catalog(target, config.backup_storage.root_path)
+    if catalog.exists(request.name):
+        raise AlreadyExistsError(
+            f"a backup named {request.name!r} already exists in {target.describe()}: "
+            "choose another name or delete it first"
+        )
+    with connect(config.milvus, config.timeouts) as milvus:
+        refs = _resolve(milvus, list(request.collections))
+        progress.add(collections_total=len(refs))
+        job = _BackupJob(config, milvus, source, target, catalog.layout(request.name), progress)
+        try:
+            info = job.run(refs)
+        except BaseException:
+            _discard(target, job.layout)
+            raise
+    progress.finish()
+    return info
+
+
+@dataclass
+class _BackupJob:
+    config: BackupConfig
+    milvus: Milvus
+    source: ObjectStore
+    target: ObjectStore
+    layout: BackupLayout
+    progress: ProgressTracker
+
+    def run(self, refs: list[CollectionRef]) -> BackupInfo:
+        self.progress.phase("flushing")
+        with ThreadPoolExecutor(self.config.parallelism.backup_collection) as pool:
+            plans = list(pool.map(self._plan, refs))
+        for plan in plans:
+            segments = len(plan.info.segments())
+            self.progress.add(segments_total=segments, bytes_total=plan.info.size)
+        self.progress.phase("copying")
+        _copy_all(self.source, self.target, plans, self.config.parallelism.copy_data, self.progress)
+        self.progress.phase("verifying")
+        _verify(self.target, self.layout, plans)
+        info = BackupInfo(
+            id=str(uuid.uuid4()),
+            name=self.layout.name,
+            backup_timestamp=max((p.info.backup_timestamp for p in plans), default=0),
+            collection_backups=[p.info for p in plans],
+            size=sum(p.info.size for p in plans),
+            milvus_version=self.milvus.version(),
+            database_backups=[
+                DatabaseBackupInfo(db_name=db) for db in sorted({r.db for r in refs})
+            ],
+        )
+        self.progress.phase("writing meta")
+        for filename, content in render_meta_files(info).items():
+            self.target.put(self.layout.meta_key(filename), content)
+        return info
+
+    def _plan(self, ref: CollectionRef) -> _CollectionPlan:
+        """Flush one collection and describe everything to copy, without copying yet."""
+        milvus, at = self.milvus, (ref.db, ref.name)
+        info = schema.collection_from_describe(milvus.describe_collection(*at), ref.db)
+        info.id = str(uuid.uuid4())
+        info.index_infos = [schema.index_from_proto(i) for i in milvus.describe_indexes(*at)]
+        info.has_index = bool(info.index_infos)
+        info.load_state = schema.load_state(milvus.loading_progress(*at))
+        flushed = milvus.flush(*at)
+        info.backup_timestamp = flushed.flush_ts
+        info.backup_physical_timestamp = flushed.seal_time
+        info.channel_checkpoints = flushed.channel_checkpoints
+        segments = [s for s in milvus.persistent_segments(*at) if s.is_flushed and s.num_rows]
+        for name, partition_id in milvus.partitions(*at).items():
+            partition = PartitionBackupInfo(
+                partition_id=partition_id,
+                partition_name=name,
+                collection_id=info.collection_id,
+                load_state=info.load_state,
+                segment_backups=[
+                    self._segment(info.collection_id, s)
+                    for s in segments
+                    if s.partition_id == partition_id
+                ],
+            )
+            partition.size = sum(s.size for s in partition.segment_backups)
+            info.partition_backups.append(partition)
+        info.size = sum(p.size for p in info.partition_backups)
+        copies = [task for seg in info.segments() for task in _copy_tasks(self.layout, seg)]
+        log.info("planned %s: %d segments, %d bytes", ref, len(info.segments()), info.size)
+        return _CollectionPlan(info, copies)
+
+    def _segment(self, collection_id: int, segment: SegmentInfo) -> SegmentBackupInfo:
+        """Describe one segment's binlogs from a listing of Milvus's bucket."""
+        ids = (collection_id, segment.partition_id, segment.segment_id)
+        root = self.config.storage.root_path
+        insert_dir = milvus_insert_log_dir(root, *ids)
+        by_field: dict[int, list[Binlog]] = defaultdict(list)
+        for obj in self.source.list(insert_dir):
+            field_id, log_id = obj.key.removeprefix(insert_dir).split("/")
+            by_field[int(field_id)].append(_binlog(obj.key, obj.size, log_id))
+        _check_insert_logs(segment.segment_id, insert_dir, by_field, self.source)
+        delta_dir = milvus_delta_log_dir(root, *ids)
+        deltas = [
+            _binlog(o.key, o.size, o.key.rsplit("/", 1)[1]) for o in self.source.list(delta_dir)
+        ]
+        info = SegmentBackupInfo(
+            segment_id=segment.segment_id,
+            collection_id=collection_id,
+            partition_id=segment.partition_id,
+            num_of_rows=segment.num_rows,
+            binlogs=[
+                FieldBinlog(field_id=f, binlogs=_by_id(by_field[f])) for f in sorted(by_field)
+            ],
+            deltalogs=[FieldBinlog(binlogs=_by_id(deltas))] if deltas else [],
+            group_id=segment.segment_id,
+        )
+        info.size = info.log_bytes()
+        return info
+
+
+def _binlog(key: str, size: int, log_id: str) -> Binlog:
+    return Binlog(log_path=key, log_size=size, log_id=int(log_id))
+
+
+def _databases(refs: list[CollectionRef]) -> list[str]:
+    return sorted({ref.db for ref in refs})
+
+
+def _by_id(binlogs: list[Binlog]) -> list[Binlog]:
+    return sorted(binlogs, key=lambda b: b.log_id)
+
+
+def _check_insert_logs(
+    segment_id: int, insert_dir: str, by_field: dict[int, list[Binlog]], source: ObjectStore
+) -> None:
+    if not by_field:
+        raise OperationError(
+            f"segment {segment_id} has no insert logs under {insert_dir!r} in "
+            f"{source.describe()}: minio.bucketName and minio.rootPath must be Milvus's own"
+        )
+    counts = {len(logs) for logs in by_field.values()}
+    if len(counts) != 1:
+        raise OperationError(
+            f"segment {segment_id} has misaligned binlogs (file counts per field: "
+            f"{sorted(counts)}): Milvus may be compacting it; retry the backup"
+        )
+
+
+def _resolve(milvus: Milvus, wanted: list[CollectionRef]) -> list[CollectionRef]:
+    """The requested collections (all of them when none are named), checked to exist."""
+    existing = [
+        CollectionRef(db, name)
+        for db in milvus.list_databases()
+        for name in milvus.list_collections(db)
+    ]
+    if not wanted:
+        return sorted(existing)
+    check_known(wanted, existing, f"Milvus at {milvus.config.endpoint}")
+    return wanted
+
+
+def _copy_tasks(layout: BackupLayout, segment: SegmentBackupInfo) -> list[CopyTask]:
+    """Source and backup key of every object of ``segment``."""
+    tasks = []
+    insert_dir = layout.segment_dir("insert_log", segment)
+    for field_binlog in segment.binlogs:
+        for b in field_binlog.binlogs:
+            dst = f"{insert_dir}{field_binlog.field_id}/{b.log_id}"
+            tasks.append(CopyTask(b.log_path, dst, b.log_size, segment.segment_id))
+    delta_dir = layout.segment_dir("delta_log", segment)
+    for field_binlog in segment.deltalogs:
+        for b in field_binlog.binlogs:
+            tasks.append(
+                CopyTask(b.log_path, f"{delta_dir}{b.log_id}", b.log_size, segment.segment_id)
+            )
+    return tasks
+
+
+def _copy_all(
+    source: ObjectStore,
+    target: ObjectStore,
+    plans: list[_CollectionPlan],
+    workers: int,
+    progress: ProgressTracker,
+) -> None:
+    """Copy every object, ``workers`` at a time; stop at the first failure."""
+    remaining = Counter(task.segment_id for plan in plans for task in plan.copies)
+    lock = threading.Lock()
+
+    def copy(task: CopyTask) -> None:
+        copy_object(source, task.src_key, target, task.dst_key, task.size)
+        with lock:
+            remaining[task.segment_id] -= 1
+            segment_done = remaining[task.segment_id] == 0
+        progress.add(bytes_done=task.size, segments_done=int(segment_done))
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="copy")
+    try:
+        for plan in plans:
+            for future in [pool.submit(copy, task) for task in plan.copies]:
+                future.result()
+            progress.add(collections_done=1)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _verify(target: ObjectStore, layout: BackupLayout, plans: list[_CollectionPlan]) -> None:
+    """Every copied object is there with its source's size (milvus-backup's own check)."""
+    stored = {obj.key: obj.size for obj in target.list(layout.binlogs_dir() + "/")}
+    for task in (t for plan in plans for t in plan.copies):
+        if stored.get(task.dst_key) != task.size:
+            raise OperationError(
+                f"copy of {task.src_key!r} to {task.dst_key!r} is missing or has the wrong "
+                f"size ({stored.get(task.dst_key)} bytes, expected {task.size})"
+            )
+
+
+def _discard(target: ObjectStore, layout: BackupLayout) -> None:
+    """Remove what a failed backup copied, so that it can neither look complete nor linger."""
+    try:
+        removed = target.delete_prefix(layout.prefix)
+        log.warning("backup %s failed: removed its %d copied objects", layout.name, removed)
+    except Exception as exc:  # the original error matters more; list shows it as Incomplete
+        log.error("backup %s failed and its leftovers could not be removed: %s", layout.name, exc)

@@ -1,0 +1,102 @@
+"""The backups in a backup location: list, read, delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import MalformedMetaError, NotFoundError
+from .layout import BackupLayout, join
+from .meta import (
+    BACKUP_META,
+    FULL_META,
+    META_FILES,
+    BackupInfo,
+    assemble_from_level_files,
+    parse_full_meta,
+)
+from .names import validate_backup_name
+from .storage import ObjectStore
+
+COMPLETED = "Completed"
+INCOMPLETE = "Incomplete"
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    """One entry of ``list``: a finished backup, or the leftovers of one that did not finish."""
+
+    name: str
+    state: str  # Completed or Incomplete
+    size: int = 0
+    milvus_version: str = ""
+    backup_timestamp: int = 0
+    collections: tuple[str, ...] = ()
+    error: str = ""
+
+
+class Catalog:
+    """Backups under one root path of one bucket."""
+
+    def __init__(self, store: ObjectStore, root_path: str) -> None:
+        self.store = store
+        self.root_path = root_path
+
+    def layout(self, name: str) -> BackupLayout:
+        return BackupLayout(self.root_path, name)
+
+    def exists(self, name: str) -> bool:
+        """True when anything at all is stored under the backup's prefix."""
+        return self.store.has_any(self.layout(name).prefix)
+
+    def names(self) -> list[str]:
+        prefix = join(self.root_path) + "/" if self.root_path else ""
+        found = (obj.key.removeprefix(prefix).rstrip("/") for obj in self.store.list(prefix, False))
+        return sorted(name for name in found if name and "/" not in name)
+
+    def list(self) -> list[BackupSummary]:
+        """Every backup, with the ones that did not finish marked Incomplete (never hidden)."""
+        return [self.summary(name) for name in self.names()]
+
+    def summary(self, name: str) -> BackupSummary:
+        try:
+            info = self.read(name)
+        except (MalformedMetaError, NotFoundError) as exc:
+            return BackupSummary(name=name, state=INCOMPLETE, error=str(exc))
+        return BackupSummary(
+            name=info.name or name,
+            state=COMPLETED,
+            size=info.size,
+            milvus_version=info.milvus_version,
+            backup_timestamp=info.backup_timestamp,
+            collections=tuple(c.qualified_name for c in info.collection_backups),
+        )
+
+    def read(self, name: str) -> BackupInfo:
+        """The backup's meta: ``full_meta.json`` when present, else the four level files."""
+        layout = self.layout(name)
+        where = f"backup {name!r} ({self.store.describe()}, {layout.prefix})"
+        marker = self.store.get_if_exists(layout.meta_key(BACKUP_META))
+        if marker is None:
+            if not self.exists(name):
+                raise NotFoundError(f"backup {name!r} does not exist in {self.store.describe()}")
+            raise MalformedMetaError(
+                f"{where} did not complete (no meta/{BACKUP_META}): delete it and take a new one"
+            )
+        full = self.store.get_if_exists(layout.meta_key(FULL_META))
+        if full is not None:
+            return parse_full_meta(full, f"{where}/meta/{FULL_META}")
+        files = {BACKUP_META: marker}
+        for filename in META_FILES[1:-1]:
+            raw = self.store.get_if_exists(layout.meta_key(filename))
+            if raw is None:
+                raise MalformedMetaError(f"{where} is missing meta/{filename}")
+            files[filename] = raw
+        return assemble_from_level_files(files, f"{where}/meta")
+
+    def delete(self, name: str) -> int:
+        """Delete exactly one backup's prefix, complete or not; return the objects removed."""
+        validate_backup_name(name)
+        removed = self.store.delete_prefix(self.layout(name).prefix)
+        if removed == 0:
+            raise NotFoundError(f"backup {name!r} does not exist in {self.store.describe()}")
+        return removed

@@ -1,0 +1,281 @@
+"""milvus-backup's meta files (``core/proto/backup.proto``) as dataclasses.
+
+Field order is the proto declaration order, so :func:`codec.encode` writes keys in the order
+milvus-backup does. Enumerations are kept as the proto's integers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from . import codec
+from .codec import jfield
+from .errors import MalformedMetaError
+
+# schemapb.DataType
+DATA_TYPES = {
+    1: "Bool", 2: "Int8", 3: "Int16", 4: "Int32", 5: "Int64", 10: "Float", 11: "Double",
+    20: "String", 21: "VarChar", 22: "Array", 23: "JSON", 100: "BinaryVector",
+    101: "FloatVector", 102: "Float16Vector", 103: "BFloat16Vector", 104: "SparseFloatVector",
+}  # fmt: skip
+# commonpb.ConsistencyLevel
+CONSISTENCY_LEVELS = {0: "Strong", 1: "Session", 2: "Bounded", 3: "Eventually", 4: "Customized"}
+VECTOR_TYPES = frozenset({100, 101, 102, 103, 104})
+DYNAMIC_FIELD_NAME = "$meta"
+
+
+@dataclass
+class KeyValuePair:
+    key: str = jfield("key", "")
+    value: str = jfield("value", "")
+
+
+def kv_list(pairs: dict[str, str]) -> list[KeyValuePair]:
+    """``{"k": "v"}`` as a list of :class:`KeyValuePair`, in insertion order."""
+    return [KeyValuePair(key, value) for key, value in pairs.items()]
+
+
+@dataclass
+class FieldSchema:
+    field_id: int = jfield("fieldID", 0)
+    name: str = jfield("name", "")
+    is_primary_key: bool = jfield("is_primary_key", False)
+    description: str = jfield("description", "")
+    data_type: int = jfield("data_type", 0)
+    type_params: list[KeyValuePair] = jfield("type_params", [])
+    index_params: list[KeyValuePair] = jfield("index_params", [])
+    auto_id: bool = jfield("autoID", False)
+    state: int = jfield("state", 0)
+    element_type: int = jfield("element_type", 0)
+    default_value: str = jfield("default_value", "")  # unused by milvus-backup
+    is_dynamic: bool = jfield("is_dynamic", False)
+    is_partition_key: bool = jfield("is_partition_key", False)
+    nullable: bool = jfield("nullable", False)
+    default_value_proto: str = jfield("default_value_proto", "")  # legacy: raw proto bytes
+    is_function_output: bool = jfield("is_function_output", False)
+    default_value_base64: str = jfield("default_value_base64", "")
+
+
+@dataclass
+class CollectionSchema:
+    name: str = jfield("name", "")
+    description: str = jfield("description", "")
+    auto_id: bool = jfield("autoID", False)
+    fields: list[FieldSchema] = jfield("fields", [])
+    enable_dynamic_field: bool = jfield("enable_dynamic_field", False)
+    properties: list[KeyValuePair] = jfield("properties", [])
+
+
+@dataclass
+class IndexInfo:
+    field_name: str = jfield("field_name", "")
+    index_name: str = jfield("index_name", "")
+    index_type: str = jfield("index_type", "")
+    params: dict[str, str] = jfield("params", {})
+    index_id: int = jfield("index_id", 0)
+
+
+@dataclass
+class Binlog:
+    entries_num: int = jfield("entries_num", 0)
+    timestamp_from: int = jfield("timestamp_from", 0)
+    timestamp_to: int = jfield("timestamp_to", 0)
+    log_path: str = jfield("log_path", "")
+    log_size: int = jfield("log_size", 0, always=True)
+    log_id: int = jfield("log_id", 0)
+
+
+@dataclass
+class FieldBinlog:
+    field_id: int = jfield("fieldID", 0)
+    binlogs: list[Binlog] = jfield("binlogs", [])
+
+
+@dataclass
+class SegmentBackupInfo:
+    segment_id: int = jfield("segment_id", 0)
+    collection_id: int = jfield("collection_id", 0)
+    partition_id: int = jfield("partition_id", 0)
+    num_of_rows: int = jfield("num_of_rows", 0)
+    binlogs: list[FieldBinlog] = jfield("binlogs", [])
+    deltalogs: list[FieldBinlog] = jfield("deltalogs", [])
+    size: int = jfield("size", 0, always=True)
+    group_id: int = jfield("group_id", 0)
+    is_l0: bool = jfield("is_l0", False)
+    v_channel: str = jfield("v_channel", "")
+    storage_version: int = jfield("storage_version", 0)
+
+    def log_bytes(self) -> int:
+        """The sum of the sizes of every insert and delta log of the segment."""
+        return sum(b.log_size for fb in self.binlogs + self.deltalogs for b in fb.binlogs)
+
+
+@dataclass
+class PartitionBackupInfo:
+    partition_id: int = jfield("partition_id", 0)
+    partition_name: str = jfield("partition_name", "")
+    collection_id: int = jfield("collection_id", 0)
+    segment_backups: list[SegmentBackupInfo] = jfield("segment_backups", [])
+    size: int = jfield("size", 0, always=True)
+    load_state: str = jfield("load_state", "")
+
+
+@dataclass
+class CollectionBackupInfo:
+    id: str = jfield("id", "")
+    state_code: int = jfield("state_code", 0, always=True)
+    error_message: str = jfield("errorMessage", "")
+    start_time: int = jfield("start_time", 0)
+    end_time: int = jfield("end_time", 0)
+    progress: int = jfield("progress", 0, always=True)
+    collection_id: int = jfield("collection_id", 0)
+    db_name: str = jfield("db_name", "")
+    collection_name: str = jfield("collection_name", "")
+    schema: CollectionSchema | None = jfield("schema", None)
+    shards_num: int = jfield("shards_num", 0)
+    consistency_level: int = jfield("consistency_level", 0)
+    partition_backups: list[PartitionBackupInfo] = jfield("partition_backups", [])
+    backup_timestamp: int = jfield("backup_timestamp", 0)
+    size: int = jfield("size", 0, always=True)
+    has_index: bool = jfield("has_index", False, always=True)
+    index_infos: list[IndexInfo] = jfield("index_infos", [])
+    load_state: str = jfield("load_state", "")
+    backup_physical_timestamp: int = jfield("backup_physical_timestamp", 0)
+    channel_checkpoints: dict[str, str] = jfield("channel_checkpoints", {})
+    l0_segments: list[SegmentBackupInfo] = jfield("l0_segments", [])
+    properties: list[KeyValuePair] = jfield("properties", [])
+    db_id: int = jfield("db_id", 0)
+    created_timestamp: int = jfield("created_timestamp", 0)
+    virtual_channel_names: list[str] = jfield("virtual_channel_names", [])
+    physical_channel_names: list[str] = jfield("physical_channel_names", [])
+    aliases: list[str] = jfield("aliases", [])
+
+    @property
+    def qualified_name(self) -> str:
+        """``db.collection``, or just the collection in the default database."""
+        db = self.db_name or "default"
+        return self.collection_name if db == "default" else f"{db}.{self.collection_name}"
+
+    def segments(self) -> list[SegmentBackupInfo]:
+        """Every segment of every partition (collection-wide L0 segments excluded)."""
+        return [s for p in self.partition_backups for s in p.segment_backups]
+
+    def row_count(self) -> int:
+        """Rows stored in the binlogs (before the segments' deltas are applied)."""
+        return sum(s.num_of_rows for s in self.segments())
+
+
+@dataclass
+class DatabaseBackupInfo:
+    db_name: str = jfield("db_name", "")
+    db_id: int = jfield("db_id", 0)
+    properties: list[KeyValuePair] = jfield("properties", [])
+
+
+@dataclass
+class BackupInfo:
+    id: str = jfield("id", "")
+    state_code: int = jfield("state_code", 0, always=True)
+    error_message: str = jfield("errorMessage", "")
+    start_time: int = jfield("start_time", 0)
+    end_time: int = jfield("end_time", 0)
+    progress: int = jfield("progress", 0, always=True)
+    name: str = jfield("name", "")
+    backup_timestamp: int = jfield("backup_timestamp", 0)
+    collection_backups: list[CollectionBackupInfo] = jfield("collection_backups", [])
+    size: int = jfield("size", 0, always=True)
+    milvus_version: str = jfield("milvus_version", "")
+    database_backups: list[DatabaseBackupInfo] = jfield("database_backups", [])
+    format: str = jfield("format", "")
+
+
+# ---- the five meta files ---------------------------------------------------------------------
+
+BACKUP_META = "backup_meta.json"
+COLLECTION_META = "collection_meta.json"
+PARTITION_META = "partition_meta.json"
+SEGMENT_META = "segment_meta.json"
+FULL_META = "full_meta.json"
+#: The order milvus-backup writes them in; full_meta.json last marks a finished backup.
+META_FILES = (BACKUP_META, COLLECTION_META, PARTITION_META, SEGMENT_META, FULL_META)
+
+
+def to_json(document: dict[str, Any]) -> bytes:
+    """Compact JSON as Go writes it (no spaces, UTF-8)."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def render_meta_files(backup: BackupInfo) -> dict[str, bytes]:
+    """The five files milvus-backup writes for ``backup``, in writing order."""
+    top = codec.encode(backup)
+    level_backup = {k: v for k, v in top.items() if k not in ("collection_backups",)}
+    collections: list[dict[str, Any]] = []
+    partitions: list[dict[str, Any]] = []
+    segments: list[dict[str, Any]] = []
+    for coll in backup.collection_backups:
+        coll_doc = codec.encode(coll)
+        coll_doc.pop("l0_segments", None)
+        for part_doc in coll_doc.get("partition_backups", []):
+            part_doc.pop("segment_backups", None)
+        collections.append(coll_doc)
+        for part in coll.partition_backups:
+            part_doc = codec.encode(part)
+            part_doc.pop("segment_backups", None)
+            partitions.append(part_doc)
+            segments.extend(codec.encode(seg) for seg in part.segment_backups)
+    return {
+        BACKUP_META: to_json(level_backup),
+        COLLECTION_META: to_json({"infos": collections}),
+        PARTITION_META: to_json({"infos": partitions}),
+        SEGMENT_META: to_json({"infos": segments}),
+        FULL_META: to_json(top),
+    }
+
+
+def parse_json(raw: bytes, where: str) -> Any:
+    """Parse a meta file, turning truncation or garbage into :class:`MalformedMetaError`."""
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedMetaError(
+            f"{where} is not valid JSON ({exc}): the backup is damaged or was not written "
+            "completely; delete it and take a new one"
+        ) from None
+
+
+def parse_full_meta(raw: bytes, where: str) -> BackupInfo:
+    """Read ``full_meta.json``."""
+    return codec.decode(BackupInfo, parse_json(raw, where), where)
+
+
+def assemble_from_level_files(files: dict[str, bytes], where: str) -> BackupInfo:
+    """Rebuild the tree from the four level files, as milvus-backup does without full_meta."""
+    backup = codec.decode(BackupInfo, parse_json(files[BACKUP_META], where), where)
+    colls = _infos(CollectionBackupInfo, files[COLLECTION_META], f"{where}/{COLLECTION_META}")
+    parts = _infos(PartitionBackupInfo, files[PARTITION_META], f"{where}/{PARTITION_META}")
+    segs = _infos(SegmentBackupInfo, files[SEGMENT_META], f"{where}/{SEGMENT_META}")
+    for part in parts:
+        part.segment_backups = [
+            s
+            for s in segs
+            if (s.collection_id, s.partition_id) == (part.collection_id, part.partition_id)
+        ]
+        part.size = sum(s.size for s in part.segment_backups)
+    for coll in colls:
+        coll.partition_backups = [p for p in parts if p.collection_id == coll.collection_id]
+        coll.size = sum(p.size for p in coll.partition_backups)
+    backup.collection_backups = colls
+    backup.size = sum(c.size for c in colls)
+    return backup
+
+
+def _infos(cls: type[codec.T], raw: bytes, where: str) -> list[codec.T]:
+    doc = parse_json(raw, where)
+    if not isinstance(doc, dict):
+        raise MalformedMetaError(f"{where}: expected a JSON object with 'infos'")
+    items = doc.get("infos") or []
+    if not isinstance(items, list):
+        raise MalformedMetaError(f"{where}.infos: expected an array")
+    return [codec.decode(cls, item, f"{where}.infos[{i}]") for i, item in enumerate(items)]

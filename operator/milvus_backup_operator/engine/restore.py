@@ -1,0 +1,351 @@
+"""Physical restore: recreate each collection, bulk-import its segments in backup mode.
+
+Every check that can refuse the request runs before anything is written to Milvus. One
+collection's failure does not stop the others; each gets its own result.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from . import schema
+from .catalog import Catalog
+from .config import BackupConfig
+from .errors import AlreadyExistsError, BackupError, InvalidRequestError, OperationError
+from .layout import BackupLayout, join
+from .meta import CollectionBackupInfo, PartitionBackupInfo
+from .milvus import Milvus, connect
+from .names import validate_backup_name, validate_collection_suffix
+from .progress import ProgressCallback, ProgressTracker
+from .selection import CollectionRef, check_known
+from .storage import ObjectStore, copy_object
+
+log = logging.getLogger(__name__)
+
+COMPLETED = "Completed"
+FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    backup_name: str
+    collections: tuple[CollectionRef, ...] = ()  # empty: every collection in the backup
+    suffix: str = ""
+    renames: tuple[tuple[CollectionRef, CollectionRef], ...] = ()
+    drop_existing: bool = False
+    rebuild_index: bool = False
+    load: bool = False
+    task_id: str = ""
+
+
+@dataclass
+class CollectionRestoreResult:
+    source: str
+    target: str
+    state: str = "Pending"
+    rows: int = 0
+    imports: int = 0
+    error: str = ""
+
+
+@dataclass
+class RestoreResult:
+    task_id: str
+    backup_name: str
+    collections: list[CollectionRestoreResult] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return all(c.state == COMPLETED for c in self.collections)
+
+    def failure_summary(self) -> str:
+        failed = [c for c in self.collections if c.state != COMPLETED]
+        return "; ".join(f"{c.target}: {c.error}" for c in failed)
+
+
+def parse_renames(text: str | Iterable[str]) -> tuple[tuple[CollectionRef, CollectionRef], ...]:
+    """``"a:b,db.c:db.d"`` (or a list of ``old:new``) as pairs of references."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    pairs = []
+    for item in (i.strip() for i in items if i.strip()):
+        old, sep, new = item.partition(":")
+        if not sep or not old or not new:
+            raise InvalidRequestError(f"invalid rename {item!r}: use old:new (or db.old:db.new)")
+        pairs.append((CollectionRef.parse(old), CollectionRef.parse(new)))
+    return tuple(pairs)
+
+
+def restore_backup(
+    config: BackupConfig, request: RestoreRequest, on_progress: ProgressCallback | None = None
+) -> RestoreResult:
+    """Restore ``request.backup_name``; raise before writing anything if the request is wrong."""
+    validate_backup_name(request.backup_name)
+    if request.suffix and request.renames:
+        raise InvalidRequestError("give either a collection suffix or renames, not both")
+    if request.suffix:
+        validate_collection_suffix(request.suffix)
+    store = ObjectStore(config.backup_storage, config.timeouts, config.parallelism.copy_data)
+    catalog = Catalog(store, config.backup_storage.root_path)
+    backup = catalog.read(request.backup_name)
+    plan = _plan(backup.collection_backups, request)
+    task_id = request.task_id or f"restore_{uuid.uuid4().hex[:12]}"
+    result = RestoreResult(task_id, request.backup_name)
+    milvus_store = ObjectStore(config.storage, config.timeouts, config.parallelism.copy_data)
+    progress = ProgressTracker("restore", on_progress)
+    with connect(config.milvus, config.timeouts) as milvus:
+        _precheck(milvus, plan, request.drop_existing)
+        milvus_store.require_bucket()
+        progress.add(
+            collections_total=len(plan),
+            segments_total=sum(len(info.segments()) for info, _ in plan),
+            imports_total=sum(len(_import_units(info)) for info, _ in plan),
+        )
+        job = _RestoreJob(
+            config,
+            request,
+            milvus,
+            store,
+            milvus_store,
+            catalog.layout(request.backup_name),
+            progress,
+            task_id,
+        )
+        with ThreadPoolExecutor(config.parallelism.restore_collection) as pool:
+            result.collections = list(pool.map(lambda item: job.run(*item), plan))
+    if result.succeeded:
+        progress.finish()
+    else:
+        progress.phase("failed")
+    return result
+
+
+def _plan(
+    collections: list[CollectionBackupInfo], request: RestoreRequest
+) -> list[tuple[CollectionBackupInfo, CollectionRef]]:
+    """Pick the requested collections of the backup and name their targets."""
+    by_ref = {_source_ref(c): c for c in collections}
+    wanted = list(request.collections) or list(by_ref)
+    check_known(wanted, by_ref, f"backup {request.backup_name!r}")
+    renames = dict(request.renames)
+    check_known(list(renames), wanted, "the collections being restored")
+    plan = []
+    for ref in wanted:
+        target = renames.get(ref) or CollectionRef(ref.db, ref.name + request.suffix)
+        plan.append((by_ref[ref], target))
+    targets = [t for _, t in plan]
+    duplicates = sorted({str(t) for t in targets if targets.count(t) > 1})
+    if duplicates:
+        raise InvalidRequestError(f"two collections would be restored into {duplicates}")
+    return plan
+
+
+def _source_ref(info: CollectionBackupInfo) -> CollectionRef:
+    return CollectionRef(info.db_name or "default", info.collection_name)
+
+
+def _precheck(
+    milvus: Milvus, plan: list[tuple[CollectionBackupInfo, CollectionRef]], drop: bool
+) -> None:
+    existing_dbs = set(milvus.list_databases())
+    for _, target in plan:
+        if drop or target.db not in existing_dbs:
+            continue
+        if milvus.has_collection(target.db, target.name):
+            raise AlreadyExistsError(
+                f"collection {target} already exists in Milvus at {milvus.config.endpoint}: "
+                "restore under another name (suffix or rename), or ask to drop it "
+                "(--drop_exist_collection)"
+            )
+
+
+def _import_units(info: CollectionBackupInfo) -> list[tuple[PartitionBackupInfo, int]]:
+    """(partition, group) pairs: one import job each (a whole partition for legacy backups)."""
+    units: list[tuple[PartitionBackupInfo, int]] = []
+    for partition in info.partition_backups:
+        groups = dict.fromkeys(s.group_id for s in partition.segment_backups)
+        units.extend((partition, group) for group in groups)
+    return units
+
+
+@dataclass
+class _RestoreJob:
+    config: BackupConfig
+    request: RestoreRequest
+    milvus: Milvus
+    backup_store: ObjectStore
+    milvus_store: ObjectStore
+    layout: BackupLayout
+    progress: ProgressTracker
+    task_id: str
+    _db_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self, info: CollectionBackupInfo, target: CollectionRef) -> CollectionRestoreResult:
+        """Restore one collection; turn any failure into a Failed result (others go on)."""
+        result = CollectionRestoreResult(str(_source_ref(info)), str(target))
+        created = False
+        try:
+            self._prepare_target(target)
+            self._create_collection(info, target)
+            created = True
+            self._create_partitions(info, target)
+            self._import(info, target, result)
+            if self.request.rebuild_index:
+                self._rebuild_indexes(info, target)
+            if self.request.load:
+                self.milvus.load_collection(target.db, target.name)
+            result.state = COMPLETED
+        except BackupError as exc:
+            result.state, result.error = FAILED, str(exc)
+            if created:
+                result.error += self._drop_partial(target)
+        finally:
+            self.progress.add(collections_done=1)
+        return result
+
+    def _prepare_target(self, target: CollectionRef) -> None:
+        milvus = self.milvus
+        with self._db_lock:
+            if target.db not in milvus.list_databases():
+                milvus.create_database(target.db)
+        if self.request.drop_existing and milvus.has_collection(target.db, target.name):
+            log.warning("dropping existing collection %s as requested", target)
+            milvus.drop_collection(target.db, target.name)
+
+    def _create_collection(self, info: CollectionBackupInfo, target: CollectionRef) -> None:
+        if info.schema is None:
+            raise OperationError(f"backup has no schema for collection {info.collection_name}")
+        has_key = any(f.is_partition_key for f in info.schema.fields)
+        properties = {kv.key: kv.value for kv in info.properties or info.schema.properties}
+        self.milvus.create_collection(
+            target.db,
+            schema.schema_to_proto(info.schema, target.name),
+            shards_num=info.shards_num or 1,
+            consistency_level=info.consistency_level,
+            properties=properties,
+            num_partitions=len(info.partition_backups) if has_key else 0,
+        )
+        self._check_field_ids(info, target)
+
+    def _create_partitions(self, info: CollectionBackupInfo, target: CollectionRef) -> None:
+        existing = self.milvus.partitions(target.db, target.name)
+        for partition in info.partition_backups:
+            if partition.partition_name not in existing:
+                self.milvus.create_partition(target.db, target.name, partition.partition_name)
+
+    def _check_field_ids(self, info: CollectionBackupInfo, target: CollectionRef) -> None:
+        """Binlogs are keyed by field ID: the new collection must have the same IDs."""
+        created = self.milvus.describe_collection(target.db, target.name).schema.fields
+        got = {f.name: f.fieldID for f in created}
+        assert info.schema is not None
+        want = {f.name: f.field_id for f in info.schema.fields if not f.is_dynamic}
+        mismatched = {n: (i, got.get(n)) for n, i in want.items() if got.get(n) != i}
+        if mismatched:
+            raise OperationError(
+                f"Milvus gave {target} different field IDs than the backup ({mismatched}): "
+                "its binlogs cannot be imported into this Milvus version"
+            )
+
+    def _import(
+        self, info: CollectionBackupInfo, target: CollectionRef, result: CollectionRestoreResult
+    ) -> None:
+        units = _import_units(info)
+        staging = self._stage(info, target) if self._needs_staging() else None
+        try:
+            workers = max(1, min(self.config.parallelism.import_job, len(units)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="import") as pool:
+                rows = list(
+                    pool.map(
+                        lambda unit: self._import_unit(info, target, unit[0], unit[1], staging),
+                        units,
+                    )
+                )
+        finally:
+            if staging and not self.config.keep_temp_files:
+                self.milvus_store.delete_prefix(staging + "/")
+        result.rows, result.imports = sum(rows), len(units)
+
+    def _import_unit(
+        self,
+        info: CollectionBackupInfo,
+        target: CollectionRef,
+        partition: PartitionBackupInfo,
+        group: int,
+        staging: str | None,
+    ) -> int:
+        segments = [s for s in partition.segment_backups if s.group_id == group]
+        ids = (info.collection_id, partition.partition_id, group or "")
+        paths = [join(self.layout.binlogs_dir(), "insert_log", *ids) + "/"]
+        if any(s.deltalogs for s in segments):
+            paths.append(join(self.layout.binlogs_dir(), "delta_log", *ids) + "/")
+        if staging:
+            paths = [join(staging, self.layout.relative(p)) + "/" for p in paths]
+        task = self.milvus.import_backup(target.db, target.name, partition.partition_name, paths)
+        rows = self._wait_import(task, target, paths[0])
+        self.progress.add(imports_done=1, segments_done=len(segments))
+        return rows
+
+    def _wait_import(self, task: int, target: CollectionRef, path: str) -> int:
+        deadline = time.monotonic() + self.config.timeouts.import_job
+        delay = 0.3
+        while True:
+            state = self.milvus.import_state(task)
+            if state.state == "completed":
+                return state.row_count
+            if state.state == "failed":
+                raise OperationError(f"import of {path} into {target} failed: {state.reason}")
+            if time.monotonic() > deadline:
+                raise OperationError(
+                    f"import of {path} into {target} did not finish within "
+                    f"{self.config.timeouts.import_job:g}s (timeouts.importJob)"
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 3.0)
+
+    def _needs_staging(self) -> bool:
+        """Milvus imports only from its own bucket: stage when the backup lives elsewhere."""
+        backup, milvus = self.config.backup_storage, self.config.storage
+        return not (backup.same_service(milvus) and backup.bucket == milvus.bucket)
+
+    def _stage(self, info: CollectionBackupInfo, target: CollectionRef) -> str:
+        """Copy the collection's binlogs into Milvus's bucket; return the staging prefix."""
+        staging = f"restore-temp-{self.task_id}-{target.db}-{target.name}"
+        self.progress.phase("staging")
+        prefix = join(self.layout.binlogs_dir(), "insert_log", info.collection_id) + "/"
+        delta = join(self.layout.binlogs_dir(), "delta_log", info.collection_id) + "/"
+        objects = [*self.backup_store.list(prefix), *self.backup_store.list(delta)]
+        with ThreadPoolExecutor(self.config.parallelism.copy_data) as pool:
+            list(
+                pool.map(
+                    lambda o: copy_object(
+                        self.backup_store,
+                        o.key,
+                        self.milvus_store,
+                        join(staging, self.layout.relative(o.key)),
+                        o.size,
+                    ),
+                    objects,
+                )
+            )
+        self.progress.phase("importing")
+        return staging
+
+    def _rebuild_indexes(self, info: CollectionBackupInfo, target: CollectionRef) -> None:
+        for index in info.index_infos:
+            self.milvus.create_index(
+                target.db, target.name, index.field_name, index.index_name, index.params
+            )
+        self.milvus.wait_indexes_built(target.db, target.name)
+
+    def _drop_partial(self, target: CollectionRef) -> str:
+        """Drop a collection this restore created and could not finish."""
+        try:
+            self.milvus.drop_collection(target.db, target.name)
+        except BackupError as exc:
+            return f" (the partly restored collection could not be dropped: {exc})"
+        return " (the partly restored collection was dropped)"

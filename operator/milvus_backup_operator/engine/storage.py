@@ -1,0 +1,163 @@
+"""S3-compatible object storage through the ``minio`` SDK: list, copy, read, write, delete.
+
+Copies between two prefixes on the same service are server-side (``CopyObject``: no object
+bytes pass through this process); between different services they stream with bounded memory.
+"""
+
+from __future__ import annotations
+
+import io
+import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import urllib3
+from minio import Minio
+from minio.commonconfig import CopySource
+from minio.deleteobjects import DeleteObject
+from minio.error import S3Error
+
+from .config import StorageConfig, Timeouts
+from .errors import BackupError, NotFoundError, OperationError, UnreachableError
+
+STREAM_PART_SIZE = 16 * 1024 * 1024
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+
+
+class ObjectStore:
+    """One bucket on one S3 endpoint."""
+
+    def __init__(self, config: StorageConfig, timeouts: Timeouts, pool_size: int = 16) -> None:
+        self.config = config
+        self.bucket = config.bucket
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=timeouts.connect, read=timeouts.rpc),
+            retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=(500, 502, 503)),
+            maxsize=max(pool_size, 4),
+        )
+        self.client = Minio(
+            config.endpoint,
+            access_key=config.access_key,
+            secret_key=config.secret_key,
+            secure=config.use_ssl,
+            region=config.region or None,
+            http_client=http,
+        )
+
+    def describe(self) -> str:
+        """``bucket 'b' at host:port`` for messages (never the credentials)."""
+        return f"bucket {self.bucket!r} at {self.config.endpoint}"
+
+    def bucket_exists(self) -> bool:
+        with self.translate_errors():
+            return bool(self.client.bucket_exists(self.bucket))
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket when it is missing (as milvus-backup does for backups)."""
+        if not self.bucket_exists():
+            with self.translate_errors():
+                self.client.make_bucket(self.bucket, location=self.config.region or None)
+
+    def require_bucket(self) -> None:
+        if not self.bucket_exists():
+            raise NotFoundError(
+                f"{self.describe()} does not exist: check the bucket name in the configuration"
+            )
+
+    def list(self, prefix: str, recursive: bool = True) -> Iterator[ObjectInfo]:
+        """Objects under ``prefix`` (or, not recursive, its first-level "directories")."""
+        with self.translate_errors():
+            for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=recursive):
+                yield ObjectInfo(str(obj.object_name), int(obj.size or 0))
+
+    def has_any(self, prefix: str) -> bool:
+        return next(iter(self.list(prefix)), None) is not None
+
+    def get(self, key: str) -> bytes:
+        with self.translate_errors(key):
+            response = self.client.get_object(self.bucket, key)
+            try:
+                return bytes(response.read())
+            finally:
+                response.close()
+                response.release_conn()
+
+    def get_if_exists(self, key: str) -> bytes | None:
+        try:
+            return self.get(key)
+        except NotFoundError:
+            return None
+
+    def put(self, key: str, data: bytes) -> None:
+        with self.translate_errors(key):
+            self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
+
+    def delete(self, key: str) -> None:
+        with self.translate_errors(key):
+            self.client.remove_object(self.bucket, key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix``; return how many were deleted."""
+        if not prefix.endswith("/"):
+            raise ValueError(f"refusing to delete a prefix that is not a directory: {prefix!r}")
+        keys = [DeleteObject(obj.key) for obj in self.list(prefix)]
+        with self.translate_errors(prefix):
+            for error in self.client.remove_objects(self.bucket, keys):
+                raise OperationError(f"could not delete {error.name} in {self.describe()}")
+        return len(keys)
+
+    @contextmanager
+    def translate_errors(self, key: str = "") -> Iterator[None]:
+        """Turn SDK and network errors into engine errors that say what to check."""
+        try:
+            yield
+        except BackupError:
+            raise
+        except S3Error as exc:
+            raise self._s3_error(exc, key) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise UnreachableError(
+                f"cannot reach S3 at {self.config.endpoint} ({type(exc).__name__}): check "
+                "the address, port and useSSL, and that the service is up"
+            ) from None
+
+    def _s3_error(self, exc: S3Error, key: str) -> BackupError:
+        if exc.code in _CREDENTIAL_CODES:
+            return UnreachableError(
+                f"S3 at {self.config.endpoint} refused the credentials ({exc.code}): check "
+                "the access key and secret key"
+            )
+        if exc.code == "NoSuchBucket":
+            return NotFoundError(f"{self.describe()} does not exist")
+        if exc.code in ("NoSuchKey", "NoSuchObject"):
+            return NotFoundError(f"object {key!r} not found in {self.describe()}")
+        return OperationError(f"S3 error on {key or self.bucket!r}: {exc.code}: {exc.message}")
+
+
+def copy_object(src: ObjectStore, src_key: str, dst: ObjectStore, dst_key: str, size: int) -> None:
+    """Copy one object: server-side on the same service, else streamed in bounded parts."""
+    if src.config.same_service(dst.config):
+        with dst.translate_errors(src_key):
+            dst.client.copy_object(dst.bucket, dst_key, CopySource(src.bucket, src_key))
+        return
+    with src.translate_errors(src_key):
+        response = src.client.get_object(src.bucket, src_key)
+    try:
+        with dst.translate_errors(dst_key):
+            dst.client.put_object(
+                dst.bucket,
+                dst_key,
+                typing.cast(typing.BinaryIO, response),
+                length=size,
+                part_size=STREAM_PART_SIZE,
+            )
+    finally:
+        response.close()
+        response.release_conn()
