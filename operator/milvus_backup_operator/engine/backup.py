@@ -13,7 +13,7 @@ from . import schema
 from .catalog import Catalog
 from .config import BackupConfig
 from .errors import AlreadyExistsError, OperationError
-from .layout import BackupLayout, milvus_delta_log_dir, milvus_insert_log_dir
+from .layout import BackupLayout, ObjectCopy, milvus_delta_log_dir, milvus_insert_log_dir
 from .meta import (
     BackupInfo,
     Binlog,
@@ -39,18 +39,10 @@ class BackupRequest:
     collections: tuple[CollectionRef, ...] = ()  # empty: every collection
 
 
-@dataclass(frozen=True)
-class CopyTask:
-    src_key: str
-    dst_key: str
-    size: int
-    segment_id: int
-
-
 @dataclass
 class _CollectionPlan:
     info: CollectionBackupInfo
-    copies: list[CopyTask]
+    copies: list[ObjectCopy]
 
 
 def create_backup(
@@ -97,10 +89,12 @@ class _BackupJob:
     progress: ProgressTracker
 
     def run(self, refs: list[CollectionRef]) -> BackupInfo:
+        backup_id = str(uuid.uuid4())
         self.progress.phase("flushing")
         with ThreadPoolExecutor(self.config.parallelism.backup_collection) as pool:
             plans = list(pool.map(self._plan, refs))
         for plan in plans:
+            plan.info.id = backup_id
             segments = len(plan.info.segments())
             self.progress.add(segments_total=segments, bytes_total=plan.info.size)
         self.progress.phase("copying")
@@ -108,7 +102,7 @@ class _BackupJob:
         self.progress.phase("verifying")
         _verify(self.target, self.layout, plans)
         info = BackupInfo(
-            id=str(uuid.uuid4()),
+            id=backup_id,
             name=self.layout.name,
             backup_timestamp=max((p.info.backup_timestamp for p in plans), default=0),
             collection_backups=[p.info for p in plans],
@@ -127,7 +121,6 @@ class _BackupJob:
         """Flush one collection and describe everything to copy, without copying yet."""
         milvus, at = self.milvus, (ref.db, ref.name)
         info = schema.collection_from_describe(milvus.describe_collection(*at), ref.db)
-        info.id = str(uuid.uuid4())
         info.index_infos = [schema.index_from_proto(i) for i in milvus.describe_indexes(*at)]
         info.has_index = bool(info.index_infos)
         info.load_state = schema.load_state(milvus.loading_progress(*at))
@@ -151,7 +144,7 @@ class _BackupJob:
             partition.size = sum(s.size for s in partition.segment_backups)
             info.partition_backups.append(partition)
         info.size = sum(p.size for p in info.partition_backups)
-        copies = [task for seg in info.segments() for task in _copy_tasks(self.layout, seg)]
+        copies = [task for seg in info.segments() for task in self.layout.segment_copies(seg)]
         log.info("planned %s: %d segments, %d bytes", ref, len(info.segments()), info.size)
         return _CollectionPlan(info, copies)
 
@@ -225,23 +218,6 @@ def _resolve(milvus: Milvus, wanted: list[CollectionRef]) -> list[CollectionRef]
     return wanted
 
 
-def _copy_tasks(layout: BackupLayout, segment: SegmentBackupInfo) -> list[CopyTask]:
-    """Source and backup key of every object of ``segment``."""
-    tasks = []
-    insert_dir = layout.segment_dir("insert_log", segment)
-    for field_binlog in segment.binlogs:
-        for b in field_binlog.binlogs:
-            dst = f"{insert_dir}{field_binlog.field_id}/{b.log_id}"
-            tasks.append(CopyTask(b.log_path, dst, b.log_size, segment.segment_id))
-    delta_dir = layout.segment_dir("delta_log", segment)
-    for field_binlog in segment.deltalogs:
-        for b in field_binlog.binlogs:
-            tasks.append(
-                CopyTask(b.log_path, f"{delta_dir}{b.log_id}", b.log_size, segment.segment_id)
-            )
-    return tasks
-
-
 def _copy_all(
     source: ObjectStore,
     target: ObjectStore,
@@ -253,7 +229,7 @@ def _copy_all(
     remaining = Counter(task.segment_id for plan in plans for task in plan.copies)
     lock = threading.Lock()
 
-    def copy(task: CopyTask) -> None:
+    def copy(task: ObjectCopy) -> None:
         copy_object(source, task.src_key, target, task.dst_key, task.size)
         with lock:
             remaining[task.segment_id] -= 1

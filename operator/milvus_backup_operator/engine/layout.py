@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .meta import SegmentBackupInfo
+from .meta import Binlog, SegmentBackupInfo
 
 
 def join(*parts: str | int) -> str:
@@ -20,6 +20,16 @@ def milvus_insert_log_dir(root_path: str, collection: int, partition: int, segme
 def milvus_delta_log_dir(root_path: str, collection: int, partition: int, segment: int) -> str:
     """``<rootPath>/delta_log/<c>/<p>/<s>/`` in Milvus's bucket."""
     return join(root_path, "delta_log", collection, partition, segment) + "/"
+
+
+@dataclass(frozen=True)
+class ObjectCopy:
+    """One binlog: its key in Milvus's bucket and its key in the backup."""
+
+    src_key: str
+    dst_key: str
+    size: int
+    segment_id: int
 
 
 @dataclass(frozen=True)
@@ -50,9 +60,29 @@ class BackupLayout:
         ids = (segment.collection_id, segment.partition_id, group, segment.segment_id)
         return join(self.binlogs_dir(), kind, *ids) + "/"
 
+    def segment_copies(self, segment: SegmentBackupInfo) -> list[ObjectCopy]:
+        """Every object of ``segment``: ``log_path`` in Milvus's bucket to its backup key."""
+        copies = []
+        insert_dir = self.segment_dir("insert_log", segment)
+        for field_binlog in segment.binlogs:
+            for b in field_binlog.binlogs:
+                dst = f"{insert_dir}{field_binlog.field_id}/{_log_id(b)}"
+                copies.append(ObjectCopy(b.log_path, dst, b.log_size, segment.segment_id))
+        delta_dir = self.segment_dir("delta_log", segment)
+        for field_binlog in segment.deltalogs:
+            for b in field_binlog.binlogs:
+                dst = f"{delta_dir}{_log_id(b)}"
+                copies.append(ObjectCopy(b.log_path, dst, b.log_size, segment.segment_id))
+        return copies
+
     def binlogs_dir(self) -> str:
         return join(self.root_path, self.name, "binlogs")
 
     def relative(self, key: str) -> str:
         """``key`` relative to the backup's prefix (for staging copies elsewhere)."""
         return key.removeprefix(self.prefix)
+
+
+def _log_id(binlog: Binlog) -> int:
+    """The log ID (v0.4 backups did not record it: it is the last element of the path)."""
+    return binlog.log_id or int(binlog.log_path.rsplit("/", 1)[-1])

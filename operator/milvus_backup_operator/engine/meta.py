@@ -1,7 +1,8 @@
-"""milvus-backup's meta files (``core/proto/backup.proto``) as dataclasses.
+"""milvus-backup's meta files (``core/proto/backup.proto`` at v0.5.16) as dataclasses.
 
 Field order is the proto declaration order, so :func:`codec.encode` writes keys in the order
-milvus-backup does. Enumerations are kept as the proto's integers.
+milvus-backup does. Enumerations are kept as the proto's integers. Keys written by other
+versions (v0.5.0-v0.5.9's ``progress``, 0.6's ``snapshot_backup``...) are read and ignored.
 """
 
 from __future__ import annotations
@@ -124,12 +125,7 @@ class PartitionBackupInfo:
 
 @dataclass
 class CollectionBackupInfo:
-    id: str = jfield("id", "")
-    state_code: int = jfield("state_code", 0, always=True)
-    error_message: str = jfield("errorMessage", "")
-    start_time: int = jfield("start_time", 0)
-    end_time: int = jfield("end_time", 0)
-    progress: int = jfield("progress", 0, always=True)
+    id: str = jfield("id", "")  # the backup's ID
     collection_id: int = jfield("collection_id", 0)
     db_name: str = jfield("db_name", "")
     collection_name: str = jfield("collection_name", "")
@@ -177,11 +173,7 @@ class DatabaseBackupInfo:
 @dataclass
 class BackupInfo:
     id: str = jfield("id", "")
-    state_code: int = jfield("state_code", 0, always=True)
-    error_message: str = jfield("errorMessage", "")
-    start_time: int = jfield("start_time", 0)
-    end_time: int = jfield("end_time", 0)
-    progress: int = jfield("progress", 0, always=True)
+    state_code: int = jfield("state_code", 0, always=True)  # v0.5.10+ writes 0 (deprecated)
     name: str = jfield("name", "")
     backup_timestamp: int = jfield("backup_timestamp", 0)
     collection_backups: list[CollectionBackupInfo] = jfield("collection_backups", [])
@@ -210,7 +202,7 @@ def to_json(document: dict[str, Any]) -> bytes:
 def render_meta_files(backup: BackupInfo) -> dict[str, bytes]:
     """The five files milvus-backup writes for ``backup``, in writing order."""
     top = codec.encode(backup)
-    level_backup = {k: v for k, v in top.items() if k not in ("collection_backups",)}
+    level_backup = {k: v for k, v in top.items() if not isinstance(v, list | dict)}
     collections: list[dict[str, Any]] = []
     partitions: list[dict[str, Any]] = []
     segments: list[dict[str, Any]] = []
