@@ -1,9 +1,9 @@
 """The integration-test stack: a real S3 server (Ceph RADOS Gateway) and the real Milvus 2.3.5.
 
->>> stack = start_stack(tmp_path)          # ~10 s
->>> stack.milvus.port, stack.s3.endpoint, stack.config_path
->>> stack.restart_milvus(bucket="other", root_path="files")   # a fresh Milvus, same gateway
->>> stack.stop()
+    stack = start_stack(tmp_path, die_with_parent=True)   # about 5 s
+    stack.milvus.uri, stack.s3.endpoint, stack.config_path  # backup.yaml for milvus-backup
+    stack.restart_milvus(bucket="other", root_path="files")  # a fresh Milvus, same gateway
+    stack.stop()
 
 ``python -m tests.stack up|down|run --dir DIR`` drives the same from a shell.
 """
@@ -30,8 +30,8 @@ from .rgw import (
 )
 
 __all__ = [
-    "DEFAULT_BUCKET",
     "BACKUP_ROOT_PATH",
+    "DEFAULT_BUCKET",
     "MilvusEndpoint",
     "MilvusProcess",
     "RadosGateway",
@@ -189,7 +189,8 @@ def start_stack(
     """Start the gateway (``base_dir/rgw``) and Milvus (``base_dir/milvus-1``); write the files.
 
     Reuses ``base_dir`` if the stack recorded there is no longer running. With
-    ``die_with_parent`` every daemon is SIGKILLed by the kernel if the calling process dies.
+    ``die_with_parent`` the kernel SIGKILLs every daemon when the *thread* that started it
+    exits (call it from the main thread, as pytest fixtures are); ``up`` leaves it off.
     """
     base_dir = base_dir.resolve()
     base_dir.mkdir(parents=True, exist_ok=True)
@@ -202,7 +203,9 @@ def start_stack(
     except BaseException:
         rgw.stop()
         raise
-    stack = Stack(base_dir, rgw.s3, proc.endpoint, base_dir / CONFIG_NAME, rgw, proc, die_with_parent)
+    stack = Stack(
+        base_dir, rgw.s3, proc.endpoint, base_dir / CONFIG_NAME, rgw, proc, die_with_parent
+    )
     try:
         stack.write_files()
     except BaseException:

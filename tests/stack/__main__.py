@@ -1,8 +1,8 @@
 """Drive the test stack from a shell.
 
-    python -m tests.stack up   --dir DIR             # start, write DIR/stack.json + DIR/backup.yaml
-    python -m tests.stack down --dir DIR             # kill exactly the pids in DIR/stack.json
-    python -m tests.stack run  --dir DIR -- CMD...   # up, run CMD with MBO_CONFIG, always down
+python -m tests.stack up   --dir DIR             # start, write DIR/stack.json + DIR/backup.yaml
+python -m tests.stack down --dir DIR             # kill exactly the pids in DIR/stack.json
+python -m tests.stack run  --dir DIR -- CMD...   # up, run CMD with MBO_CONFIG, always down
 """
 
 from __future__ import annotations
@@ -79,20 +79,36 @@ def _run(base_dir: Path, cmd: list[str]) -> int:
         return 130
 
 
+def _parser() -> argparse.ArgumentParser:
+    """The command line: ``up|down|run --dir DIR [-- CMD...]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.stack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    for name, text in [
+        ("up", "start the stack and leave it running"),
+        ("down", "kill exactly the pids recorded in DIR/stack.json"),
+        ("run", "start the stack, run CMD with MBO_CONFIG=DIR/backup.yaml, always stop"),
+    ]:
+        sub = actions.add_parser(name, help=text, description=text)
+        sub.add_argument("--dir", required=True, type=Path, help="folder for state, logs, data")
+        if name == "run":
+            sub.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m tests.stack``."""
-    parser = argparse.ArgumentParser(prog="python -m tests.stack", description=__doc__)
-    parser.add_argument("action", choices=["up", "down", "run"])
-    parser.add_argument("--dir", required=True, type=Path, help="folder for state, logs, data")
-    parser.add_argument("cmd", nargs=argparse.REMAINDER, help="(run) -- CMD ARGS...")
-    args = parser.parse_args(argv)
-    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    args = _parser().parse_args(argv)
     base_dir = args.dir.resolve()
     try:
         if args.action == "up":
             return _up(base_dir)
         if args.action == "down":
             return _down(base_dir)
+        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
         return _run(base_dir, cmd)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)

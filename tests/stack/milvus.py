@@ -74,7 +74,7 @@ class MilvusProcess:
         return self.daemon.log
 
     def stop(self) -> None:
-        """SIGTERM the process group, SIGKILL it after a short wait, wait until its ports are free."""
+        """SIGTERM the process group, SIGKILL it after a short wait, wait for its ports to free."""
         stop_daemon(self.daemon, grace=STOP_GRACE)
         wait_for(
             lambda: all(port_is_free(p) for p in self.ports.values()),

@@ -99,9 +99,10 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
 def _cmdline(pid: int) -> str:
     """The command line of a process, space separated ('' when gone)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
 
 
 def group_members(pgid: int) -> list[int]:
@@ -178,7 +179,7 @@ def spawn(
     """Start ``cmd`` in a new session (its own process group), stdout+stderr appended to ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("ab") as sink:
-        popen = subprocess.Popen(  # noqa: PLW1509 - the stack is started from one thread
+        popen = subprocess.Popen(
             list(cmd),
             stdin=subprocess.DEVNULL,
             stdout=sink,
@@ -186,7 +187,8 @@ def spawn(
             env=env,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent if die_with_parent else None,
+            # The stack is started from one thread, so preexec_fn is safe here.
+            preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509
         )
     return Daemon(name, popen.pid, expect or cmd[0], log or out, popen)
 
@@ -233,7 +235,8 @@ def wait_for(
     while not check():
         dead = [d for d in watch if not d.running()]
         if dead or time.monotonic() > deadline:
-            why = f"{', '.join(d.name for d in dead)} exited" if dead else f"not ready in {timeout}s"
+            names = ", ".join(d.name for d in dead)
+            why = f"{names} exited" if dead else f"not ready in {timeout}s"
             logs = "\n".join(f"--- {d.name}: {d.log}\n{tail(d.log)}" for d in (dead or watch))
             raise StackError(f"{what}: {why}\n{logs}")
         time.sleep(interval)
@@ -242,7 +245,9 @@ def wait_for(
 def run(cmd: Sequence[str], timeout: float = 60.0) -> str:
     """Run a short command; return its stdout or raise StackError with its stderr."""
     try:
-        res = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=False)
+        res = subprocess.run(
+            list(cmd), capture_output=True, text=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired as exc:
         raise StackError(f"{' '.join(cmd)} timed out after {timeout}s") from exc
     if res.returncode != 0:
@@ -299,11 +304,18 @@ class RadosGateway:
     dir: Path
     s3: S3Endpoint
     daemons: list[Daemon] = field(default_factory=list)
+    timeout: float = field(default=60.0, repr=False)
+    die_with_parent: bool = field(default=False, repr=False)
 
     @property
     def conf(self) -> Path:
         """The cluster's ceph.conf."""
         return self.dir / "ceph.conf"
+
+    @property
+    def keyring(self) -> str:
+        """The keyring holding every key of the cluster."""
+        return str(self.dir / "keyring")
 
     def stop(self) -> None:
         """Kill exactly the daemons this gateway started (gateway first, monitor last)."""
@@ -402,45 +414,41 @@ def _random_key(length: int, alphabet: str) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
-def _start_mon(gw: RadosGateway, fsid: str, mon_port: int, **kw: Any) -> None:
+def _start_mon(gw: RadosGateway, fsid: str, mon_port: int) -> None:
     """Make the monitor's store and start it; wait until it answers."""
-    monmap = gw.dir / "monmap"
-    run(["monmaptool", "--create", "--addv", "a", f"[v1:{HOST}:{mon_port}]", "--fsid", fsid, str(monmap)])
-    conf, keyring = str(gw.conf), str(gw.dir / "keyring")
-    run(["ceph-mon", "-c", conf, "--mkfs", "-i", "a", "--monmap", str(monmap), "--keyring", keyring])
-    mon = _spawn_ceph(gw, "mon.a", ["ceph-mon", "-c", conf, "-i", "a", "-f"], **kw)
-    wait_for(lambda: port_answers(mon_port), what="ceph-mon", timeout=kw["timeout"], watch=[mon])
-    _ceph(gw.conf, "status", timeout=kw["timeout"])
+    monmap, conf = str(gw.dir / "monmap"), str(gw.conf)
+    run(
+        ["monmaptool", "--create", "--addv", "a", f"[v1:{HOST}:{mon_port}]", "--fsid", fsid, monmap]
+    )
+    run(["ceph-mon", "-c", conf, "--mkfs", "-i", "a", "--monmap", monmap, "--keyring", gw.keyring])
+    mon = _spawn_ceph(gw, "mon.a", ["ceph-mon", "-c", conf, "-i", "a", "-f"])
+    wait_for(lambda: port_answers(mon_port), what="ceph-mon", timeout=gw.timeout, watch=[mon])
+    _ceph(gw.conf, "status", timeout=gw.timeout)
 
 
-def _start_osd(gw: RadosGateway, **kw: Any) -> None:
+def _start_osd(gw: RadosGateway) -> None:
     """Register osd.0 under its own UUID, make its memstore and start it; wait until it is up."""
     osd_uuid = str(uuid.uuid4())
     osd_id = _ceph(gw.conf, "osd", "create", osd_uuid).strip()
     if osd_id != "0":
         raise StackError(f"expected osd id 0, got {osd_id!r}")
     conf = str(gw.conf)
-    run(["ceph-osd", "-c", conf, "-i", "0", "--mkfs", "--osd-uuid", osd_uuid], timeout=kw["timeout"])
-    osd = _spawn_ceph(gw, "osd.0", ["ceph-osd", "-c", conf, "-i", "0", "-f"], **kw)
-    wait_for(lambda: _osd_up(gw.conf), what="ceph-osd", timeout=kw["timeout"], watch=[osd], interval=0.5)
+    run(["ceph-osd", "-c", conf, "-i", "0", "--mkfs", "--osd-uuid", osd_uuid], gw.timeout)
+    osd = _spawn_ceph(gw, "osd.0", ["ceph-osd", "-c", conf, "-i", "0", "-f"])
+    up = lambda: _osd_up(gw.conf)  # noqa: E731
+    wait_for(up, what="ceph-osd", timeout=gw.timeout, watch=[osd], interval=0.5)
 
 
-def _start_radosgw(gw: RadosGateway, **kw: Any) -> None:
+def _start_radosgw(gw: RadosGateway) -> None:
     """Start the gateway, wait until its S3 port answers, then create the S3 user."""
-    cmd = ["radosgw", "-c", str(gw.conf), "-n", "client.rgw", "-f"]
-    rgw = _spawn_ceph(gw, "client.rgw", cmd, **kw)
-    wait_for(lambda: _http_answers(gw.s3.url), what="radosgw", timeout=kw["timeout"], watch=[rgw])
-    run(
-        [
-            "radosgw-admin", "-c", str(gw.conf), "user", "create", "--uid=milvus",
-            "--display-name=milvus", f"--access-key={gw.s3.access_key}",
-            f"--secret-key={gw.s3.secret_key}",
-        ],
-        timeout=kw["timeout"],
-    )  # fmt: skip
+    rgw = _spawn_ceph(gw, "client.rgw", ["radosgw", "-c", str(gw.conf), "-n", "client.rgw", "-f"])
+    wait_for(lambda: _http_answers(gw.s3.url), what="radosgw", timeout=gw.timeout, watch=[rgw])
+    user = ["user", "create", "--uid=milvus", "--display-name=milvus"]
+    keys = [f"--access-key={gw.s3.access_key}", f"--secret-key={gw.s3.secret_key}"]
+    run(["radosgw-admin", "-c", str(gw.conf), *user, *keys], gw.timeout)
 
 
-def _spawn_ceph(gw: RadosGateway, name: str, cmd: list[str], **kw: Any) -> Daemon:
+def _spawn_ceph(gw: RadosGateway, name: str, cmd: list[str]) -> Daemon:
     """Start one Ceph daemon in the foreground and remember it."""
     daemon = spawn(
         name,
@@ -448,7 +456,7 @@ def _spawn_ceph(gw: RadosGateway, name: str, cmd: list[str], **kw: Any) -> Daemo
         out=gw.dir / "log" / f"{name}.out",
         log=gw.dir / "log" / f"{name}.log",
         expect=str(gw.conf),
-        die_with_parent=kw["die_with_parent"],
+        die_with_parent=gw.die_with_parent,
     )
     gw.daemons.append(daemon)
     return daemon
@@ -463,8 +471,9 @@ def start_rgw(
 ) -> RadosGateway:
     """Start mon, memstore OSD and radosgw under ``dir`` (empty or absent); create ``bucket``.
 
-    ``timeout`` bounds each wait. With ``die_with_parent`` the kernel kills the daemons if the
-    calling process dies (for test fixtures; ``up`` leaves it off so the daemons outlive it).
+    ``timeout`` bounds each wait. With ``die_with_parent`` the kernel SIGKILLs the daemons when
+    the thread that started them exits (for test fixtures; ``up`` leaves it off so the daemons
+    outlive it).
     On any failure every daemon already started is killed before the error is raised.
     """
     dir = dir.resolve()
@@ -475,15 +484,14 @@ def start_rgw(
     mon_port, rgw_port = free_ports(2)
     key = _random_key(20, string.ascii_uppercase + string.digits)
     secret = _random_key(40, string.ascii_letters + string.digits)
-    gw = RadosGateway(dir, S3Endpoint(HOST, rgw_port, key, secret))
+    gw = RadosGateway(dir, S3Endpoint(HOST, rgw_port, key, secret), [], timeout, die_with_parent)
     fsid = str(uuid.uuid4())
     gw.conf.write_text(_ceph_conf(dir, fsid, mon_port, rgw_port))
-    _make_keyring(dir / "keyring")
-    kw = {"timeout": timeout, "die_with_parent": die_with_parent}
+    _make_keyring(Path(gw.keyring))
     try:
-        _start_mon(gw, fsid, mon_port, **kw)
-        _start_osd(gw, **kw)
-        _start_radosgw(gw, **kw)
+        _start_mon(gw, fsid, mon_port)
+        _start_osd(gw)
+        _start_radosgw(gw)
         gw.s3.ensure_bucket(bucket)
     except BaseException:
         gw.stop()

@@ -28,6 +28,7 @@ from .storage import ObjectStore, copy_object
 
 log = logging.getLogger(__name__)
 
+LOG_KINDS = ("insert_log", "delta_log")
 COMPLETED = "Completed"
 FAILED = "Failed"
 
@@ -280,9 +281,8 @@ class _RestoreJob:
     ) -> int:
         segments = [s for s in partition.segment_backups if s.group_id == group]
         ids = (info.collection_id, partition.partition_id, group or "")
-        paths = [join(self.layout.binlogs_dir(), "insert_log", *ids) + "/"]
-        if any(s.deltalogs for s in segments):
-            paths.append(join(self.layout.binlogs_dir(), "delta_log", *ids) + "/")
+        # always both directories: Milvus takes a single path for a data file, not binlogs
+        paths = [join(self.layout.binlogs_dir(), kind, *ids) + "/" for kind in LOG_KINDS]
         if staging:
             paths = [join(staging, self.layout.relative(p)) + "/" for p in paths]
         task = self.milvus.import_backup(target.db, target.name, partition.partition_name, paths)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Everything a fresh Debian bookworm machine needs: Ceph's RADOS Gateway (system packages)
+# and a virtualenv with the project and its test extra (Milvus 2.3.5 embedded, pymilvus...).
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tests/stack/install.sh
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[test]"

@@ -1,0 +1,59 @@
+"""Shared fixtures: the real stack (RADOS Gateway + Milvus 2.3.5), sample data, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from milvus_backup_operator.engine.config import BackupConfig, load_config
+from tests import sample_data
+from tests.stack import Stack, start_stack
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cli(config_path: Path, *args: str, timeout: float = 600) -> CliResult:
+    """Run ``python -m milvus_backup_operator --config FILE ARGS`` as a user would."""
+    command = [sys.executable, "-m", "milvus_backup_operator", "--config", str(config_path)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MILVUS_", "MINIO_"))}
+    done = subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    started = start_stack(tmp_path_factory.mktemp("stack"), die_with_parent=True)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def stack_config(stack: Stack) -> BackupConfig:
+    return load_config(stack.config_path, {}, required=True)
+
+
+@pytest.fixture(scope="session")
+def samples(stack: Stack) -> dict[str, dict[object, dict[str, object]]]:
+    """Create the sample collections; return their live rows by collection reference."""
+    sample_data.create_samples(stack.milvus.uri)
+    return {s.ref: sample_data.rows(stack.milvus.uri, s) for s in sample_data.SAMPLES}

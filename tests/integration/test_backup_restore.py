@@ -1,0 +1,123 @@
+"""Backup and restore of real data on the real Milvus 2.3.5 and the real RADOS Gateway."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from milvus_backup_operator.engine.backup import BackupRequest, create_backup
+from milvus_backup_operator.engine.selection import parse_list
+from tests import sample_data
+from tests.conftest import run_cli, stack_config
+from tests.sample_data import BOOKS, DOCS, SAMPLES, TINY
+from tests.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+Rows = dict[Any, dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def nightly(stack: Stack, samples: dict[str, Rows]) -> dict[str, Rows]:
+    """A backup of every collection; then the originals change, so restores must not follow."""
+    result = run_cli(stack.config_path, "create", "-n", "nightly")
+    assert result.code == 0, result.output
+    books = sample_data.client(stack.milvus.uri)
+    books.delete("books", filter="pk >= 100 and pk < 150")
+    books.insert("books", [{**samples["books"][1], "pk": 90_001}])
+    return samples
+
+
+def restored_rows(stack: Stack, sample: sample_data.SampleCollection, name: str) -> Rows:
+    sample_data.prepare_for_query(stack.milvus.uri, sample, name)
+    return sample_data.rows(stack.milvus.uri, sample, name)
+
+
+def test_backup_is_listed_complete_with_its_collections(stack: Stack, nightly: Any) -> None:
+    listing = run_cli(stack.config_path, "list")
+    assert listing.code == 0, listing.output
+    line = next(row for row in listing.stdout.splitlines() if row.startswith("nightly "))
+    assert "Completed" in line and "v2.3.5" in line
+
+    got = run_cli(stack.config_path, "get", "-n", "nightly")
+    assert got.code == 0, got.output
+    backup = json.loads(got.stdout)
+    assert backup["name"] == "nightly" and backup["state"] == "Completed"
+    collections = {c["name"]: c for c in backup["collections"]}
+    assert set(collections) == {"books", "tiny", "db1.docs"}
+    assert collections["books"]["rows"] == 4500  # rows in binlogs; 27 of them are deleted
+    assert collections["books"]["partitions"] == ["_default", "p2"]
+    assert collections["books"]["segments"] >= 3
+    assert collections["tiny"]["consistency_level"] == "Strong"
+    assert backup["size"] == sum(c["size"] for c in backup["collections"]) > 0
+
+
+def test_restore_with_suffix_gives_back_exactly_the_rows_live_at_backup_time(
+    stack: Stack, nightly: dict[str, Rows]
+) -> None:
+    result = run_cli(stack.config_path, "restore", "-n", "nightly", "-s", "_recover")
+    assert result.code == 0, result.output
+    for sample in SAMPLES:
+        rows = restored_rows(stack, sample, sample.name + "_recover")
+        assert rows == nightly[sample.ref], f"{sample.ref}: restored rows differ"
+    assert len(nightly["books"]) == 4500 - 27
+    assert f"{DOCS.ref} -> db1.docs_recover: Completed (500 rows)" in result.stdout
+
+
+def test_restored_schema_matches_the_original(stack: Stack, nightly: Any) -> None:
+    c = sample_data.client(stack.milvus.uri)
+    original, restored = c.describe_collection("books"), c.describe_collection("books_recover")
+    assert restored["fields"] == original["fields"]
+    assert restored["enable_dynamic_field"] and restored["num_shards"] == 2
+    assert restored["consistency_level"] == original["consistency_level"]
+    assert set(c.list_partitions("books_recover")) == {"_default", "p2"}
+
+
+def test_rename_while_the_original_exists_then_rebuild_index_load_and_search(
+    stack: Stack, nightly: dict[str, Rows]
+) -> None:
+    result = run_cli(
+        stack.config_path, "restore", "-n", "nightly", "-c", "books",
+        "-r", "books:books_copy", "--rebuild_index", "--load",
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    c = sample_data.client(stack.milvus.uri)
+    assert c.has_collection("books") and c.has_collection("books_copy")
+    index = c.describe_index("books_copy", c.list_indexes("books_copy")[0])
+    assert index["index_type"] == "HNSW" and index["M"] == "8"
+    assert c.get_load_state("books_copy")["state"].name == "Loaded"  # no load call by the test
+    probe = nightly["books"][42]
+    hits = c.search("books_copy", [probe["vec"]], limit=3, output_fields=["title", "extra"])
+    assert hits[0][0]["id"] == 42
+    assert hits[0][0]["entity"] == {"title": probe["title"], "extra": probe["extra"]}
+    assert sample_data.rows(stack.milvus.uri, BOOKS, "books_copy") == nightly["books"]
+
+
+def test_existing_target_is_refused_unless_drop_is_asked(stack: Stack, nightly: Any) -> None:
+    c = sample_data.client(stack.milvus.uri)
+    c.insert("tiny_recover", [{"code": "extra", "emb": [0.0] * 4, "score": 1.0}])
+    refused = run_cli(stack.config_path, "restore", "-n", "nightly", "-c", "tiny", "-s", "_recover")
+    assert refused.code == 1
+    assert "tiny_recover already exists" in refused.stderr
+    assert "--drop_exist_collection" in refused.stderr
+    assert len(sample_data.rows(stack.milvus.uri, TINY, "tiny_recover")) == 201  # untouched
+
+    replaced = run_cli(
+        stack.config_path, "restore", "-n", "nightly", "-c", "tiny", "-s", "_recover",
+        "--drop_exist_collection",
+    )  # fmt: skip
+    assert replaced.code == 0, replaced.output
+    assert restored_rows(stack, TINY, "tiny_recover") == nightly["tiny"]
+
+
+def test_engine_reports_progress_to_the_end(stack: Stack, samples: Any) -> None:
+    seen: list[Any] = []
+    request = BackupRequest("progress_probe", tuple(parse_list("books,tiny")))
+    info = create_backup(stack_config(stack), request, seen.append)
+    assert seen[-1].phase == "completed" and seen[-1].percent == 100
+    assert seen[-1].bytes_done == seen[-1].bytes_total == info.size
+    assert seen[-1].segments_done == seen[-1].segments_total >= 4
+    assert seen[-1].collections_done == 2
+    assert {"flushing", "copying", "writing meta"} <= {p.phase for p in seen}
