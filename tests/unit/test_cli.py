@@ -1,0 +1,42 @@
+"""The command line's contract, where no Milvus is needed."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).parent / "milvus-backup-operator"
+    return subprocess.run([str(script), *args], capture_output=True, text=True, check=False)
+
+
+def test_console_script_lists_milvus_backups_verbs() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for verb in ("create", "list", "get", "delete", "restore", "check"):
+        assert f"  {verb} " in result.stdout
+
+
+def test_usage_error_exits_2_and_names_the_option() -> None:
+    result = run("restore")
+    assert result.returncode == 2 and "Missing option '-n'" in result.stderr
+
+
+def test_bad_name_is_refused_before_any_connection(tmp_path: Path) -> None:
+    config = tmp_path / "backup.yaml"
+    config.write_text("milvus: {address: 192.0.2.1}\nminio: {address: 192.0.2.1}\n")
+    result = run("--config", str(config), "create", "-n", "bad-name")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: invalid backup name 'bad-name'")
+
+
+def test_missing_explicit_config_is_an_error(tmp_path: Path) -> None:
+    result = run("--config", str(tmp_path / "nope.yaml"), "list")
+    assert result.returncode == 1 and "does not exist: check --config" in result.stderr
+
+
+def test_restore_refuses_suffix_with_renames_before_reading_anything(tmp_path: Path) -> None:
+    config = tmp_path / "backup.yaml"
+    config.write_text("minio: {address: 192.0.2.1}\n")
+    result = run("--config", str(config), "restore", "-n", "b", "-s", "_x", "-r", "a:b")
+    assert result.returncode == 1 and "either a collection suffix or renames" in result.stderr
