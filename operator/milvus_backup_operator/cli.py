@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 import click
 
+from . import __version__
 from .engine.backup import BackupRequest, create_backup
 from .engine.catalog import Catalog
 from .engine.check import run_check
@@ -30,6 +31,7 @@ from .engine.selection import parse_list
 from .engine.storage import ObjectStore
 
 DEFAULT_CONFIG = Path("configs/backup.yaml")
+DEFAULT_IMAGE = f"ghcr.io/milvus-backup-operator/milvus-backup-operator:{__version__}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -218,3 +220,57 @@ def check(ctx: click.Context) -> None:
     click.echo(report.render())
     if not report.ok:
         sys.exit(1)
+
+
+@main.command(name="run")
+@click.option("-n", "--namespace", "namespaces", multiple=True, help="Namespace to watch (repeat).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Watch every namespace.")
+@click.option("--executor", type=click.Choice(["job", "inline"]), default="job", show_default=True)
+@click.option("--image", default=DEFAULT_IMAGE, show_default=True, help="Image of the Jobs.")
+@click.option("--job-service-account", default="milvus-backup-job", show_default=True)
+@click.option("--health-port", default=8080, show_default=True, help="Serves /healthz.")
+@click.option("--json-logs", is_flag=True, help="Structured (JSON) logs.")
+def run_operator(
+    *,
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    executor: str,
+    image: str,
+    job_service_account: str,
+    health_port: int,
+    json_logs: bool,
+) -> None:
+    """Run the operator (MilvusBackup and MilvusRestore controllers)."""
+    if bool(namespaces) == all_namespaces:
+        raise click.UsageError("give --namespace NS (one or more) or --all-namespaces")
+    from . import manager
+
+    manager.run(
+        manager.RunOptions(
+            namespaces=namespaces,
+            all_namespaces=all_namespaces,
+            executor=executor,
+            image=image,
+            job_service_account=job_service_account,
+            health_port=health_port,
+            json_logs=json_logs,
+        )
+    )
+
+
+@main.command(name="job")
+@click.argument("kind", type=click.Choice(["backup", "restore"]))
+@click.argument("resource", metavar="NAMESPACE/NAME")
+def run_job(kind: str, resource: str) -> None:
+    """Do the work of one resource (the command of the operator's Jobs)."""
+    namespace, sep, name = resource.partition("/")
+    if not sep or not namespace or not name:
+        raise click.UsageError("the resource is NAMESPACE/NAME")
+    from . import worker
+    from .executors.job import SECRETS_DIR, SECRETS_ENV
+    from .k8s.credentials import MountedSecrets
+
+    secrets = MountedSecrets(Path(os.environ.get(SECRETS_ENV, SECRETS_DIR)))
+    run = worker.run_backup if kind == "backup" else worker.run_restore
+    if not run(namespace, name, secrets):
+        _fail(f"{kind} of {resource} did not complete: see the resource's status")

@@ -1,0 +1,239 @@
+"""The CustomResourceDefinitions, generated from this one source into ``crds/``.
+
+``python -m milvus_backup_operator.api.crds crds/`` rewrites the files; a test keeps them equal.
+Kubernetes 1.20 has no CEL rules, so everything checkable at the edge is said with the
+structural schema (patterns, enums, bounds, defaults); the rest is checked by the operator.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import BACKUP_KIND, BACKUP_PLURAL, GROUP, RESTORE_KIND, RESTORE_PLURAL, VERSION
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+COLLECTION_PATTERN = r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$"
+PHASES = ["Pending", "Running", "Completed", "Failed"]
+
+Schema = dict[str, Any]
+
+
+def _string(description: str, **extra: Any) -> Schema:
+    return {"type": "string", "description": description, **extra}
+
+
+def _bool(description: str) -> Schema:
+    return {"type": "boolean", "description": description, "default": False}
+
+
+def _obj(description: str, properties: Schema, required: list[str] | None = None) -> Schema:
+    schema: Schema = {"type": "object", "description": description, "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _milvus(required: bool) -> Schema:
+    return _obj(
+        "The Milvus proxy (gRPC).",
+        {
+            "address": _string("Host name of Milvus's proxy, e.g. my-release-milvus.milvus.svc.", minLength=1),
+            "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 19530},
+            "credentialsSecret": _string("Secret with keys username and password (Milvus auth)."),
+            "tls": _bool("Connect with TLS (server certificate checked against system CAs)."),
+        },
+        ["address"] if required else None,
+    )  # fmt: skip
+
+
+def _storage(description: str, endpoint_required: bool, root: str | None) -> Schema:
+    properties: Schema = {
+        "endpoint": _string("S3 endpoint as host:port, e.g. my-release-minio.milvus.svc:9000.", minLength=1),
+        "bucket": _string("Bucket name.", minLength=3),
+        "rootPath": _string("Prefix inside the bucket."),
+        "useSSL": _bool("Use HTTPS."),
+        "region": _string("Region (empty for MinIO and Ceph)."),
+        "credentialsSecret": _obj(
+            "Secret holding the access key and secret key.",
+            {
+                "name": _string("Secret name.", minLength=1),
+                "accessKeyKey": _string("Key of the access key.", default="accesskey"),
+                "secretKeyKey": _string("Key of the secret key.", default="secretkey"),
+            },
+            ["name"],
+        ),
+    }  # fmt: skip
+    if root is not None:
+        properties["rootPath"]["default"] = root
+        properties["bucket"]["default"] = "milvus-bucket"
+    return _obj(description, properties, ["endpoint"] if endpoint_required else None)
+
+
+def _collections() -> Schema:
+    return {
+        "type": "array",
+        "description": "Collections, as name or db.name; empty means all.",
+        "items": {"type": "string", "pattern": COLLECTION_PATTERN},
+    }
+
+
+BACKUP_SPEC = _obj(
+    "What to back up and where to.",
+    {
+        "milvus": _milvus(required=True),
+        "storage": _storage("Milvus's own bucket (where its binlogs are).", True, "file"),
+        "backupStorage": _storage("Where backups go (defaults: Milvus's bucket, rootPath backup).", False, None),
+        "collections": _collections(),
+        "backupName": _string("milvus-backup name (default: from the resource name).", pattern=NAME_PATTERN, maxLength=128),
+        "deletionPolicy": _string("Retain keeps the data when the resource is deleted; Delete removes it.", enum=["Retain", "Delete"], default="Retain"),
+    },
+    ["milvus", "storage"],
+)  # fmt: skip
+
+RESTORE_SPEC = _obj(
+    "What to restore, from where, into which Milvus.",
+    {
+        "backupRef": _string("A MilvusBackup in this namespace."),
+        "backupName": _string("A backup by name (made elsewhere, or by milvus-backup).", pattern=NAME_PATTERN, maxLength=128),
+        "backupStorage": _storage("Where the backup named by backupName lives.", False, None),
+        "milvus": _milvus(required=False),
+        "storage": _storage("The target Milvus's own bucket (default: the backup's).", False, None),
+        "collections": _collections(),
+        "collectionSuffix": _string("Append this to every restored collection's name.", pattern=r"^[A-Za-z0-9_]+$"),
+        "collectionRenames": {"type": "object", "description": "old: new names (name or db.name).", "additionalProperties": {"type": "string", "pattern": COLLECTION_PATTERN}},
+        "dropExistingCollection": _bool("Drop a target collection that exists."),
+        "rebuildIndex": _bool("Rebuild the indexes recorded in the backup."),
+        "load": _bool("Load each restored collection."),
+    },
+)  # fmt: skip
+
+_CONDITION = _obj(
+    "kstatus condition.",
+    {
+        "type": _string("Ready, Reconciling or Stalled."),
+        "status": _string("True, False or Unknown."),
+        "reason": _string("CamelCase reason."),
+        "message": _string("Human-readable detail."),
+        "observedGeneration": {"type": "integer"},
+        "lastTransitionTime": _string("When status last changed.", format="date-time"),
+    },
+)
+_INT = {"type": "integer"}
+_PROGRESS = _obj(
+    "How far the work has come.",
+    {
+        "phase": _string("Step under way, e.g. copying or importing."),
+        "percent": {"type": "integer", "minimum": 0, "maximum": 100},
+        "text": _string("Percentage for kubectl, e.g. 45%."),
+        "summary": _string("e.g. 2/3 collections, 10/12 segments, 40 MiB/48 MiB."),
+        **{key: _INT for key in (
+            "collectionsDone", "collectionsTotal", "segmentsDone", "segmentsTotal",
+            "bytesDone", "bytesTotal", "importsDone", "importsTotal",
+        )},
+    },
+)  # fmt: skip
+_COLLECTION_RESULT = _obj(
+    "One collection's result.",
+    {
+        "name": _string("Collection (db.name outside the default database)."),
+        "target": _string("Restored as (restores only)."),
+        "state": _string("Completed or Failed."),
+        "rows": _INT,
+        "size": _INT,
+        "error": _string("Why it failed."),
+    },
+)
+STATUS = _obj(
+    "Observed state, written by the operator and its Jobs.",
+    {
+        "phase": _string("Pending, Running, Completed or Failed.", enum=PHASES),
+        "message": _string("What happened, or what to fix."),
+        "observedGeneration": _INT,
+        "startTime": _string("When the work started.", format="date-time"),
+        "completionTime": _string("When it completed or failed.", format="date-time"),
+        "backupName": _string("The milvus-backup name of the backup."),
+        "backupSize": _INT,
+        "size": _string("backupSize for humans."),
+        "target": _string("Milvus the restore writes to (restores only)."),
+        "jobName": _string("The Job doing the work."),
+        "progress": _PROGRESS,
+        "collections": {"type": "array", "items": _COLLECTION_RESULT},
+        "conditions": {"type": "array", "items": _CONDITION},
+    },
+)
+
+
+def _column(name: str, path: str, kind: str = "string", priority: int = 0) -> Schema:
+    column = {"name": name, "type": kind, "jsonPath": path}
+    return {**column, "priority": priority} if priority else column
+
+
+def crd(kind: str, plural: str, short: str, spec: Schema, columns: list[Schema]) -> Schema:
+    """One namespaced CRD with status subresource and printer columns."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": [short],
+                "categories": ["milvus", "backup"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {
+                        "openAPIV3Schema": _obj(kind, {"spec": spec, "status": STATUS}, ["spec"])
+                    },
+                }
+            ],
+        },
+    }
+
+
+def all_crds() -> dict[str, Schema]:
+    """File name to CRD, for ``crds/`` and the Helm chart."""
+    age = _column("Age", ".metadata.creationTimestamp", "date")
+    phase = _column("Phase", ".status.phase")
+    progress = _column("Progress", ".status.progress.text")
+    message = _column("Message", ".status.message", priority=1)
+    return {
+        f"{GROUP}_{BACKUP_PLURAL}.yaml": crd(
+            BACKUP_KIND, BACKUP_PLURAL, "mbk", BACKUP_SPEC,
+            [phase, progress, _column("Size", ".status.size"), age,
+             _column("Backup", ".status.backupName", priority=1), message],
+        ),
+        f"{GROUP}_{RESTORE_PLURAL}.yaml": crd(
+            RESTORE_KIND, RESTORE_PLURAL, "mrs", RESTORE_SPEC,
+            [phase, progress, _column("Backup", ".status.backupName"),
+             _column("Target", ".status.target"), age, message],
+        ),
+    }  # fmt: skip
+
+
+def render(crd_doc: Schema) -> str:
+    header = "# Generated by `python -m milvus_backup_operator.api.crds crds/`: do not edit.\n"
+    return header + yaml.safe_dump(crd_doc, sort_keys=False, width=100)
+
+
+def write(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for filename, document in all_crds().items():
+        (directory / filename).write_text(render(document))
+
+
+if __name__ == "__main__":
+    write(Path(sys.argv[1] if len(sys.argv) > 1 else "crds"))

@@ -1,0 +1,208 @@
+"""Specs of MilvusBackup and MilvusRestore, parsed from the resource into typed, checked data.
+
+The CRD's schema already refuses most bad input at ``kubectl apply``; these checks repeat
+what the schema cannot say (and what Kubernetes 1.20 cannot say with CEL rules).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..engine.errors import InvalidRequestError
+from ..engine.names import validate_backup_name, validate_collection_suffix
+from ..engine.selection import CollectionRef, parse_list
+
+RETAIN, DELETE = "Retain", "Delete"
+
+
+class SpecError(InvalidRequestError):
+    """The resource's spec cannot be acted on; the message says which field to fix."""
+
+
+@dataclass(frozen=True)
+class MilvusSpec:
+    address: str
+    port: int = 19530
+    credentials_secret: str = ""  # keys: username, password
+    tls: bool = False
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    endpoint: str  # host:port
+    bucket: str = "milvus-bucket"
+    root_path: str = "file"
+    use_ssl: bool = False
+    region: str = ""
+    credentials_secret: str = ""
+    access_key_key: str = "accesskey"
+    secret_key_key: str = "secretkey"
+
+    @property
+    def host(self) -> str:
+        return self.endpoint.rpartition(":")[0] or self.endpoint
+
+    @property
+    def port(self) -> int:
+        _, sep, port = self.endpoint.rpartition(":")
+        return int(port) if sep else (443 if self.use_ssl else 80)
+
+
+@dataclass(frozen=True)
+class BackupSpec:
+    milvus: MilvusSpec
+    storage: StorageSpec
+    backup_storage: StorageSpec
+    backup_name: str
+    collections: tuple[CollectionRef, ...] = ()
+    deletion_policy: str = RETAIN
+
+
+@dataclass(frozen=True)
+class RestoreSpec:
+    backup_ref: str = ""
+    backup_name: str = ""
+    milvus: MilvusSpec | None = None
+    storage: StorageSpec | None = None
+    backup_storage: StorageSpec | None = None
+    collections: tuple[CollectionRef, ...] = ()
+    collection_suffix: str = ""
+    collection_renames: tuple[tuple[CollectionRef, CollectionRef], ...] = ()
+    drop_existing: bool = False
+    rebuild_index: bool = False
+    load: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def backup_name_for(resource_name: str) -> str:
+    """A valid milvus-backup name from a Kubernetes name (``nightly-2026`` -> ``nightly_2026``)."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", resource_name)
+    return name if re.match(r"[A-Za-z_]", name) else f"_{name}"
+
+
+def parse_backup(resource_name: str, spec: Mapping[str, Any]) -> BackupSpec:
+    """A MilvusBackup's spec, with defaults applied and every rule checked."""
+    storage = _storage(_section(spec, "storage"), "spec.storage")
+    backup_storage = _storage(
+        _section(spec, "backupStorage"), "spec.backupStorage", inherit=storage, root="backup"
+    )
+    name = spec.get("backupName") or backup_name_for(resource_name)
+    _checked("spec.backupName", validate_backup_name, name)
+    return BackupSpec(
+        milvus=_milvus(_section(spec, "milvus"), "spec.milvus"),
+        storage=storage,
+        backup_storage=backup_storage,
+        backup_name=name,
+        collections=tuple(_checked("spec.collections", parse_list, spec.get("collections"))),
+        deletion_policy=_choice(spec, "deletionPolicy", (RETAIN, DELETE), RETAIN),
+    )
+
+
+def parse_restore(spec: Mapping[str, Any]) -> RestoreSpec:
+    """A MilvusRestore's spec; the referenced backup's settings fill in the rest later."""
+    ref, name = spec.get("backupRef", ""), spec.get("backupName", "")
+    if bool(ref) == bool(name):
+        raise SpecError("set exactly one of spec.backupRef (a MilvusBackup) or spec.backupName")
+    if name:
+        _checked("spec.backupName", validate_backup_name, name)
+        if "backupStorage" not in spec:
+            raise SpecError("spec.backupName needs spec.backupStorage: where the backup lives")
+    suffix = spec.get("collectionSuffix", "")
+    renames = spec.get("collectionRenames") or {}
+    if suffix and renames:
+        raise SpecError("set spec.collectionSuffix or spec.collectionRenames, not both")
+    if suffix:
+        _checked("spec.collectionSuffix", validate_collection_suffix, suffix)
+    storage = _storage(spec["storage"], "spec.storage") if "storage" in spec else None
+    backup_storage = spec.get("backupStorage")
+    return RestoreSpec(
+        backup_ref=ref,
+        backup_name=name,
+        milvus=_milvus(spec["milvus"], "spec.milvus") if "milvus" in spec else None,
+        storage=storage,
+        backup_storage=(
+            _storage(backup_storage, "spec.backupStorage", inherit=storage, root="backup")
+            if backup_storage is not None
+            else None
+        ),
+        collections=tuple(_checked("spec.collections", parse_list, spec.get("collections"))),
+        collection_suffix=suffix,
+        collection_renames=tuple(
+            _checked("spec.collectionRenames", _rename, old, new) for old, new in renames.items()
+        ),
+        drop_existing=bool(spec.get("dropExistingCollection", False)),
+        rebuild_index=bool(spec.get("rebuildIndex", False)),
+        load=bool(spec.get("load", False)),
+    )
+
+
+def complete_restore(restore: RestoreSpec, backup: BackupSpec) -> RestoreSpec:
+    """Fill what a restore leaves out from the MilvusBackup it refers to."""
+    return replace(
+        restore,
+        backup_name=restore.backup_name or backup.backup_name,
+        milvus=restore.milvus or backup.milvus,
+        storage=restore.storage or backup.storage,
+        backup_storage=restore.backup_storage or backup.backup_storage,
+    )
+
+
+def _rename(old: str, new: str) -> tuple[CollectionRef, CollectionRef]:
+    return CollectionRef.parse(old), CollectionRef.parse(new)
+
+
+def _section(spec: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = spec.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise SpecError(f"spec.{key} must be an object")
+    return value
+
+
+def _milvus(raw: Mapping[str, Any], where: str) -> MilvusSpec:
+    if not raw.get("address"):
+        raise SpecError(f"{where}.address is required: the Milvus proxy's host name")
+    return MilvusSpec(
+        address=str(raw["address"]),
+        port=int(raw.get("port", 19530)),
+        credentials_secret=str(raw.get("credentialsSecret", "")),
+        tls=bool(raw.get("tls", False)),
+    )
+
+
+def _storage(
+    raw: Mapping[str, Any], where: str, inherit: StorageSpec | None = None, root: str = "file"
+) -> StorageSpec:
+    base = inherit or StorageSpec(endpoint="", root_path=root)
+    endpoint = str(raw.get("endpoint", base.endpoint))
+    if not endpoint:
+        raise SpecError(f"{where}.endpoint is required: the S3 endpoint as host:port")
+    secret = raw.get("credentialsSecret", {})
+    if isinstance(secret, str):
+        secret = {"name": secret}
+    return StorageSpec(
+        endpoint=endpoint,
+        bucket=str(raw.get("bucket", base.bucket)),
+        root_path=str(raw.get("rootPath", root)).strip("/"),
+        use_ssl=bool(raw.get("useSSL", base.use_ssl)),
+        region=str(raw.get("region", base.region)),
+        credentials_secret=str(secret.get("name", base.credentials_secret)),
+        access_key_key=str(secret.get("accessKeyKey", base.access_key_key)),
+        secret_key_key=str(secret.get("secretKeyKey", base.secret_key_key)),
+    )
+
+
+def _choice(spec: Mapping[str, Any], key: str, allowed: tuple[str, ...], default: str) -> str:
+    value = spec.get(key, default)
+    if value not in allowed:
+        raise SpecError(f"spec.{key} must be one of {', '.join(allowed)}, not {value!r}")
+    return str(value)
+
+
+def _checked(where: str, check: Any, *args: Any) -> Any:
+    try:
+        return check(*args)
+    except InvalidRequestError as exc:
+        raise SpecError(f"{where}: {exc}") from None

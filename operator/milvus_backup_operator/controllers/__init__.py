@@ -1,0 +1,1 @@
+"""Kopf handlers: thin, idempotent; they validate, decide and delegate to an executor."""

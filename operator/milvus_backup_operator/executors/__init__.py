@@ -1,0 +1,31 @@
+"""Where the work runs: a Kubernetes Job per resource, or a thread in the operator (inline)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..api import BACKUP_KIND
+
+BACKUP, RESTORE = "backup", "restore"
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One resource whose work must run."""
+
+    kind: str  # "backup" or "restore"
+    namespace: str
+    name: str
+    owner: dict[str, Any]  # the resource, for the Job's ownerReference
+    secrets: tuple[str, ...]  # Secrets the work reads
+
+    @property
+    def kind_name(self) -> str:
+        return BACKUP_KIND if self.kind == BACKUP else "MilvusRestore"
+
+
+class Executor(Protocol):
+    def start(self, item: WorkItem) -> str:
+        """Start the work unless it already runs; return what runs it (e.g. the Job's name)."""
+        ...

@@ -1,0 +1,39 @@
+"""Run the work in a thread of the operator itself (small clusters, development)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from .. import worker
+from ..k8s.credentials import ApiSecrets
+from . import BACKUP, WorkItem
+
+log = logging.getLogger(__name__)
+
+
+class InlineExecutor:
+    def __init__(self, workers: int = 4) -> None:
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="inline")
+        self._running: set[tuple[str, str, str]] = set()
+        self._lock = threading.Lock()
+
+    def start(self, item: WorkItem) -> str:
+        key = (item.kind, item.namespace, item.name)
+        with self._lock:
+            if key not in self._running:
+                self._running.add(key)
+                self._pool.submit(self._run, item, key)
+        return "inline"
+
+    def _run(self, item: WorkItem, key: tuple[str, str, str]) -> None:
+        run = worker.run_backup if item.kind == BACKUP else worker.run_restore
+        try:
+            run(item.namespace, item.name, ApiSecrets(item.namespace))
+        except Exception as exc:
+            log.exception("inline %s of %s/%s crashed", item.kind, item.namespace, item.name)
+            worker.mark_crashed(item.kind, item.namespace, item.name, f"worker crashed: {exc}")
+        finally:
+            with self._lock:
+                self._running.discard(key)

@@ -1,0 +1,113 @@
+"""Run each backup or restore in a Kubernetes Job of its own.
+
+The Job runs the operator's own image with ``milvus-backup-operator job KIND NS/NAME``, mounts
+the Secrets it needs (never copies their values), reports progress into the resource's
+status itself, and is owned by the resource, so deleting the resource deletes the Job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, cast
+
+from kubernetes.client.exceptions import ApiException
+
+from ..api import API_VERSION
+from ..k8s.client import batch
+from . import BACKUP, WorkItem
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+OPERATOR = "milvus-backup-operator"
+KIND_LABEL = "backup.milvus.io/kind"
+NAME_LABEL = "backup.milvus.io/name"
+SECRETS_DIR = "/var/run/secrets/milvus-backup"
+SECRETS_ENV = "MBO_SECRETS_DIR"
+
+
+def job_name(item: WorkItem) -> str:
+    """Deterministic, at most 63 characters: ``mbk-<name>`` or ``mrs-<name>``."""
+    name = f"{'mbk' if item.kind == BACKUP else 'mrs'}-{item.name}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{name[:54]}-{digest}"
+
+
+@dataclass(frozen=True)
+class JobExecutor:
+    image: str
+    service_account: str = "milvus-backup-job"
+    image_pull_policy: str = "IfNotPresent"
+    active_deadline_seconds: int = 24 * 3600
+
+    def start(self, item: WorkItem) -> str:
+        """Create the Job; an existing one (same name) is the same work, left as it is."""
+        manifest = self.manifest(item)
+        try:
+            batch().create_namespaced_job(item.namespace, cast(Any, manifest))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        return str(manifest["metadata"]["name"])
+
+    def manifest(self, item: WorkItem) -> dict[str, Any]:
+        labels = {MANAGED_BY: OPERATOR, KIND_LABEL: item.kind, NAME_LABEL: item.name}
+        mounts = [
+            {"name": f"secret-{i}", "mountPath": f"{SECRETS_DIR}/{s}", "readOnly": True}
+            for i, s in enumerate(item.secrets)
+        ]
+        volumes = [
+            {"name": f"secret-{i}", "secret": {"secretName": s, "defaultMode": 0o400}}
+            for i, s in enumerate(item.secrets)
+        ]
+        container = {
+            "name": "worker",
+            "image": self.image,
+            "imagePullPolicy": self.image_pull_policy,
+            "command": [OPERATOR, "job", item.kind, f"{item.namespace}/{item.name}"],
+            "env": [{"name": SECRETS_ENV, "value": SECRETS_DIR}],
+            "volumeMounts": mounts,
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "runAsNonRoot": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
+        }
+        return {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": job_name(item),
+                "namespace": item.namespace,
+                "labels": labels,
+                "ownerReferences": [self._owner(item)],
+            },
+            "spec": {
+                "backoffLimit": 0,  # a retry is a new resource: never two workers on one backup
+                "activeDeadlineSeconds": self.active_deadline_seconds,
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "serviceAccountName": self.service_account,
+                        "containers": [container],
+                        "volumes": volumes,
+                    },
+                },
+            },
+        }
+
+    @staticmethod
+    def _owner(item: WorkItem) -> dict[str, Any]:
+        meta = item.owner["metadata"]
+        return {
+            "apiVersion": API_VERSION,
+            "kind": item.kind_name,
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }

@@ -1,0 +1,1 @@
+"""Kubernetes plumbing shared by the controllers, the executors and the Job runner."""

@@ -1,0 +1,33 @@
+"""Read and patch MilvusBackup / MilvusRestore objects."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from kubernetes.client.exceptions import ApiException
+
+from ..api import GROUP, VERSION
+from .client import custom
+
+
+def get(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """The object, or None when it does not exist."""
+    try:
+        body = custom().get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return cast(dict[str, Any], body)
+
+
+def list_all(plural: str, namespace: str) -> list[dict[str, Any]]:
+    found = custom().list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+    return list(cast(dict[str, Any], found)["items"])
+
+
+def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+    """Merge ``status`` into the object's status subresource."""
+    custom().patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, plural, name, {"status": status}
+    )

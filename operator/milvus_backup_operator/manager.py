@@ -1,0 +1,57 @@
+"""``milvus-backup-operator run``: configure Kopf and run the controllers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from .api import GROUP
+from .controllers import backup, lifecycle, restore  # noqa: F401  (registers the handlers)
+from .controllers.options import OPTIONS
+from .executors.inline import InlineExecutor
+from .executors.job import JobExecutor
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    namespaces: tuple[str, ...]
+    all_namespaces: bool
+    executor: str  # "job" or "inline"
+    image: str
+    job_service_account: str
+    health_port: int
+    json_logs: bool
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Keep Kopf's bookkeeping out of status: it goes into annotations under our group."""
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # events: our milestones, and warnings only
+    settings.watching.server_timeout = 300
+    settings.execution.max_workers = 8
+
+
+def run(options: RunOptions) -> None:
+    """Run the operator until it is stopped (SIGTERM or Ctrl-C)."""
+    kopf.configure(
+        verbose=False, log_format=kopf.LogFormat.JSON if options.json_logs else kopf.LogFormat.FULL
+    )
+    OPTIONS.executor = (
+        InlineExecutor()
+        if options.executor == "inline"
+        else JobExecutor(image=options.image, service_account=options.job_service_account)
+    )
+    kopf.run(
+        standalone=True,
+        clusterwide=options.all_namespaces,
+        namespaces=list(options.namespaces),
+        liveness_endpoint=f"http://0.0.0.0:{options.health_port}/healthz",
+    )
