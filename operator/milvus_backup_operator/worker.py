@@ -37,19 +37,20 @@ log = logging.getLogger(__name__)
 
 
 class StatusReporter:
-    """Writes progress into the resource's status, at most every ``interval`` seconds."""
+    """Writes progress into the resource's status: on every step, else every ``interval`` s."""
 
     def __init__(self, plural: str, namespace: str, name: str, interval: float = 2.0) -> None:
         self.target = (plural, namespace, name)
         self.interval = interval
-        self._last = 0.0
+        self._last = (0.0, "")
         self._lock = threading.Lock()
 
     def __call__(self, progress: Progress) -> None:
         with self._lock:
-            if time.monotonic() - self._last < self.interval and progress.phase != "completed":
+            last_time, last_phase = self._last
+            if time.monotonic() - last_time < self.interval and progress.phase == last_phase:
                 return
-            self._last = time.monotonic()
+            self._last = (time.monotonic(), progress.phase)
         try:
             resources.patch_status(*self.target, st.progressed(progress))
         except Exception as exc:  # progress is best effort; the result is written separately

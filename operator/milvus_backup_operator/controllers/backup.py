@@ -46,7 +46,7 @@ def reconcile(
         patch.status.update(
             st.pending(generation, message, backupName=parsed.backup_name, jobName=runner)
         )
-        kopf.info(body, reason="Started", message=message)
+        kopf.event(body, type="Normal", reason="Started", message=message)
 
 
 def validate(name: str, namespace: str, spec: dict[str, Any]) -> BackupSpec:

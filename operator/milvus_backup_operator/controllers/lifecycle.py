@@ -18,9 +18,9 @@ def phase_changed(*, body: kopf.Body, new: Any, status: kopf.Status, **_: Any) -
     """An event for each milestone the worker reached (it writes status, not events)."""
     message = str(status.get("message", ""))
     if new == st.RUNNING:
-        kopf.info(body, reason="Running", message=message)
+        kopf.event(body, type="Normal", reason="Running", message=message)
     elif new == st.COMPLETED:
-        kopf.info(body, reason="Completed", message=message)
+        kopf.event(body, type="Normal", reason="Completed", message=message)
     elif new == st.FAILED:
         kopf.warn(body, reason="Failed", message=message)
 

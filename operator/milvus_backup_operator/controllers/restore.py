@@ -50,6 +50,6 @@ def reconcile(
             st.pending(generation, message, backupName=parsed.backup_name, target=target,
                        jobName=runner)
         )  # fmt: skip
-        kopf.info(body, reason="Started", message=message)
+        kopf.event(body, type="Normal", reason="Started", message=message)
     elif st.phase_of(status) == st.RUNNING:
         OPTIONS.executor.start(WorkItem(RESTORE, namespace, name, dict(body), ()))

@@ -7,6 +7,7 @@ from typing import Any, cast
 from kubernetes.client.exceptions import ApiException
 
 from ..api import GROUP, VERSION
+from ..api.status import without_empty_strings
 from .client import custom
 
 
@@ -28,6 +29,5 @@ def list_all(plural: str, namespace: str) -> list[dict[str, Any]]:
 
 def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
     """Merge ``status`` into the object's status subresource."""
-    custom().patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, plural, name, {"status": status}
-    )
+    body = {"status": without_empty_strings(status)}
+    custom().patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, body)

@@ -1,0 +1,197 @@
+"""The end-to-end bed: a real kube-apiserver, the real Milvus + S3 stack, the operator as a
+process under the RBAC the chart ships, and the test-only Job runner."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+from tests.e2e.jobrunner import LocalJobRunner
+from tests.kube import Cluster, ensure_built, start_cluster
+from tests.stack import Stack
+from tests.stack.rgw import free_port
+
+ROOT = Path(__file__).parents[2]
+RULES = ROOT / "helm" / "milvus-backup-operator" / "files"
+NAMESPACE = "team-a"
+SYSTEM = "mbo-system"
+GROUP, VERSION = "backup.milvus.io", "v1alpha1"
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    ensure_built()
+    started = start_cluster(tmp_path_factory.mktemp("kube"), die_with_parent=True)
+    try:
+        started.kubectl("apply", "-f", str(ROOT / "crds"))
+        _wait(lambda: started.api_get(f"/apis/{GROUP}/{VERSION}")[0] == 200, 30, "the CRDs")
+        _install_rbac(started)
+        yield started
+    finally:
+        started.stop()
+
+
+def _install_rbac(cluster: Cluster) -> None:
+    """The operator's and the Jobs' ClusterRoles, from the rules the chart renders."""
+    docs: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        for name in (SYSTEM, NAMESPACE)
+    ]
+    for role, rules in (("milvus-backup-operator", "operator-rules.yaml"),
+                        ("milvus-backup-job", "job-rules.yaml")):  # fmt: skip
+        docs.append({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": role}, "rules": yaml.safe_load((RULES / rules).read_text()),
+        })  # fmt: skip
+    docs += [
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": "milvus-backup-operator", "namespace": SYSTEM}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": "milvus-backup-operator"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": "milvus-backup-operator"},
+         "subjects": [{"kind": "ServiceAccount", "name": "milvus-backup-operator",
+                       "namespace": SYSTEM}]},
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": "milvus-backup-job", "namespace": NAMESPACE}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "milvus-backup-job", "namespace": NAMESPACE},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": "milvus-backup-job"},
+         "subjects": [{"kind": "ServiceAccount", "name": "milvus-backup-job",
+                       "namespace": NAMESPACE}]},
+    ]  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+
+
+def service_account_token(cluster: Cluster, namespace: str, name: str) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        _, sa = cluster.api_get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}")
+        if sa.get("secrets"):
+            secret_name = sa["secrets"][0]["name"]
+            _, secret = cluster.api_get(f"/api/v1/namespaces/{namespace}/secrets/{secret_name}")
+            return base64.b64decode(secret["data"]["token"]).decode()
+        time.sleep(0.2)
+    raise RuntimeError(f"no token for ServiceAccount {namespace}/{name}")
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    token = service_account_token(cluster, SYSTEM, "milvus-backup-operator")
+    return cluster.kubeconfig_for_token(token, tmp_path_factory.mktemp("op") / "kubeconfig")
+
+
+@pytest.fixture(scope="session")
+def kube(cluster: Cluster) -> client.ApiClient:
+    """An admin API client (the tests' own view, like a cluster admin's kubectl)."""
+    return config.new_client_from_config(str(cluster.kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def secrets(cluster: Cluster, stack: Stack) -> dict[str, str]:
+    """The credentials Secrets, as a platform team would create them."""
+    data = {
+        "milvus-s3": {"accesskey": stack.s3.access_key, "secretkey": stack.s3.secret_key},
+        "milvus-auth": {"username": "root", "password": "Milvus"},
+    }
+    docs = [
+        {"apiVersion": "v1", "kind": "Secret", "stringData": values,
+         "metadata": {"name": name, "namespace": NAMESPACE}}
+        for name, values in data.items()
+    ]  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+    return {"s3": "milvus-s3", "milvus": "milvus-auth"}
+
+
+@pytest.fixture(scope="session")
+def jobrunner(
+    cluster: Cluster, kube: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalJobRunner]:
+    runner = LocalJobRunner(kube, tmp_path_factory.mktemp("jobs"), cluster.kubeconfig_for_token)
+    runner.start()
+    try:
+        yield runner
+    finally:
+        runner.stop()
+
+
+@dataclass
+class OperatorProcess:
+    """``milvus-backup-operator run`` as a process, under the operator ServiceAccount."""
+
+    kubeconfig: Path
+    log: Path
+    executor: str = "job"
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        port = free_port()
+        command = [
+            str(Path(sys.executable).parent / "milvus-backup-operator"), "run",
+            "--namespace", NAMESPACE, "--executor", self.executor, "--health-port", str(port),
+        ]  # fmt: skip
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _wait(lambda: _healthy(port), 60, f"operator /healthz (log: {self.log})")
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean anything up, like a node loss."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def operator(
+    operator_kubeconfig: Path, jobrunner: LocalJobRunner, secrets: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:  # fmt: skip
+    process = OperatorProcess(
+        operator_kubeconfig, tmp_path_factory.mktemp("oplog") / "operator.log"
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
