@@ -180,9 +180,12 @@ def resolve_restore(namespace: str, raw_spec: dict[str, Any]) -> RestoreSpec:
     if backup is None:
         raise SpecError(f"MilvusBackup {spec.backup_ref!r} not found in namespace {namespace!r}")
     phase = st.phase_of(backup.get("status"))
+    if phase == st.FAILED:
+        raise SpecError(f"MilvusBackup {spec.backup_ref!r} failed: there is nothing to restore")
     if phase != st.COMPLETED:
-        raise SpecError(
-            f"MilvusBackup {spec.backup_ref!r} is {phase or 'not started'}, not Completed"
+        raise BackupNotReadyError(
+            f"waiting for MilvusBackup {spec.backup_ref!r} to complete (it is "
+            f"{phase or 'not started'})"
         )
     return complete_restore(spec, parse_backup(spec.backup_ref, backup.get("spec") or {}))
 

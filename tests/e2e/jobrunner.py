@@ -47,6 +47,17 @@ class LocalJobRunner:
                 process.kill()
                 process.wait()
 
+    def kill(self, job: str) -> None:
+        """SIGKILL the process of ``job`` (a Pod lost with its node)."""
+        for uid, process in self.processes.items():
+            if self.logs.get(job) and self.logs[job].parent.name == uid and process.poll() is None:
+                process.kill()
+
+    def running(self, job: str) -> bool:
+        log = self.logs.get(job)
+        process = self.processes.get(log.parent.name) if log else None
+        return process is not None and process.poll() is None
+
     def log_of(self, job: str) -> str:
         path = self.logs.get(job)
         return path.read_text() if path and path.exists() else ""

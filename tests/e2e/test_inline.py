@@ -1,0 +1,46 @@
+"""The inline executor: the work runs inside the operator, and survives its restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.e2e.conftest import OperatorProcess
+from tests.e2e.resources import apply, milvus_backup, wait_for_phase
+from tests.e2e.test_operator import catalog
+from tests.kube import Cluster
+from tests.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def inline_operator(
+    operator_kubeconfig: Path, secrets: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    log = tmp_path_factory.mktemp("inline") / "operator.log"
+    process = OperatorProcess(operator_kubeconfig, log, executor="inline").start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_inline_backup_killed_mid_way_resumes_after_restart(
+    cluster: Cluster, kube: client.ApiClient, stack: Stack, inline_operator: OperatorProcess,
+    samples: Any,
+) -> None:  # fmt: skip
+    apply(cluster, milvus_backup("inline-1", stack))
+    wait_for_phase(kube, "milvusbackups", "inline-1", phases=("Running",), timeout=60)
+    inline_operator.kill()  # the work dies with it, half way
+    inline_operator.start()
+    status = wait_for_phase(kube, "milvusbackups", "inline-1")
+    assert status["phase"] == "Completed", (status, inline_operator.log.read_text()[-3000:])
+    assert status["jobName"] == "inline"
+    info = catalog(stack).read("inline_1")  # complete, and only once
+    assert info.size == status["backupSize"]
+    assert {"books", "tiny", "db1.docs"} <= {c.qualified_name for c in info.collection_backups}
