@@ -230,6 +230,9 @@ def check(ctx: click.Context) -> None:
 @click.option("--job-service-account", default="milvus-backup-job", show_default=True)
 @click.option("--health-port", default=8080, show_default=True, help="Serves /healthz.")
 @click.option("--json-logs", is_flag=True, help="Structured (JSON) logs.")
+@click.option("--webhook-port", type=int, default=0, help="Serve the admission webhook (TLS).")
+@click.option("--webhook-cert", default="", help="Webhook certificate (PEM).")
+@click.option("--webhook-key", default="", help="Webhook private key (PEM).")
 def run_operator(
     *,
     namespaces: tuple[str, ...],
@@ -239,12 +242,20 @@ def run_operator(
     job_service_account: str,
     health_port: int,
     json_logs: bool,
+    webhook_port: int,
+    webhook_cert: str,
+    webhook_key: str,
 ) -> None:
     """Run the operator (MilvusBackup and MilvusRestore controllers)."""
     if bool(namespaces) == all_namespaces:
         raise click.UsageError("give --namespace NS (one or more) or --all-namespaces")
+    if webhook_port and not (webhook_cert and webhook_key):
+        raise click.UsageError("--webhook-port needs --webhook-cert and --webhook-key")
     from . import manager
 
+    webhook = (
+        manager.WebhookOptions(webhook_port, webhook_cert, webhook_key) if webhook_port else None
+    )
     manager.run(
         manager.RunOptions(
             namespaces=namespaces,
@@ -254,6 +265,7 @@ def run_operator(
             job_service_account=job_service_account,
             health_port=health_port,
             json_logs=json_logs,
+            webhook=webhook,
         )
     )
 

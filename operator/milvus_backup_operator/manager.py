@@ -24,6 +24,20 @@ class RunOptions:
     job_service_account: str
     health_port: int
     json_logs: bool
+    webhook: WebhookOptions | None = None
+
+
+@dataclass(frozen=True)
+class WebhookOptions:
+    """TLS endpoint for the admission webhook (certificate issued for the Service's name)."""
+
+    port: int
+    certfile: str
+    keyfile: str
+    addr: str = "0.0.0.0"
+
+
+_WEBHOOK: list[WebhookOptions] = []
 
 
 @kopf.on.startup()
@@ -37,6 +51,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # events: our milestones, and warnings only
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 8
+    for webhook in _WEBHOOK:
+        settings.admission.server = kopf.WebhookServer(
+            addr=webhook.addr, port=webhook.port, certfile=webhook.certfile,
+            pkeyfile=webhook.keyfile,
+        )  # fmt: skip
 
 
 def run(options: RunOptions) -> None:
@@ -44,6 +63,9 @@ def run(options: RunOptions) -> None:
     kopf.configure(
         verbose=False, log_format=kopf.LogFormat.JSON if options.json_logs else kopf.LogFormat.FULL
     )
+    _WEBHOOK[:] = [options.webhook] if options.webhook else []
+    if options.webhook:  # Kopf refuses admission handlers without a server for them
+        from .controllers import admission  # noqa: F401
     OPTIONS.executor = (
         InlineExecutor()
         if options.executor == "inline"

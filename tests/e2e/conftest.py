@@ -129,6 +129,52 @@ def jobrunner(
         runner.stop()
 
 
+@dataclass(frozen=True)
+class WebhookTLS:
+    ca: Path
+    cert: Path
+    key: Path
+    port: int
+
+
+@pytest.fixture(scope="session")
+def webhook_tls(tmp_path_factory: pytest.TempPathFactory) -> WebhookTLS:
+    """A CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
+    folder = tmp_path_factory.mktemp("webhook")
+    ca, ca_key, cert, key = (folder / n for n in ("ca.crt", "ca.key", "tls.crt", "tls.key"))
+    ext = folder / "san.ext"
+    ext.write_text("subjectAltName = IP:127.0.0.1\n")
+    openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    subprocess.run([*openssl, "-keyout", str(ca_key), "-out", str(ca), "-subj", "/CN=test-ca"],
+                   check=True, capture_output=True)  # fmt: skip
+    csr = folder / "tls.csr"
+    request = ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1"]
+    subprocess.run([*request, "-keyout", str(key), "-out", str(csr)], check=True,
+                   capture_output=True)  # fmt: skip
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey",
+                    str(ca_key), "-CAcreateserial", "-out", str(cert), "-days", "1",
+                    "-extfile", str(ext)], check=True, capture_output=True)  # fmt: skip
+    return WebhookTLS(ca, cert, key, free_port())
+
+
+def install_webhook(cluster: Cluster, tls: WebhookTLS) -> None:
+    """The ValidatingWebhookConfiguration the chart ships, pointed at the local operator."""
+    bundle = base64.b64encode(tls.ca.read_bytes()).decode()
+    webhook = {
+        "name": "spec-immutable.backup.milvus.io",
+        "clientConfig": {"url": f"https://127.0.0.1:{tls.port}/spec-immutable", "caBundle": bundle},
+        "rules": [{"apiGroups": [GROUP], "apiVersions": [VERSION], "operations": ["UPDATE"],
+                   "resources": ["milvusbackups", "milvusrestores"]}],
+        "sideEffects": "None", "failurePolicy": "Fail", "admissionReviewVersions": ["v1"],
+        "timeoutSeconds": 10,
+    }  # fmt: skip
+    config_doc = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "milvus-backup-operator"}, "webhooks": [webhook],
+    }  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(config_doc))
+
+
 @dataclass
 class OperatorProcess:
     """``milvus-backup-operator run`` as a process, under the operator ServiceAccount."""
@@ -136,6 +182,7 @@ class OperatorProcess:
     kubeconfig: Path
     log: Path
     executor: str = "job"
+    webhook: WebhookTLS | None = None
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
@@ -144,6 +191,9 @@ class OperatorProcess:
             str(Path(sys.executable).parent / "milvus-backup-operator"), "run",
             "--namespace", NAMESPACE, "--executor", self.executor, "--health-port", str(port),
         ]  # fmt: skip
+        if self.webhook:
+            command += ["--webhook-port", str(self.webhook.port), "--webhook-cert",
+                        str(self.webhook.cert), "--webhook-key", str(self.webhook.key)]  # fmt: skip
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         env.pop("KUBERNETES_SERVICE_HOST", None)
         with self.log.open("ab") as out:
@@ -184,13 +234,12 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 @pytest.fixture(scope="module")
 def operator(
-    operator_kubeconfig: Path, jobrunner: LocalJobRunner, secrets: Any,
-    tmp_path_factory: pytest.TempPathFactory,
+    cluster: Cluster, operator_kubeconfig: Path, jobrunner: LocalJobRunner, secrets: Any,
+    webhook_tls: WebhookTLS, tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:  # fmt: skip
-    process = OperatorProcess(
-        operator_kubeconfig, tmp_path_factory.mktemp("oplog") / "operator.log"
-    )
-    process.start()
+    log = tmp_path_factory.mktemp("oplog") / "operator.log"
+    process = OperatorProcess(operator_kubeconfig, log, webhook=webhook_tls).start()
+    install_webhook(cluster, webhook_tls)
     try:
         yield process
     finally:

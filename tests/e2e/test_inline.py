@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.e2e.conftest import OperatorProcess
+from tests.e2e.conftest import OperatorProcess, WebhookTLS
 from tests.e2e.resources import apply, milvus_backup, wait_for_phase
 from tests.e2e.test_operator import catalog
 from tests.kube import Cluster
@@ -20,10 +20,11 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def inline_operator(
-    operator_kubeconfig: Path, secrets: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
+    operator_kubeconfig: Path, secrets: Any, webhook_tls: WebhookTLS,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:  # fmt: skip
     log = tmp_path_factory.mktemp("inline") / "operator.log"
-    process = OperatorProcess(operator_kubeconfig, log, executor="inline").start()
+    process = OperatorProcess(operator_kubeconfig, log, "inline", webhook_tls).start()
     try:
         yield process
     finally:

@@ -140,3 +140,16 @@ def test_the_operator_account_cannot_step_outside_its_role(
         assert result.returncode != 0 and "Forbidden" in result.stderr, verb
     allowed = cluster.kubectl("get", "mbk", "-n", NAMESPACE, **as_operator)
     assert allowed.returncode == 0
+
+
+def test_spec_is_immutable_once_the_work_started(
+    cluster: Cluster, kube: client.ApiClient, stack: Stack
+) -> None:
+    apply(cluster, milvus_backup("frozen", stack, collections=["tiny"]))
+    wait_for_phase(kube, "milvusbackups", "frozen")
+    result = apply(cluster, milvus_backup("frozen", stack, collections=["books"]), check=False)
+    assert result.returncode != 0
+    assert "cannot change once its work has started" in result.stderr
+    assert "create a new resource" in result.stderr
+    # metadata is not spec: labels still change (and Kopf's own annotations keep working)
+    cluster.kubectl("label", "mbk", "frozen", "team=search", "-n", NAMESPACE)

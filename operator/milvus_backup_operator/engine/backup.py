@@ -7,13 +7,13 @@ import threading
 import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import schema
 from .catalog import Catalog
 from .config import BackupConfig
 from .errors import AlreadyExistsError, OperationError
-from .layout import BackupLayout, ObjectCopy, milvus_delta_log_dir, milvus_insert_log_dir
+from .layout import BackupLayout, ObjectCopy, milvus_collection_dir
 from .meta import (
     BackupInfo,
     Binlog,
@@ -129,6 +129,7 @@ class _BackupJob:
         info.backup_physical_timestamp = flushed.seal_time
         info.channel_checkpoints = flushed.channel_checkpoints
         segments = [s for s in milvus.persistent_segments(*at) if s.is_flushed and s.num_rows]
+        binlogs = self._list_binlogs(info.collection_id)
         for name, partition_id in milvus.partitions(*at).items():
             partition = PartitionBackupInfo(
                 partition_id=partition_id,
@@ -136,7 +137,7 @@ class _BackupJob:
                 collection_id=info.collection_id,
                 load_state=info.load_state,
                 segment_backups=[
-                    self._segment(info.collection_id, s)
+                    self._segment(info.collection_id, s, binlogs)
                     for s in segments
                     if s.partition_id == partition_id
                 ],
@@ -148,20 +149,34 @@ class _BackupJob:
         log.info("planned %s: %d segments, %d bytes", ref, len(info.segments()), info.size)
         return _CollectionPlan(info, copies)
 
-    def _segment(self, collection_id: int, segment: SegmentInfo) -> SegmentBackupInfo:
-        """Describe one segment's binlogs from a listing of Milvus's bucket."""
-        ids = (collection_id, segment.partition_id, segment.segment_id)
+    def _list_binlogs(self, collection_id: int) -> _Binlogs:
+        """Every insert and delta log of a collection, from one listing of each directory.
+
+        Only the flushed segments Milvus reports are kept from it later, so objects of
+        compacted or dropped segments that its garbage collector has not removed yet are
+        never taken for data.
+        """
         root = self.config.storage.root_path
-        insert_dir = milvus_insert_log_dir(root, *ids)
-        by_field: dict[int, list[Binlog]] = defaultdict(list)
-        for obj in self.source.list(insert_dir):
-            field_id, log_id = obj.key.removeprefix(insert_dir).split("/")
-            by_field[int(field_id)].append(_binlog(obj.key, obj.size, log_id))
-        _check_insert_logs(segment.segment_id, insert_dir, by_field, self.source)
-        delta_dir = milvus_delta_log_dir(root, *ids)
-        deltas = [
-            _binlog(o.key, o.size, o.key.rsplit("/", 1)[1]) for o in self.source.list(delta_dir)
-        ]
+        found = _Binlogs()
+        insert_dir = milvus_collection_dir(root, "insert_log", collection_id)
+        delta_dir = milvus_collection_dir(root, "delta_log", collection_id)
+        with ThreadPoolExecutor(2) as pool:
+            inserts, deltas = pool.map(lambda d: list(self.source.list(d)), (insert_dir, delta_dir))
+        for obj in inserts:
+            _, segment, field_id, log_id = obj.key.removeprefix(insert_dir).split("/")
+            found.inserts[int(segment)][int(field_id)].append(_binlog(obj.key, obj.size, log_id))
+        for obj in deltas:
+            _, segment, log_id = obj.key.removeprefix(delta_dir).split("/")
+            found.deltas[int(segment)].append(_binlog(obj.key, obj.size, log_id))
+        return found
+
+    def _segment(
+        self, collection_id: int, segment: SegmentInfo, binlogs: _Binlogs
+    ) -> SegmentBackupInfo:
+        """Describe one segment's binlogs."""
+        by_field: dict[int, list[Binlog]] = binlogs.inserts.get(segment.segment_id, {})
+        _check_insert_logs(segment.segment_id, by_field, self.source, self.config.storage.root_path)
+        deltas = binlogs.deltas.get(segment.segment_id, [])
         info = SegmentBackupInfo(
             segment_id=segment.segment_id,
             collection_id=collection_id,
@@ -177,6 +192,16 @@ class _BackupJob:
         return info
 
 
+@dataclass
+class _Binlogs:
+    """A collection's logs by segment: insert logs by field, and delta logs."""
+
+    inserts: defaultdict[int, defaultdict[int, list[Binlog]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
+    deltas: defaultdict[int, list[Binlog]] = field(default_factory=lambda: defaultdict(list))
+
+
 def _binlog(key: str, size: int, log_id: str) -> Binlog:
     return Binlog(log_path=key, log_size=size, log_id=int(log_id))
 
@@ -190,11 +215,11 @@ def _by_id(binlogs: list[Binlog]) -> list[Binlog]:
 
 
 def _check_insert_logs(
-    segment_id: int, insert_dir: str, by_field: dict[int, list[Binlog]], source: ObjectStore
+    segment_id: int, by_field: dict[int, list[Binlog]], source: ObjectStore, root_path: str
 ) -> None:
     if not by_field:
         raise OperationError(
-            f"segment {segment_id} has no insert logs under {insert_dir!r} in "
+            f"segment {segment_id} has no insert logs under rootPath {root_path!r} in "
             f"{source.describe()}: minio.bucketName and minio.rootPath must be Milvus's own"
         )
     counts = {len(logs) for logs in by_field.values()}

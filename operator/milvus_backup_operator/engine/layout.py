@@ -12,14 +12,12 @@ def join(*parts: str | int) -> str:
     return "/".join(str(p).strip("/") for p in parts if str(p).strip("/"))
 
 
-def milvus_insert_log_dir(root_path: str, collection: int, partition: int, segment: int) -> str:
-    """``<rootPath>/insert_log/<c>/<p>/<s>/`` in Milvus's bucket."""
-    return join(root_path, "insert_log", collection, partition, segment) + "/"
+def milvus_collection_dir(root_path: str, kind: str, collection: int) -> str:
+    """``<rootPath>/<kind>/<collectionID>/`` in Milvus's bucket (kind: insert_log, delta_log).
 
-
-def milvus_delta_log_dir(root_path: str, collection: int, partition: int, segment: int) -> str:
-    """``<rootPath>/delta_log/<c>/<p>/<s>/`` in Milvus's bucket."""
-    return join(root_path, "delta_log", collection, partition, segment) + "/"
+    Below it: ``<p>/<s>/<field>/<log>`` for insert logs, ``<p>/<s>/<log>`` for delta logs.
+    """
+    return join(root_path, kind, collection) + "/"
 
 
 @dataclass(frozen=True)

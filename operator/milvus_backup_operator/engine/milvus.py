@@ -284,7 +284,7 @@ class Milvus:
 
     def _poll(self, done: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
-        delay = 0.2
+        delay = 0.05  # a flush is often done in a fraction of a second
         while not done():
             if time.monotonic() > deadline:
                 raise OperationError(

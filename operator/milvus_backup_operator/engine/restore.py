@@ -29,6 +29,7 @@ from .storage import ObjectStore, copy_object
 log = logging.getLogger(__name__)
 
 LOG_KINDS = ("insert_log", "delta_log")
+IMPORT_POLL_MAX = 0.5  # seconds; a state call costs milliseconds, a late notice costs seconds
 COMPLETED = "Completed"
 FAILED = "Failed"
 
@@ -292,7 +293,7 @@ class _RestoreJob:
 
     def _wait_import(self, task: int, target: CollectionRef, path: str) -> int:
         deadline = time.monotonic() + self.config.timeouts.import_job
-        delay = 0.3
+        delay = 0.1
         while True:
             state = self.milvus.import_state(task)
             if state.state == "completed":
@@ -305,7 +306,7 @@ class _RestoreJob:
                     f"{self.config.timeouts.import_job:g}s (timeouts.importJob)"
                 )
             time.sleep(delay)
-            delay = min(delay * 1.5, 3.0)
+            delay = min(delay * 1.5, IMPORT_POLL_MAX)
 
     def _needs_staging(self) -> bool:
         """Milvus imports only from its own bucket: stage when the backup lives elsewhere."""
