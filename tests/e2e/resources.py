@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from tests.e2e.conftest import GROUP, NAMESPACE, VERSION
+from tests.e2e.bed import GROUP, NAMESPACE, VERSION
 from tests.kube import Cluster
 from tests.stack import Stack
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.e2e.conftest import OperatorProcess, WebhookTLS
+from tests.e2e.bed import OperatorProcess, WebhookTLS
 from tests.e2e.resources import apply, milvus_backup, wait_for_phase
 from tests.e2e.test_operator import catalog
 from tests.kube import Cluster

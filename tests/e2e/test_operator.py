@@ -11,7 +11,7 @@ from milvus_backup_operator.engine.catalog import Catalog
 from milvus_backup_operator.engine.storage import ObjectStore
 from tests import sample_data
 from tests.conftest import stack_config
-from tests.e2e.conftest import NAMESPACE, OperatorProcess
+from tests.e2e.bed import NAMESPACE, OperatorProcess
 from tests.e2e.jobrunner import LocalJobRunner
 from tests.e2e.resources import (
     apply,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.e2e.conftest import NAMESPACE, OperatorProcess
+from tests.e2e.bed import NAMESPACE, OperatorProcess
 from tests.e2e.jobrunner import LocalJobRunner
 from tests.e2e.resources import (
     apply,

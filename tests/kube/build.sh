@@ -249,13 +249,17 @@ compile() {
     export KUBE_GIT_TREE_STATE=archive KUBE_GIT_COMMIT="$KUBE_COMMIT"
     export KUBE_BUILD_PLATFORMS="linux/$arch"
     say "$(go version); make WHAT=\"cmd/kube-apiserver cmd/kube-controller-manager\" (about 4 min)"
-    # A progress line every 30 s; the sleep holds neither our stdout nor the lock once killed.
-    (while sleep 30 >/dev/null 2>&1; do say "still compiling (log: $WORK/make.log)"; done) 9>&- &
+    # A progress line every 30 s; on TERM the ticker kills its sleep too (no orphan left).
+    (
+        trap 'kill "$!" 2>/dev/null; exit 0' TERM
+        while sleep 30 & wait "$!"; do say "still compiling (log: $WORK/make.log)"; done
+    ) 9>&- &
     TICKER=$!
     make -C "$SRC" WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$WORK/make.log" 2>&1 ||
         die "make failed:
 $(tail -40 "$WORK/make.log")"
     kill "$TICKER"
+    wait "$TICKER" || true
     TICKER=
     OUT="$SRC/_output/local/bin/linux/$arch"
 }

@@ -1,0 +1,153 @@
+"""The custom resources' rules, status transitions, CRDs and Job manifests (no cluster)."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from milvus_backup_operator.api import crds
+from milvus_backup_operator.api import status as st
+from milvus_backup_operator.api.specs import (
+    SpecError,
+    backup_name_for,
+    complete_restore,
+    parse_backup,
+    parse_restore,
+)
+from milvus_backup_operator.engine.progress import Progress
+from milvus_backup_operator.executors import BACKUP, WorkItem
+from milvus_backup_operator.executors.job import JobExecutor, job_name
+
+ROOT = Path(__file__).parents[2]
+SPEC = {
+    "milvus": {"address": "my-release-milvus.milvus.svc"},
+    "storage": {"endpoint": "my-release-minio.milvus.svc:9000",
+                "credentialsSecret": {"name": "minio"}},
+}  # fmt: skip
+
+
+def test_crds_in_the_repository_are_the_generated_ones() -> None:
+    for filename, document in crds.all_crds().items():
+        assert (ROOT / "crds" / filename).read_text() == crds.render(document), filename
+
+
+def test_crd_schema_holds_the_name_rule_and_defaults() -> None:
+    backup = yaml.safe_load((ROOT / "crds" / "backup.milvus.io_milvusbackups.yaml").read_text())
+    version = backup["spec"]["versions"][0]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert spec["backupName"]["pattern"] == "^[A-Za-z_][A-Za-z0-9_]*$"
+    assert spec["deletionPolicy"]["default"] == "Retain"
+    assert spec["storage"]["properties"]["bucket"]["default"] == "milvus-bucket"
+    assert spec["storage"]["properties"]["rootPath"]["default"] == "file"
+    assert backup["spec"]["names"]["shortNames"] == ["mbk"]
+    columns = [c["name"] for c in version["additionalPrinterColumns"]]
+    assert columns[:4] == ["Phase", "Progress", "Size", "Age"]
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [("nightly-2026-11-25", "nightly_2026_11_25"), ("9am", "_9am"), ("a.b", "a_b")],
+)
+def test_backup_name_derived_from_a_kubernetes_name(resource: str, expected: str) -> None:
+    assert backup_name_for(resource) == expected
+
+
+def test_backup_defaults_suit_a_helm_installed_milvus() -> None:
+    spec = parse_backup("nightly-1", SPEC)
+    assert spec.backup_name == "nightly_1" and spec.deletion_policy == "Retain"
+    assert (spec.storage.bucket, spec.storage.root_path) == ("milvus-bucket", "file")
+    assert spec.storage.host == "my-release-minio.milvus.svc" and spec.storage.port == 9000
+    # backups go to the same endpoint and bucket, under backup/, with the same credentials
+    assert spec.backup_storage.endpoint == spec.storage.endpoint
+    assert (spec.backup_storage.bucket, spec.backup_storage.root_path) == (
+        "milvus-bucket",
+        "backup",
+    )
+    assert spec.backup_storage.credentials_secret == "minio"
+    assert spec.milvus.port == 19530
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"backupName": "has-dash"}, "spec.backupName"),
+        ({"collections": ["ok", "db."]}, "spec.collections"),
+        ({"deletionPolicy": "Purge"}, "spec.deletionPolicy must be one of Retain, Delete"),
+        ({"milvus": {}}, "spec.milvus.address is required"),
+    ],
+)
+def test_backup_spec_errors_name_the_field(change: dict[str, object], message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_backup("x", {**SPEC, **change})
+
+
+def test_restore_rules() -> None:
+    with pytest.raises(SpecError, match=r"exactly one of spec\.backupRef"):
+        parse_restore({})
+    with pytest.raises(SpecError, match="not both"):
+        parse_restore({"backupRef": "b", "collectionSuffix": "_x", "collectionRenames": {"a": "b"}})
+    with pytest.raises(SpecError, match=r"needs spec\.backupStorage"):
+        parse_restore({"backupName": "b"})
+    restore = complete_restore(
+        parse_restore({"backupRef": "b", "load": True}), parse_backup("b", SPEC)
+    )
+    assert restore.backup_name == "b" and restore.load
+    assert restore.milvus is not None and restore.milvus.address == "my-release-milvus.milvus.svc"
+
+
+def test_status_transitions_follow_kstatus() -> None:
+    def conditions(patch: dict[str, object]) -> dict[str, str]:
+        return {c["type"]: c["status"] for c in patch["conditions"]}  # type: ignore[attr-defined]
+
+    assert conditions(st.pending(1, "x")) == {
+        "Ready": "False",
+        "Reconciling": "True",
+        "Stalled": "False",
+    }
+    assert conditions(st.running(1, "x")) == {
+        "Ready": "False",
+        "Reconciling": "True",
+        "Stalled": "False",
+    }
+    assert conditions(st.completed(2, "x")) == {
+        "Ready": "True",
+        "Reconciling": "False",
+        "Stalled": "False",
+    }
+    failed = st.failed(2, "bucket missing", reason="NotFound")
+    assert conditions(failed) == {"Ready": "False", "Reconciling": "False", "Stalled": "True"}
+    assert failed["observedGeneration"] == 2 and failed["message"] == "bucket missing"
+    assert all(c["reason"] == "NotFound" for c in failed["conditions"])
+    assert "completionTime" in failed and "startTime" in st.running(1, "x")
+
+
+def test_progress_patch_is_readable() -> None:
+    progress = Progress("backup", "copying", 1, 0, 10, 4, 2048, 1024)
+    patch = st.progressed(progress)["progress"]
+    assert (
+        patch["text"] == "50%"
+        and patch["summary"] == "0/1 collections, 4/10 segments, 1.0 KiB/2.0 KiB"
+    )
+
+
+def test_job_manifest_mounts_secrets_and_is_owned() -> None:
+    owner = {"metadata": {"name": "nightly", "uid": "u-1"}}
+    item = WorkItem(BACKUP, "team-a", "nightly", owner, ("milvus-s3",))
+    job = JobExecutor(image="registry/mbo:1").manifest(item)
+    assert job["metadata"]["name"] == "mbk-nightly"
+    assert job["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == ["milvus-backup-operator", "job", "backup", "team-a/nightly"]
+    assert pod["volumes"] == [
+        {"name": "secret-0", "secret": {"secretName": "milvus-s3", "defaultMode": 0o400}}
+    ]
+    assert container["volumeMounts"][0]["mountPath"] == "/var/run/secrets/milvus-backup/milvus-s3"
+    assert job["spec"]["backoffLimit"] == 0 and pod["restartPolicy"] == "Never"
+
+
+def test_job_names_are_deterministic_and_short() -> None:
+    long = WorkItem(BACKUP, "ns", "x" * 80, {}, ())
+    assert job_name(long) == job_name(long) and len(job_name(long)) <= 63
+    other = WorkItem(BACKUP, "ns", "x" * 79 + "y", {}, ())
+    assert job_name(other) != job_name(long)
