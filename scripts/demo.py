@@ -132,9 +132,9 @@ def apply_and_watch(cluster: Cluster, short: str, document: dict[str, Any]) -> N
         header, row = cluster.kubectl("get", short, name, "-n", NAMESPACE).stdout.splitlines()
         if not last:
             print(header)
-        if row != last:
+        if row.rsplit(maxsplit=1)[0] != last:  # the AGE column alone changes every second
             print(row, flush=True)
-            last = row
+            last = row.rsplit(maxsplit=1)[0]
         if " Completed " in row or " Failed " in row:
             break
         time.sleep(1)

@@ -74,7 +74,8 @@ class LocalJobRunner:
                     if event["type"] == "ADDED" and job.metadata.uid not in self.processes:
                         self._run(job)
             except Exception as exc:  # the watch restarts; a test fails on the outcome
-                print(f"jobrunner: watch error {exc!r}", file=sys.stderr)
+                if not self._stop.is_set():
+                    print(f"jobrunner: watch error {exc!r}", file=sys.stderr)
                 time.sleep(0.5)
 
     def _run(self, job: client.V1Job) -> None:
