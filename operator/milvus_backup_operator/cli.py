@@ -286,3 +286,37 @@ def run_job(kind: str, resource: str) -> None:
     run = worker.run_backup if kind == "backup" else worker.run_restore
     if not run(namespace, name, secrets):
         _fail(f"{kind} of {resource} did not complete: see the resource's status")
+
+
+@main.command(name="server")
+@click.option("-p", "--port", default=8080, show_default=True, help="Port to listen on.")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("milvus-backup-tasks.db"),
+    show_default=True,
+    help="Where task state is kept across restarts (SQLite).",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Require 'Authorization: Bearer <token>', the token read from this file.",
+)
+@click.pass_context
+def serve(
+    ctx: click.Context, *, port: int, host: str, state: Path, token_file: Path | None
+) -> None:
+    """Serve milvus-backup's REST API (/api/v1/..., Swagger UI at /api/v1/docs/index.html)."""
+    import uvicorn
+
+    from .server.app import create_app
+    from .server.local import LocalBackend
+    from .server.tasks import TaskStore
+
+    with _reasons():
+        token = token_file.read_text().strip() if token_file else ""
+        backend = LocalBackend(_config(ctx), TaskStore(state))
+    backend.resume()
+    uvicorn.run(create_app(backend, token), host=host, port=port, log_level="info")

@@ -97,13 +97,8 @@ def run_backup(namespace: str, name: str, secrets: SecretSource) -> bool:
 
 def _resume(catalog: Catalog, spec: BackupSpec, reporter: StatusReporter, generation: int) -> bool:
     """A predecessor died while Running: finish its record, or clear its leftovers."""
-    if not catalog.exists(spec.backup_name):
-        return False
-    try:
-        info = catalog.read(spec.backup_name)
-    except MalformedMetaError:
-        removed = catalog.delete(spec.backup_name)
-        log.warning("removed %d objects an interrupted run of %s left", removed, spec.backup_name)
+    info = catalog.finished_or_cleared(spec.backup_name)
+    if info is None:
         return False
     reporter.write(_backup_completed(generation, info.size, info.collection_backups))
     return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,14 @@ def test_inline_backup_killed_mid_way_resumes_after_restart(
     cluster: Cluster, kube: client.ApiClient, stack: Stack, inline_operator: OperatorProcess,
     samples: Any,
 ) -> None:  # fmt: skip
-    apply(cluster, milvus_backup("inline-1", stack))
-    wait_for_phase(kube, "milvusbackups", "inline-1", phases=("Running",), timeout=60)
-    inline_operator.kill()  # the work dies with it, half way
+    gateway = next(d for d in stack.rgw.daemons if d.name == "radosgw")
+    gateway.signal(signal.SIGSTOP)  # S3 stalls: the backup is caught in flight, deterministically
+    try:
+        apply(cluster, milvus_backup("inline-1", stack))
+        wait_for_phase(kube, "milvusbackups", "inline-1", phases=("Running",), timeout=60)
+        inline_operator.kill()  # the work dies with it, half way
+    finally:
+        gateway.signal(signal.SIGCONT)
     inline_operator.start()
     status = wait_for_phase(kube, "milvusbackups", "inline-1")
     assert status["phase"] == "Completed", (status, inline_operator.log.read_text()[-3000:])

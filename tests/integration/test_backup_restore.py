@@ -22,7 +22,7 @@ Rows = dict[Any, dict[str, Any]]
 @pytest.fixture(scope="module")
 def nightly(stack: Stack, samples: dict[str, Rows]) -> dict[str, Rows]:
     """A backup of every collection; then the originals change, so restores must not follow."""
-    result = run_cli(stack.config_path, "create", "-n", "nightly")
+    result = run_cli(stack.config_path, "create", "-n", "nightly", "-c", "books,tiny,db1.docs")
     assert result.code == 0, result.output
     books = sample_data.client(stack.milvus.uri)
     books.delete("books", filter="pk >= 100 and pk < 150")
@@ -121,3 +121,19 @@ def test_engine_reports_progress_to_the_end(stack: Stack, samples: Any) -> None:
     assert seen[-1].segments_done == seen[-1].segments_total >= 4
     assert seen[-1].collections_done == 2
     assert {"flushing", "copying", "writing meta"} <= {p.phase for p in seen}
+
+
+def test_create_without_collections_takes_every_collection_of_every_database(
+    stack: Stack, samples: Any
+) -> None:
+    c = sample_data.client(stack.milvus.uri)
+    existing = {
+        name if db == "default" else f"{db}.{name}"
+        for db in c.list_databases()
+        for name in sample_data.client(stack.milvus.uri, db).list_collections()
+    }
+    result = run_cli(stack.config_path, "create", "-n", "everything")
+    assert result.code == 0, result.output
+    backup = json.loads(run_cli(stack.config_path, "get", "-n", "everything").stdout)
+    assert {c["name"] for c in backup["collections"]} == existing
+    assert run_cli(stack.config_path, "delete", "-n", "everything").code == 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from . import schema
 from .catalog import Catalog
 from .config import BackupConfig
-from .errors import AlreadyExistsError, OperationError
+from .errors import AlreadyExistsError, InvalidRequestError, OperationError
 from .layout import BackupLayout, ObjectCopy, milvus_collection_dir
 from .meta import (
     BackupInfo,
@@ -27,7 +27,7 @@ from .meta import (
 from .milvus import Milvus, SegmentInfo, connect
 from .names import validate_backup_name
 from .progress import ProgressCallback, ProgressTracker
-from .selection import CollectionRef, check_known
+from .selection import ALL, CollectionRef, check_known
 from .storage import ObjectStore, copy_object
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 class BackupRequest:
     name: str
     collections: tuple[CollectionRef, ...] = ()  # empty: every collection
+    backup_id: str = ""  # recorded as the meta's id (milvus-backup: the task's id); default new
 
 
 @dataclass
@@ -54,29 +55,44 @@ def create_backup(
     first object was copied, the backup's prefix is deleted again: a backup is either
     complete (meta written last) or absent.
     """
-    validate_backup_name(request.name)
     progress = ProgressTracker("backup", on_progress)
+    source, target, catalog = _refuse_early(config, request)
+    with connect(config.milvus, config.timeouts) as milvus:
+        refs = _resolve(milvus, list(request.collections))
+        progress.add(collections_total=len(refs))
+        job = _BackupJob(config, milvus, source, target, catalog.layout(request.name), progress)
+        try:
+            info = job.run(refs, request.backup_id or str(uuid.uuid4()))
+        except BaseException:
+            _discard(target, job.layout)
+            raise
+    progress.finish()
+    return info
+
+
+def check_backup_request(config: BackupConfig, request: BackupRequest) -> None:
+    """Raise what :func:`create_backup` would refuse before writing, and write nothing."""
+    _refuse_early(config, request, create_bucket=False)
+    with connect(config.milvus, config.timeouts) as milvus:
+        _resolve(milvus, list(request.collections))
+
+
+def _refuse_early(
+    config: BackupConfig, request: BackupRequest, create_bucket: bool = True
+) -> tuple[ObjectStore, ObjectStore, Catalog]:
+    validate_backup_name(request.name)
     source = ObjectStore(config.storage, config.timeouts)
     target = ObjectStore(config.backup_storage, config.timeouts, config.parallelism.copy_data)
     source.require_bucket()
-    target.ensure_bucket()
+    if create_bucket:
+        target.ensure_bucket()
     catalog = Catalog(target, config.backup_storage.root_path)
     if catalog.exists(request.name):
         raise AlreadyExistsError(
             f"a backup named {request.name!r} already exists in {target.describe()}: "
             "choose another name or delete it first"
         )
-    with connect(config.milvus, config.timeouts) as milvus:
-        refs = _resolve(milvus, list(request.collections))
-        progress.add(collections_total=len(refs))
-        job = _BackupJob(config, milvus, source, target, catalog.layout(request.name), progress)
-        try:
-            info = job.run(refs)
-        except BaseException:
-            _discard(target, job.layout)
-            raise
-    progress.finish()
-    return info
+    return source, target, catalog
 
 
 @dataclass
@@ -88,8 +104,7 @@ class _BackupJob:
     layout: BackupLayout
     progress: ProgressTracker
 
-    def run(self, refs: list[CollectionRef]) -> BackupInfo:
-        backup_id = str(uuid.uuid4())
+    def run(self, refs: list[CollectionRef], backup_id: str) -> BackupInfo:
         self.progress.phase("flushing")
         with ThreadPoolExecutor(self.config.parallelism.backup_collection) as pool:
             plans = list(pool.map(self._plan, refs))
@@ -239,8 +254,14 @@ def _resolve(milvus: Milvus, wanted: list[CollectionRef]) -> list[CollectionRef]
     ]
     if not wanted:
         return sorted(existing)
-    check_known(wanted, existing, f"Milvus at {milvus.config.endpoint}")
-    return wanted
+    explicit = [ref for ref in wanted if ref.name != ALL]
+    check_known(explicit, existing, f"Milvus at {milvus.config.endpoint}")
+    every_of = {ref.db for ref in wanted if ref.name == ALL}
+    unknown_dbs = every_of - set(milvus.list_databases())
+    if unknown_dbs:
+        raise InvalidRequestError(f"database {', '.join(sorted(unknown_dbs))} does not exist")
+    expanded = explicit + sorted(ref for ref in existing if ref.db in every_of)
+    return list(dict.fromkeys(expanded))
 
 
 def _copy_all(

@@ -27,6 +27,7 @@ class BackupSummary:
 
     name: str
     state: str  # Completed or Incomplete
+    id: str = ""
     size: int = 0
     milvus_version: str = ""
     backup_timestamp: int = 0
@@ -65,6 +66,7 @@ class Catalog:
         return BackupSummary(
             name=info.name or name,
             state=COMPLETED,
+            id=info.id,
             size=info.size,
             milvus_version=info.milvus_version,
             backup_timestamp=info.backup_timestamp,
@@ -92,6 +94,19 @@ class Catalog:
                 raise MalformedMetaError(f"{where} is missing meta/{filename}")
             files[filename] = raw
         return assemble_from_level_files(files, f"{where}/meta")
+
+    def finished_or_cleared(self, name: str) -> BackupInfo | None:
+        """After a writer died: its backup if it completed, else remove what it left (None).
+
+        Only for a backup this caller was writing: the leftovers are its own.
+        """
+        if not self.exists(name):
+            return None
+        try:
+            return self.read(name)
+        except MalformedMetaError:
+            self.delete(name)
+            return None
 
     def delete(self, name: str) -> int:
         """Delete exactly one backup's prefix, complete or not; return the objects removed."""

@@ -206,6 +206,20 @@ class Milvus:
             reason=infos.get("failed_reason", ""),
         )
 
+    def unfinished_imports(self, db: str, collection: str) -> int:
+        """How many import tasks into ``collection`` are still pending or running."""
+        request = milvus_pb2.ListImportTasksRequest(db_name=db, collection_name=collection)
+        tasks = self._call("ListImportTasks", request, db).tasks
+        return sum(_IMPORT_STATES.get(t.state, "running") in ("pending", "running") for t in tasks)
+
+    def wait_imports_settled(self, db: str, collection: str) -> None:
+        """Wait until no import into ``collection`` is in flight (e.g. a dead process's)."""
+        self._poll(
+            lambda: self.unfinished_imports(db, collection) == 0,
+            self.timeouts.import_job,
+            f"imports into {collection!r} to settle",
+        )
+
     # ---- indexes and loading --------------------------------------------------------------
 
     def describe_indexes(self, db: str, name: str) -> list[milvus_pb2.IndexDescription]:

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 LOG_KINDS = ("insert_log", "delta_log")
 IMPORT_POLL_MAX = 0.5  # seconds; a state call costs milliseconds, a late notice costs seconds
+RUNNING = "Running"
 COMPLETED = "Completed"
 FAILED = "Failed"
 
@@ -83,19 +84,20 @@ def parse_renames(text: str | Iterable[str]) -> tuple[tuple[CollectionRef, Colle
     return tuple(pairs)
 
 
+CollectionCallback = Callable[[CollectionRestoreResult], None]
+
+
 def restore_backup(
-    config: BackupConfig, request: RestoreRequest, on_progress: ProgressCallback | None = None
+    config: BackupConfig,
+    request: RestoreRequest,
+    on_progress: ProgressCallback | None = None,
+    on_collection: CollectionCallback | None = None,
 ) -> RestoreResult:
-    """Restore ``request.backup_name``; raise before writing anything if the request is wrong."""
-    validate_backup_name(request.backup_name)
-    if request.suffix and request.renames:
-        raise InvalidRequestError("give either a collection suffix or renames, not both")
-    if request.suffix:
-        validate_collection_suffix(request.suffix)
-    store = ObjectStore(config.backup_storage, config.timeouts, config.parallelism.copy_data)
-    catalog = Catalog(store, config.backup_storage.root_path)
-    backup = catalog.read(request.backup_name)
-    plan = _plan(backup.collection_backups, request)
+    """Restore ``request.backup_name``; raise before writing anything if the request is wrong.
+
+    ``on_collection`` hears of each collection when it starts (``Running``) and when it ends.
+    """
+    store, catalog, plan = _refuse_early(config, request)
     task_id = request.task_id or f"restore_{uuid.uuid4().hex[:12]}"
     result = RestoreResult(task_id, request.backup_name)
     milvus_store = ObjectStore(config.storage, config.timeouts, config.parallelism.copy_data)
@@ -117,6 +119,7 @@ def restore_backup(
             catalog.layout(request.backup_name),
             progress,
             task_id,
+            on_collection or (lambda _: None),
         )
         with ThreadPoolExecutor(config.parallelism.restore_collection) as pool:
             result.collections = list(pool.map(lambda item: job.run(*item), plan))
@@ -125,6 +128,28 @@ def restore_backup(
     else:
         progress.phase("failed")
     return result
+
+
+def check_restore_request(config: BackupConfig, request: RestoreRequest) -> None:
+    """Raise what :func:`restore_backup` would refuse before writing, and write nothing."""
+    _, _, plan = _refuse_early(config, request)
+    with connect(config.milvus, config.timeouts) as milvus:
+        _precheck(milvus, plan, request.drop_existing)
+    ObjectStore(config.storage, config.timeouts).require_bucket()
+
+
+def _refuse_early(
+    config: BackupConfig, request: RestoreRequest
+) -> tuple[ObjectStore, Catalog, list[tuple[CollectionBackupInfo, CollectionRef]]]:
+    validate_backup_name(request.backup_name)
+    if request.suffix and request.renames:
+        raise InvalidRequestError("give either a collection suffix or renames, not both")
+    if request.suffix:
+        validate_collection_suffix(request.suffix)
+    store = ObjectStore(config.backup_storage, config.timeouts, config.parallelism.copy_data)
+    catalog = Catalog(store, config.backup_storage.root_path)
+    backup = catalog.read(request.backup_name)
+    return store, catalog, _plan(backup.collection_backups, request)
 
 
 def _plan(
@@ -185,11 +210,13 @@ class _RestoreJob:
     layout: BackupLayout
     progress: ProgressTracker
     task_id: str
+    on_collection: CollectionCallback
     _db_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self, info: CollectionBackupInfo, target: CollectionRef) -> CollectionRestoreResult:
         """Restore one collection; turn any failure into a Failed result (others go on)."""
-        result = CollectionRestoreResult(str(_source_ref(info)), str(target))
+        result = CollectionRestoreResult(str(_source_ref(info)), str(target), state=RUNNING)
+        self.on_collection(result)
         created = False
         try:
             self._prepare_target(target)
@@ -208,6 +235,7 @@ class _RestoreJob:
                 result.error += self._drop_partial(target)
         finally:
             self.progress.add(collections_done=1)
+            self.on_collection(result)
         return result
 
     def _prepare_target(self, target: CollectionRef) -> None:

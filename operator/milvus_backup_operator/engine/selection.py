@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from .errors import InvalidRequestError
 
 DEFAULT_DB = "default"
+ALL = "*"  # ``db.*``: every collection of a database
 
 
 @dataclass(frozen=True, order=True)
@@ -17,7 +18,7 @@ class CollectionRef:
 
     @classmethod
     def parse(cls, text: str) -> CollectionRef:
-        """``coll`` means the default database; ``db.coll`` names one explicitly."""
+        """``coll`` means the default database; ``db.coll`` names one; ``db.*`` all of db."""
         db, _, name = text.strip().rpartition(".")
         if not name:
             raise InvalidRequestError(f"invalid collection name {text!r}: use coll or db.coll")

@@ -1,0 +1,1 @@
+"""milvus-backup's REST API (``/api/v1/...``) on our engine, standalone or in a cluster."""

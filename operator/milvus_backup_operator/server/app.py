@@ -1,0 +1,191 @@
+"""The HTTP layer: milvus-backup's paths and envelope, our status codes, Swagger UI.
+
+Unlike milvus-backup, an error is never a 200: it gets the HTTP status that fits (400 for a
+request to fix, 404 for an unknown backup or task, 409 for a clash, 503 when Milvus or S3
+cannot be reached), with the same envelope and a ``msg`` that says what to fix.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import swagger_ui_bundle
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from ..engine.errors import (
+    AlreadyExistsError,
+    BackupError,
+    InvalidRequestError,
+    MalformedMetaError,
+    NotFoundError,
+    UnreachableError,
+)
+from .backend import Backend
+from .protocol import (
+    CreateBackupRequest,
+    Envelope,
+    ResponseCode,
+    RestoreBackupRequest,
+    envelope,
+)
+
+PREFIX = "/api/v1"
+#: milvus-backup takes the task id from this header
+RequestIdHeader = Annotated[str | None, Header(alias="request_id", convert_underscores=False)]
+_STATUS = [
+    (InvalidRequestError, 400, ResponseCode.PARAMETER_ERROR),
+    (NotFoundError, 404, ResponseCode.NOT_FOUND),
+    (AlreadyExistsError, 409, ResponseCode.FAIL),
+    (MalformedMetaError, 422, ResponseCode.FAIL),
+    (UnreachableError, 503, ResponseCode.FAIL),
+]
+_ERRORS = {
+    400: {"model": Envelope, "description": "The request is wrong: msg says what to fix."},
+    404: {"model": Envelope, "description": "No such backup or task."},
+    409: {"model": Envelope, "description": "It clashes with an existing backup or task."},
+    503: {"model": Envelope, "description": "Milvus or S3 cannot be reached."},
+}
+
+
+def create_app(backend: Backend, token: str = "") -> FastAPI:
+    """The ASGI application; with ``token``, every API call needs ``Authorization: Bearer``."""
+    app = FastAPI(
+        title="milvus-backup-operator REST API",
+        version=__version__,
+        description="milvus-backup's REST API (paths, fields, envelope) on milvus-backup-operator.",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    _errors(app)
+    guard = [Depends(_bearer(token))] if token else []
+    app.include_router(_public())  # /hello answers probes without the token
+    app.include_router(_routes(backend), dependencies=guard)
+    _docs(app)
+    return app
+
+
+def _request_id(header: str | None, body_id: str = "") -> str:
+    return header or body_id or str(uuid.uuid4())
+
+
+def _routes(backend: Backend) -> APIRouter:
+    router = APIRouter(prefix=PREFIX, responses=_ERRORS)  # type: ignore[arg-type]
+
+    @router.post("/create", responses={200: {"model": Envelope}}, summary="Create a backup")
+    def create(body: CreateBackupRequest, request_id: RequestIdHeader = None) -> dict[str, Any]:
+        task_id = _request_id(request_id, body.request_id)
+        return envelope(backend.create(body, task_id), task_id)
+
+    @router.get(
+        "/list", responses={200: {"model": Envelope}}, summary="List the backups in storage"
+    )
+    def list_backups() -> dict[str, Any]:
+        return envelope(backend.list())
+
+    @router.get(
+        "/get_backup", responses={200: {"model": Envelope}}, summary="One backup, by id or name"
+    )
+    def get_backup(backup_id: str = "", backup_name: str = "") -> dict[str, Any]:
+        if not backup_id and not backup_name:
+            raise InvalidRequestError("give backup_name (or backup_id)")
+        return envelope(backend.get_backup(backup_id, backup_name))
+
+    @router.delete("/delete", responses={200: {"model": Envelope}}, summary="Delete one backup")
+    def delete(backup_name: Annotated[str, Query(min_length=1)]) -> dict[str, Any]:
+        backend.delete(backup_name)
+        return envelope(None, msg=f"backup {backup_name} deleted")
+
+    @router.post("/restore", responses={200: {"model": Envelope}}, summary="Restore a backup")
+    def restore(body: RestoreBackupRequest, request_id: RequestIdHeader = None) -> dict[str, Any]:
+        task_id = body.id or f"restore_{uuid.uuid4().hex[:16]}"
+        return envelope(backend.restore(body, task_id), _request_id(request_id, body.request_id))
+
+    @router.get(
+        "/get_restore", responses={200: {"model": Envelope}}, summary="A restore task's state"
+    )
+    def get_restore(id: Annotated[str, Query(min_length=1)]) -> dict[str, Any]:
+        return envelope(backend.get_restore(id))
+
+    @router.get("/check", response_class=PlainTextResponse, summary="Check Milvus and storage")
+    def check() -> PlainTextResponse:
+        ok, report = backend.check()
+        return PlainTextResponse(report, status_code=200 if ok else 503)
+
+    return router
+
+
+def _public() -> APIRouter:
+    router = APIRouter(prefix=PREFIX)
+
+    @router.get("/hello", response_class=PlainTextResponse, summary="Is the server up?")
+    def hello() -> str:
+        return "Hello, This is backup service"
+
+    return router
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(BackupError)
+    def engine_error(request: Request, exc: BackupError) -> JSONResponse:
+        status, code = next(((s, c) for kind, s, c in _STATUS if isinstance(exc, kind)), (500, 3))
+        body = envelope(None, request.headers.get("request_id", ""), str(exc), int(code))
+        return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        body = envelope(None, request.headers.get("request_id", ""), problems, 400)
+        return JSONResponse(body, status_code=400)
+
+    @app.exception_handler(HTTPException)
+    def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        body = envelope(
+            None, request.headers.get("request_id", ""), str(exc.detail), exc.status_code
+        )
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+    if error.get("type") == "json_invalid":
+        return "the body is not valid JSON: send a JSON object"
+    return f"{where}: {error.get('msg', 'invalid')}"
+
+
+def _bearer(token: str) -> Any:
+    def check(authorization: Annotated[str, Header()] = "") -> None:
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(
+                401, "send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"}
+            )
+
+    return check
+
+
+def _docs(app: FastAPI) -> None:
+    """Swagger UI at /api/v1/docs/index.html, from assets installed with the package."""
+    assets = Path(swagger_ui_bundle.swagger_ui_path)
+
+    @app.get(f"{PREFIX}/docs/index.html", include_in_schema=False)
+    def swagger() -> HTMLResponse:
+        return HTMLResponse(_SWAGGER_PAGE.format(openapi=f"{PREFIX}/openapi.json"))
+
+    app.mount(f"{PREFIX}/docs", StaticFiles(directory=assets), name="swagger-assets")
+
+
+_SWAGGER_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>milvus-backup-operator API</title>
+<link rel="stylesheet" href="swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({{url: "{openapi}", dom_id: "#swagger-ui"}});</script>
+</body></html>"""

@@ -1,0 +1,23 @@
+"""What the REST handlers need from whatever does the work (engine here, resources in a cluster)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .protocol import CreateBackupRequest, RestoreBackupRequest
+
+
+class Backend(Protocol):
+    def create(self, request: CreateBackupRequest, task_id: str) -> dict[str, Any]: ...
+
+    def list(self) -> list[dict[str, Any]]: ...
+
+    def get_backup(self, backup_id: str, backup_name: str) -> dict[str, Any]: ...
+
+    def delete(self, backup_name: str) -> None: ...
+
+    def restore(self, request: RestoreBackupRequest, task_id: str) -> dict[str, Any]: ...
+
+    def get_restore(self, task_id: str) -> dict[str, Any]: ...
+
+    def check(self) -> tuple[bool, str]: ...

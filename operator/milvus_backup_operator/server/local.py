@@ -1,0 +1,209 @@
+"""The standalone backend: the engine in this process, tasks in an embedded database."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+from ..engine.backup import check_backup_request, create_backup
+from ..engine.catalog import Catalog
+from ..engine.check import run_check
+from ..engine.config import BackupConfig
+from ..engine.errors import AlreadyExistsError, BackupError, NotFoundError
+from ..engine.milvus import connect
+from ..engine.progress import Progress
+from ..engine.restore import (
+    CollectionRestoreResult,
+    RestoreRequest,
+    check_restore_request,
+    restore_backup,
+)
+from ..engine.selection import CollectionRef
+from ..engine.storage import ObjectStore
+from . import views
+from .protocol import CreateBackupRequest, RestoreBackupRequest, StateCode
+from .requests import backup_request, restore_request
+from .tasks import CREATE, RESTORE, Task, TaskStore
+
+log = logging.getLogger(__name__)
+
+
+class LocalBackend:
+    def __init__(self, config: BackupConfig, tasks: TaskStore, workers: int = 4) -> None:
+        self.config = config
+        self.tasks = tasks
+        self.catalog = Catalog(
+            ObjectStore(config.backup_storage, config.timeouts), config.backup_storage.root_path
+        )
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="task")
+
+    # ---- backups --------------------------------------------------------------------------
+
+    def create(self, request: CreateBackupRequest, task_id: str) -> dict[str, Any]:
+        engine_request = replace(backup_request(request), backup_id=task_id)
+        if not request.run_async:
+            return views.backup(create_backup(self.config, engine_request))
+        self._refuse_running(engine_request.name)
+        check_backup_request(self.config, engine_request)
+        task = Task(task_id, CREATE, engine_request.name, request.model_dump(by_alias=True))
+        self.tasks.save(task)
+        self._pool.submit(self._run_backup, task)
+        return views.backup_task(task)
+
+    def _refuse_running(self, name: str) -> None:
+        task = self.tasks.latest_for_backup(CREATE, name)
+        if task and task.state_code == StateCode.EXECUTING:
+            raise AlreadyExistsError(f"backup {name!r} is being created by task {task.id}")
+
+    def _run_backup(self, task: Task) -> None:
+        request = backup_request(CreateBackupRequest.model_validate(task.request))
+        request = replace(request, name=task.backup_name, backup_id=task.id)
+        try:
+            create_backup(self.config, request, self._progress_of(task))
+        except BackupError as exc:
+            task.finish(str(exc))
+        except Exception as exc:
+            log.exception("task %s crashed", task.id)
+            task.finish(f"internal error: {type(exc).__name__}: {exc}")
+        else:
+            task.finish()
+        self.tasks.save(task)
+
+    def _progress_of(self, task: Task) -> Any:
+        def report(progress: Progress) -> None:
+            task.progress = max(1, progress.percent)
+            self.tasks.save(task)
+
+        return report
+
+    def list(self) -> list[dict[str, Any]]:
+        return [views.summary(entry) for entry in self.catalog.list()]
+
+    def get_backup(self, backup_id: str, backup_name: str) -> dict[str, Any]:
+        task = (self.tasks.get(backup_id) if backup_id else None) or (
+            self.tasks.latest_for_backup(CREATE, backup_name) if backup_name else None
+        )
+        if task is not None and task.state_code != StateCode.SUCCESS:
+            return views.backup_task(task)
+        name = task.backup_name if task is not None else backup_name
+        if not name:
+            raise NotFoundError(f"no backup with id {backup_id!r}: give backup_name instead")
+        return views.backup(self.catalog.read(name), task)
+
+    def delete(self, backup_name: str) -> None:
+        self._refuse_running(backup_name)
+        self.catalog.delete(backup_name)
+
+    # ---- restores -------------------------------------------------------------------------
+
+    def restore(self, request: RestoreBackupRequest, task_id: str) -> dict[str, Any]:
+        engine_request = restore_request(request, task_id)
+        if self.tasks.get(task_id):
+            raise AlreadyExistsError(f"a task with id {task_id!r} exists: use another id")
+        task = Task(task_id, RESTORE, request.backup_name, request.model_dump(by_alias=True))
+        if request.run_async:
+            check_restore_request(self.config, engine_request)
+            self.tasks.save(task)
+            self._pool.submit(self._run_restore, task, engine_request)
+        else:
+            self.tasks.save(task)
+            self._run_restore(task, engine_request, raise_refusal=True)
+        return views.restore_task(task)
+
+    def _run_restore(
+        self, task: Task, request: RestoreRequest, raise_refusal: bool = False
+    ) -> None:
+        def on_collection(result: CollectionRestoreResult) -> None:
+            entries = [c for c in task.collections if c["target"] != result.target]
+            task.collections = [*entries, {**vars(result)}]
+            self.tasks.save(task)
+
+        try:
+            result = restore_backup(self.config, request, self._progress_of(task), on_collection)
+        except BackupError as exc:
+            task.finish(str(exc))
+            self.tasks.save(task)
+            if raise_refusal and not task.collections:
+                raise  # refused before anything was written: an error, not a result
+            return
+        task.finish("" if result.succeeded else f"restore failed for {result.failure_summary()}")
+        self.tasks.save(task)
+
+    def get_restore(self, task_id: str) -> dict[str, Any]:
+        task = self.tasks.get(task_id)
+        if task is None or task.kind != RESTORE:
+            raise NotFoundError(f"no restore task with id {task_id!r}")
+        return views.restore_task(task)
+
+    def check(self) -> tuple[bool, str]:
+        report = run_check(self.config)
+        return report.ok, report.render()
+
+    # ---- after a restart ------------------------------------------------------------------
+
+    def resume(self) -> None:
+        """Pick up the tasks a previous process left running: finish or redo, never duplicate."""
+        for task in self.tasks.all():
+            if task.state_code != StateCode.EXECUTING:
+                continue
+            log.warning("resuming %s task %s of %s", task.kind, task.id, task.backup_name)
+            if task.kind == CREATE:
+                self._resume_backup(task)
+            else:
+                self._resume_restore(task)
+
+    def _resume_backup(self, task: Task) -> None:
+        try:
+            finished = self.catalog.finished_or_cleared(task.backup_name)
+        except BackupError as exc:
+            task.finish(f"interrupted by a server restart, and could not be checked: {exc}")
+            self.tasks.save(task)
+            return
+        if finished is not None:
+            task.finish()
+            self.tasks.save(task)
+        else:
+            self._pool.submit(self._run_backup, task)
+
+    def _resume_restore(self, task: Task) -> None:
+        """Collections restored before the restart stay; the others are dropped and redone."""
+        done = [c for c in task.collections if c.get("state") == "Completed"]
+        try:
+            self._drop_unfinished(task)
+            request = restore_request(RestoreBackupRequest.model_validate(task.request), task.id)
+            wanted = request.collections or tuple(
+                CollectionRef(c.db_name or "default", c.collection_name)
+                for c in self.catalog.read(task.backup_name).collection_backups
+            )
+        except BackupError as exc:
+            task.finish(f"interrupted by a server restart, and could not resume: {exc}")
+            self.tasks.save(task)
+            return
+        finished = {c["source"] for c in done}
+        remaining = tuple(ref for ref in wanted if str(ref) not in finished)
+        task.collections = done
+        self.tasks.save(task)
+        if not remaining:
+            task.finish()
+            self.tasks.save(task)
+            return
+        renames = tuple(pair for pair in request.renames if pair[0] in remaining)
+        resumed = replace(request, collections=remaining, renames=renames)
+        self._pool.submit(self._run_restore, task, resumed)
+
+    def _drop_unfinished(self, task: Task) -> None:
+        """Drop targets this task had started but not finished (it created them)."""
+        unfinished = [c for c in task.collections if c.get("state") != "Completed"]
+        if not unfinished:
+            return
+        with connect(self.config.milvus, self.config.timeouts) as milvus:
+            for entry in unfinished:
+                target = CollectionRef.parse(entry["target"])
+                if milvus.has_collection(target.db, target.name):
+                    milvus.wait_imports_settled(target.db, target.name)  # the dead process's
+                    milvus.drop_collection(target.db, target.name)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,97 @@
+"""What the API returns in ``data``: milvus-backup's BackupInfo and RestoreBackupTask shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine import codec
+from ..engine.catalog import COMPLETED, BackupSummary
+from ..engine.meta import BackupInfo
+from .protocol import StateCode
+from .tasks import Task
+
+_COLLECTION_STATES = {
+    "Pending": StateCode.INITIAL,
+    "Running": StateCode.EXECUTING,
+    "Completed": StateCode.SUCCESS,
+    "Failed": StateCode.FAIL,
+}
+
+
+def backup(info: BackupInfo, task: Task | None = None) -> dict[str, Any]:
+    """A finished backup as stored (the meta's BackupInfo), marked successful."""
+    data = codec.encode(info)
+    data.update(state_code=int(StateCode.SUCCESS), progress=100)
+    if task is not None:
+        data.update(start_time=task.start_time, end_time=task.end_time)
+    return data
+
+
+def backup_task(task: Task) -> dict[str, Any]:
+    """A backup that is still being written, or failed: the task's own record."""
+    data: dict[str, Any] = {
+        "id": task.id,
+        "name": task.backup_name,
+        "state_code": task.state_code,
+        "start_time": task.start_time,
+        "progress": task.progress,
+    }
+    if task.error:
+        data["errorMessage"] = task.error
+    if task.end_time:
+        data["end_time"] = task.end_time
+    return data
+
+
+def summary(entry: BackupSummary) -> dict[str, Any]:
+    """One ``list`` entry; a backup that did not complete is listed as failed, never hidden."""
+    data: dict[str, Any] = {
+        "name": entry.name,
+        "state_code": int(StateCode.SUCCESS if entry.state == COMPLETED else StateCode.FAIL),
+        "size": entry.size,
+    }
+    if entry.id:
+        data["id"] = entry.id
+    if entry.milvus_version:
+        data["milvus_version"] = entry.milvus_version
+    if entry.backup_timestamp:
+        data["backup_timestamp"] = entry.backup_timestamp
+    if entry.collections:
+        data["collection_names"] = list(entry.collections)
+    if entry.error:
+        data["errorMessage"] = entry.error
+    return data
+
+
+def restore_task(task: Task) -> dict[str, Any]:
+    """milvus-backup's RestoreBackupTask: state, progress, times, one entry per collection."""
+    data: dict[str, Any] = {
+        "id": task.id,
+        "state_code": task.state_code,
+        "start_time": task.start_time,
+        "progress": task.progress,
+        "collection_restore_tasks": [
+            _collection_task(task, i, c) for i, c in enumerate(task.collections)
+        ],
+    }
+    if task.error:
+        data["errorMessage"] = task.error
+    if task.end_time:
+        data["end_time"] = task.end_time
+    return data
+
+
+def _collection_task(task: Task, index: int, entry: dict[str, Any]) -> dict[str, Any]:
+    db, _, name = str(entry["target"]).rpartition(".")
+    data: dict[str, Any] = {
+        "id": f"{task.id}_{index}",
+        "state_code": int(_COLLECTION_STATES.get(entry.get("state", ""), StateCode.INITIAL)),
+        "target_db_name": db or "default",
+        "target_collection_name": name,
+        "source": entry["source"],
+        "restored_rows": entry.get("rows", 0),
+        "progress": 100 if entry.get("state") == "Completed" else 0,
+    }
+    if entry.get("error"):
+        data["errorMessage"] = entry["error"]
+    return data

@@ -1,0 +1,166 @@
+"""milvus-backup's REST API on our engine, served for real, against the real stack."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from milvus_backup_operator.engine.config import load_config
+from milvus_backup_operator.engine.storage import ObjectStore
+from tests import sample_data
+from tests.conftest import run_cli
+from tests.integration.api_server import Server, call, wait_task
+from tests.sample_data import BOOKS
+from tests.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("server")
+    started = Server(stack.config_path, folder / "tasks.db", folder / "server.log").start()
+    try:
+        yield started
+    finally:
+        started.kill()
+
+
+def test_synchronous_create_returns_the_real_backup(server: Server, samples: Any) -> None:
+    status, body = call(server, "POST", "/create",
+                        {"backup_name": "api_sync", "collection_names": ["tiny", "db1.docs"]},
+                        headers={"request_id": "req-1"})  # fmt: skip
+    assert status == 200, body
+    assert "code" not in body and body["msg"] == "success" and body["requestId"] == "req-1"
+    data = body["data"]
+    assert data["name"] == "api_sync" and data["state_code"] == 2 and data["progress"] == 100
+    names = [c["collection_name"] for c in data["collection_backups"]]
+    assert sorted(names) == ["docs", "tiny"] and data["size"] > 0
+
+
+def test_get_backup_reads_storage_whoever_made_the_backup(
+    server: Server, stack: Stack, samples: Any
+) -> None:
+    assert run_cli(stack.config_path, "create", "-n", "made_by_cli", "-c", "tiny").code == 0
+    status, body = call(server, "GET", "/get_backup?backup_name=made_by_cli")
+    assert status == 200 and body["data"]["name"] == "made_by_cli"
+    assert body["data"]["collection_backups"][0]["collection_name"] == "tiny"
+    listed = call(server, "GET", "/list")[1]["data"]
+    assert {"made_by_cli", "api_sync"} <= {entry["name"] for entry in listed}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "fragment"),
+    [
+        ("POST", "/create", "{not json", 400, "not valid JSON"),
+        ("POST", "/create", {"backup_name": 7}, 400, "backup_name"),
+        ("POST", "/create", {"backup_name": "x", "async": "yes"}, 400, "async"),
+        ("POST", "/create", {"backup_name": "bad-name"}, 400, "only letters, digits and '_'"),
+        ("POST", "/create", {"backup_name": "api_x", "collection_names": ["nope"]}, 400,
+         "collection nope does not exist"),
+        ("GET", "/get_backup?backup_name=ghost", None, 404, "backup 'ghost' does not exist"),
+        ("GET", "/get_backup", None, 400, "give backup_name"),
+        ("GET", "/get_restore?id=ghost", None, 404, "no restore task with id 'ghost'"),
+        ("DELETE", "/delete?backup_name=ghost", None, 404, "does not exist"),
+        ("POST", "/restore", {"backup_name": "api_sync", "collection_suffix": "_a",
+                              "collection_renames": {"tiny": "t2"}}, 400, "not both"),
+        ("POST", "/restore", {"backup_name": "api_sync"}, 409, "already exists"),
+        ("POST", "/restore", {"collection_suffix": "_a"}, 400, "backup_name"),
+    ],
+)  # fmt: skip
+def test_bad_requests_get_an_error_status_and_say_what_to_fix(
+    server: Server, samples: Any, method: str, path: str, body: Any, status: int, fragment: str
+) -> None:
+    got, payload = call(server, method, path, body)
+    assert got == status, payload
+    assert payload["code"] != 0 and fragment in payload["msg"], payload
+    assert "data" in payload
+
+
+def test_async_restore_survives_a_server_restart(
+    server: Server, stack: Stack, samples: Any
+) -> None:
+    live = sample_data.rows(stack.milvus.uri, BOOKS)
+    made = call(
+        server, "POST", "/create", {"backup_name": "api_books", "collection_names": ["books"]}
+    )
+    assert made[0] == 200, made
+    request = {"async": True, "backup_name": "api_books", "collection_suffix": "_api",
+               "id": "restart_me"}  # fmt: skip
+    status, body = call(server, "POST", "/restore", request)
+    assert status == 200 and body["data"]["state_code"] == 1, body
+    deadline = time.monotonic() + 60
+    while call(server, "GET", "/get_restore?id=restart_me")[1]["data"]["progress"] < 10:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    server.kill()  # in the middle: some imports done, some not
+    server.start()
+    task = wait_task(server, "/get_restore?id=restart_me")
+    assert task["state_code"] == 2, task
+    (collection,) = task["collection_restore_tasks"]
+    assert collection["target_collection_name"] == "books_api" and collection["state_code"] == 2
+    sample_data.prepare_for_query(stack.milvus.uri, BOOKS, "books_api")
+    assert sample_data.rows(stack.milvus.uri, BOOKS, "books_api") == live
+
+
+def test_one_collection_failing_does_not_hide_the_others(
+    server: Server, stack: Stack, samples: Any
+) -> None:
+    body = {"backup_name": "api_broken", "collection_names": ["tiny", "db1.docs"]}
+    made = call(server, "POST", "/create", body)[1]["data"]
+    tiny = next(c for c in made["collection_backups"] if c["collection_name"] == "tiny")
+    config = load_config(stack.config_path, {})
+    store = ObjectStore(config.backup_storage, config.timeouts)
+    prefix = f"backup/api_broken/binlogs/insert_log/{tiny['collection_id']}/"
+    store.delete(next(iter(store.list(prefix))).key)  # one binlog of tiny is lost
+
+    request = {"backup_name": "api_broken", "collection_suffix": "_broken"}
+    status, body = call(server, "POST", "/restore", request)
+    assert status == 200, body  # the request was fine; its result is in data
+    task = body["data"]
+    assert task["state_code"] == 3 and "tiny_broken" in task["errorMessage"]
+    states = {c["target_collection_name"]: c for c in task["collection_restore_tasks"]}
+    assert (
+        states["docs_broken"]["state_code"] == 2 and states["docs_broken"]["restored_rows"] == 500
+    )
+    assert states["tiny_broken"]["state_code"] == 3 and states["tiny_broken"]["errorMessage"]
+    client = sample_data.client(stack.milvus.uri)
+    assert not client.has_collection("tiny_broken")  # ours, half restored: dropped
+
+
+def test_delete_then_the_name_is_free(server: Server, samples: Any) -> None:
+    assert (
+        call(server, "POST", "/create", {"backup_name": "api_tmp", "collection_names": ["tiny"]})[0]
+        == 200
+    )
+    status, body = call(server, "DELETE", "/delete?backup_name=api_tmp")
+    assert status == 200 and "code" not in body
+    assert call(server, "GET", "/get_backup?backup_name=api_tmp")[0] == 404
+    assert (
+        call(server, "POST", "/create", {"backup_name": "api_tmp", "collection_names": ["tiny"]})[0]
+        == 200
+    )
+
+
+def test_check_is_plain_text(server: Server) -> None:
+    status, text = call(server, "GET", "/check", raw=True)
+    assert status == 200 and "all checks passed" in text
+
+
+def test_bearer_token_when_configured(stack: Stack, tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cr3t-token\n")
+    guarded = Server(stack.config_path, tmp_path / "t.db", tmp_path / "log").start(
+        "--token-file", str(token)
+    )
+    try:
+        assert call(guarded, "GET", "/list")[0] == 401
+        assert call(guarded, "GET", "/list", headers={"Authorization": "Bearer wrong"})[0] == 401
+        status, _ = call(guarded, "GET", "/list", headers={"Authorization": "Bearer s3cr3t-token"})
+        assert status == 200
+    finally:
+        guarded.kill()
