@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+import yaml
 
 from . import __version__
 from .engine.backup import BackupRequest, create_backup
@@ -304,19 +305,50 @@ def run_job(kind: str, resource: str) -> None:
     default=None,
     help="Require 'Authorization: Bearer <token>', the token read from this file.",
 )
+@click.option(
+    "--kubernetes-namespace",
+    default="",
+    help="In-cluster mode: turn calls into MilvusBackup/MilvusRestore resources here.",
+)
+@click.option(
+    "--template",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="In-cluster mode: YAML with the milvus, storage and backupStorage of every resource.",
+)
+@click.option("--no-auth", is_flag=True, help="In-cluster mode: serve without a bearer token.")
 @click.pass_context
 def serve(
-    ctx: click.Context, *, port: int, host: str, state: Path, token_file: Path | None
+    ctx: click.Context,
+    *,
+    port: int,
+    host: str,
+    state: Path,
+    token_file: Path | None,
+    kubernetes_namespace: str,
+    template: Path | None,
+    no_auth: bool,
 ) -> None:
     """Serve milvus-backup's REST API (/api/v1/..., Swagger UI at /api/v1/docs/index.html)."""
     import uvicorn
 
     from .server.app import create_app
-    from .server.local import LocalBackend
-    from .server.tasks import TaskStore
 
     with _reasons():
         token = token_file.read_text().strip() if token_file else ""
-        backend = LocalBackend(_config(ctx), TaskStore(state))
-    backend.resume()
+        if kubernetes_namespace:
+            if not (token or no_auth):
+                raise click.UsageError("in a cluster, give --token-file (or --no-auth)")
+            if template is None:
+                raise click.UsageError("--kubernetes-namespace needs --template")
+            from .server.cluster import ClusterBackend
+
+            loaded: dict[str, Any] = yaml.safe_load(template.read_text()) or {}
+            backend: Any = ClusterBackend(kubernetes_namespace, loaded.get("spec", loaded))
+        else:
+            from .server.local import LocalBackend
+            from .server.tasks import TaskStore
+
+            backend = LocalBackend(_config(ctx), TaskStore(state))
+            backend.resume()
     uvicorn.run(create_app(backend, token), host=host, port=port, log_level="info")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +36,7 @@ def prepare_cluster(cluster: Cluster) -> None:
     """CRDs (from crds/), namespaces and RBAC, as the chart would install them."""
     cluster.kubectl("apply", "-f", str(ROOT / "crds"))
     wait(lambda: cluster.api_get(f"/apis/{GROUP}/{VERSION}")[0] == 200, 30, "the CRDs")
+    shutil.rmtree(cluster.dir / "kubectl-cache", ignore_errors=True)  # discovery without them
     install_rbac(cluster)
 
 

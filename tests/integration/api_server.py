@@ -49,7 +49,7 @@ class Server:
 
 
 def call(
-    server: Server, method: str, path: str, body: Any = None, *, raw: bool = False,
+    server: Any, method: str, path: str, body: Any = None, *, raw: bool = False,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:  # fmt: skip
     data = body.encode() if isinstance(body, str) else json.dumps(body).encode() if body else None
@@ -68,10 +68,13 @@ def call(
     return status, text if raw else json.loads(text)
 
 
-def wait_task(server: Server, path: str, timeout: float = 300) -> dict[str, Any]:
+def wait_task(
+    server: Any, path: str, timeout: float = 300, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Poll a task (get_backup or get_restore) until it succeeded or failed."""
     deadline = time.monotonic() + timeout
     while True:
-        status, body = call(server, "GET", path)
+        status, body = call(server, "GET", path, headers=headers)
         if status == 200 and body["data"]["state_code"] in (2, 3):
             return dict(body["data"])
         assert time.monotonic() < deadline, body

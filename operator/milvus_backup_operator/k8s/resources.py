@@ -31,3 +31,24 @@ def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any])
     """Merge ``status`` into the object's status subresource."""
     body = {"status": without_empty_strings(status)}
     custom().patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, body)
+
+
+def create(plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    created = custom().create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+    return cast(dict[str, Any], created)
+
+
+def delete(plural: str, namespace: str, name: str) -> None:
+    try:
+        custom().delete_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def find(plural: str, namespace: str, label: str, value: str) -> list[dict[str, Any]]:
+    """Objects labelled ``label=value``."""
+    found = custom().list_namespaced_custom_object(
+        GROUP, VERSION, namespace, plural, label_selector=f"{label}={value}"
+    )
+    return list(cast(dict[str, Any], found)["items"])

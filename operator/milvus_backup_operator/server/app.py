@@ -8,6 +8,7 @@ cannot be reached), with the same envelope and a ``msg`` that says what to fix.
 from __future__ import annotations
 
 import hmac
+import logging
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,6 +37,7 @@ from .protocol import (
     envelope,
 )
 
+log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 #: milvus-backup takes the task id from this header
 RequestIdHeader = Annotated[str | None, Header(alias="request_id", convert_underscores=False)]
@@ -144,6 +146,13 @@ def _errors(app: FastAPI) -> None:
         problems = "; ".join(_describe(e) for e in exc.errors())
         body = envelope(None, request.headers.get("request_id", ""), problems, 400)
         return JSONResponse(body, status_code=400)
+
+    @app.exception_handler(Exception)
+    def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        message = f"internal error ({type(exc).__name__}): see the server's log"
+        body = envelope(None, request.headers.get("request_id", ""), message, 500)
+        return JSONResponse(body, status_code=500)
 
     @app.exception_handler(HTTPException)
     def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -1,0 +1,219 @@
+"""The in-cluster backend: API calls become MilvusBackup and MilvusRestore resources.
+
+The API, ``kubectl`` and GitOps then see one state: a backup made through the API is a
+resource the operator runs in a Job, and its progress is that resource's status (durable,
+whichever replica of the server answers). Backups in storage are read directly, so backups
+made by anyone (CLI, milvus-backup, another cluster) are listed and readable too.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+import time
+from typing import Any
+
+from ..api import API_VERSION, BACKUP_KIND, BACKUP_PLURAL, RESTORE_KIND, RESTORE_PLURAL
+from ..api import status as st
+from ..api.engine_config import engine_config
+from ..api.specs import parse_backup
+from ..engine import errors
+from ..engine.backup import check_backup_request
+from ..engine.catalog import Catalog
+from ..engine.check import run_check
+from ..engine.config import BackupConfig
+from ..engine.errors import AlreadyExistsError, BackupError, NotFoundError
+from ..engine.restore import check_restore_request
+from ..engine.storage import ObjectStore
+from ..k8s import resources
+from ..k8s.credentials import ApiSecrets, gather
+from . import views
+from .protocol import CreateBackupRequest, RestoreBackupRequest, StateCode
+from .requests import backup_request, restore_request
+from .tasks import CREATE, RESTORE, Task
+
+TASK_LABEL = "backup.milvus.io/task-id"
+_REASONS = {
+    "InvalidRequest": errors.InvalidRequestError,
+    "InvalidSpec": errors.InvalidRequestError,
+    "NotFound": errors.NotFoundError,
+    "AlreadyExists": errors.AlreadyExistsError,
+    "MalformedMeta": errors.MalformedMetaError,
+    "Unreachable": errors.UnreachableError,
+}
+
+
+def resource_name(text: str) -> str:
+    """A Kubernetes name for a backup or task name (``my_backup`` -> ``my-backup``)."""
+    name = re.sub(r"[^a-z0-9-]", "-", text.lower()).strip("-") or "task"
+    if len(name) <= 63:
+        return name  # two names differing only in case meet here: the second gets a 409
+    digest = hashlib.sha1(text.encode()).hexdigest()[:6]
+    return f"{name[:56]}-{digest}"
+
+
+class ClusterBackend:
+    def __init__(self, namespace: str, template: dict[str, Any], wait_timeout: float = 3600):
+        """``template`` is a MilvusBackup spec (milvus, storage, backupStorage) for every call."""
+        self.namespace = namespace
+        self.template = template
+        self.wait_timeout = wait_timeout
+        spec = parse_backup("template", template)
+        credentials = gather(ApiSecrets(namespace), spec.milvus, spec.storage, spec.backup_storage)
+        self.config: BackupConfig = engine_config(
+            spec.milvus, spec.storage, spec.backup_storage, credentials
+        )
+        store = ObjectStore(self.config.backup_storage, self.config.timeouts)
+        self.catalog = Catalog(store, spec.backup_storage.root_path)
+
+    # ---- backups --------------------------------------------------------------------------
+
+    def create(self, request: CreateBackupRequest, task_id: str) -> dict[str, Any]:
+        engine_request = backup_request(request)
+        check_backup_request(self.config, engine_request)  # refuse now, with the reason
+        spec = copy.deepcopy(self.template)
+        spec.update(
+            backupName=engine_request.name, collections=[str(r) for r in engine_request.collections]
+        )
+        body = self._resource(BACKUP_KIND, resource_name(engine_request.name), task_id, spec)
+        self._create(BACKUP_PLURAL, body)
+        if request.run_async:
+            return views.backup_task(
+                _task(CREATE, task_id, engine_request.name, body.get("status"))
+            )
+        status = self._wait(BACKUP_PLURAL, body["metadata"]["name"])
+        if st.phase_of(status) != st.COMPLETED:
+            raise _error(status)
+        return views.backup(self.catalog.read(engine_request.name))
+
+    def list(self) -> list[dict[str, Any]]:
+        return [views.summary(entry) for entry in self.catalog.list()]
+
+    def get_backup(self, backup_id: str, backup_name: str) -> dict[str, Any]:
+        found = self._by_task(BACKUP_PLURAL, backup_id) if backup_id else None
+        if found is None and backup_name:
+            found = resources.get(BACKUP_PLURAL, self.namespace, resource_name(backup_name))
+        if found is not None and st.phase_of(found.get("status")) != st.COMPLETED:
+            name = found["spec"].get("backupName", backup_name)
+            return views.backup_task(_task(CREATE, _task_id(found), name, found.get("status")))
+        name = (found or {}).get("spec", {}).get("backupName") or backup_name
+        if not name:
+            raise NotFoundError(f"no backup with id {backup_id!r}: give backup_name instead")
+        return views.backup(self.catalog.read(name))
+
+    def delete(self, backup_name: str) -> None:
+        """Delete the data (asked for) and the MilvusBackup that made it, if there is one."""
+        self.catalog.delete(backup_name)
+        resources.delete(BACKUP_PLURAL, self.namespace, resource_name(backup_name))
+
+    # ---- restores -------------------------------------------------------------------------
+
+    def restore(self, request: RestoreBackupRequest, task_id: str) -> dict[str, Any]:
+        engine_request = restore_request(request, task_id)
+        check_restore_request(self.config, engine_request)
+        spec: dict[str, Any] = {
+            "backupName": request.backup_name,
+            **{key: self.template[key] for key in ("milvus", "storage") if key in self.template},
+            "backupStorage": {**self.template.get("storage", {}), "rootPath": "backup",
+                              **self.template.get("backupStorage", {})},
+            "collections": [str(r) for r in engine_request.collections],
+            "collectionSuffix": request.collection_suffix,
+            "collectionRenames": request.collection_renames,
+            "dropExistingCollection": request.drop_exist_collection,
+            "rebuildIndex": request.restore_index,
+            "load": request.load,
+        }  # fmt: skip
+        spec = {k: v for k, v in spec.items() if v not in ("", [], {})}
+        body = self._resource(RESTORE_KIND, resource_name(task_id), task_id, spec)
+        self._create(RESTORE_PLURAL, body)
+        if not request.run_async:
+            self._wait(RESTORE_PLURAL, body["metadata"]["name"])
+        return self.get_restore(task_id)
+
+    def get_restore(self, task_id: str) -> dict[str, Any]:
+        found = self._by_task(RESTORE_PLURAL, task_id)
+        if found is None:
+            raise NotFoundError(f"no restore task with id {task_id!r}")
+        task = _task(RESTORE, task_id, found["spec"].get("backupName", ""), found.get("status"))
+        task.collections = [
+            {**entry, "source": entry.get("name", "")}
+            for entry in (found.get("status") or {}).get("collections", [])
+        ]
+        return views.restore_task(task)
+
+    def check(self) -> tuple[bool, str]:
+        report = run_check(self.config)
+        return report.ok, report.render()
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def _resource(self, kind: str, name: str, task_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": kind,
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": {
+                    TASK_LABEL: resource_name(task_id),
+                    "app.kubernetes.io/created-by": "rest-api",
+                },
+            },
+            "spec": spec,
+        }
+
+    def _create(self, plural: str, body: dict[str, Any]) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            resources.create(plural, self.namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                raise AlreadyExistsError(
+                    f"{body['kind']} {body['metadata']['name']!r} already exists in namespace "
+                    f"{self.namespace!r}: use another name or id"
+                ) from None
+            raise
+
+    def _by_task(self, plural: str, task_id: str) -> dict[str, Any] | None:
+        found = resources.find(plural, self.namespace, TASK_LABEL, resource_name(task_id))
+        return found[0] if found else None
+
+    def _wait(self, plural: str, name: str) -> dict[str, Any]:
+        deadline = time.monotonic() + self.wait_timeout
+        while True:
+            body = resources.get(plural, self.namespace, name) or {}
+            status = body.get("status") or {}
+            if st.is_done(status):
+                return dict(status)
+            if time.monotonic() > deadline:
+                raise errors.OperationError(
+                    f"{plural}/{name} is still {st.phase_of(status)}: poll it"
+                )
+            time.sleep(0.5)
+
+
+def _task_id(body: dict[str, Any]) -> str:
+    return str(body["metadata"].get("labels", {}).get(TASK_LABEL, body["metadata"]["name"]))
+
+
+def _task(kind: str, task_id: str, backup_name: str, status: dict[str, Any] | None) -> Task:
+    status = status or {}
+    phase = st.phase_of(status)
+    code = {st.COMPLETED: StateCode.SUCCESS, st.FAILED: StateCode.FAIL}.get(
+        phase, StateCode.EXECUTING
+    )
+    task = Task(task_id, kind, backup_name, {}, state_code=code,
+                progress=int((status.get("progress") or {}).get("percent", 1)) or 1)  # fmt: skip
+    if phase == st.FAILED:
+        task.error = str(status.get("message", "failed"))
+    return task
+
+
+def _error(status: dict[str, Any]) -> BackupError:
+    """The engine error a Failed status stands for (its Ready condition's reason)."""
+    reason = next(
+        (c.get("reason", "") for c in status.get("conditions", []) if c.get("type") == "Ready"), ""
+    )
+    return _REASONS.get(reason, errors.OperationError)(str(status.get("message", "failed")))

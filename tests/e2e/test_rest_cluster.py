@@ -1,0 +1,140 @@
+"""The REST server in the cluster: API calls become resources the operator runs."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests import sample_data
+from tests.e2e.bed import NAMESPACE, ROOT, RULES, OperatorProcess, service_account_token, wait
+from tests.e2e.jobrunner import LocalJobRunner
+from tests.e2e.resources import get, milvus_backup
+from tests.integration.api_server import call, wait_task
+from tests.kube import Cluster
+from tests.sample_data import TINY
+from tests.stack import Stack
+from tests.stack.rgw import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+class ClusterServer:
+    """``milvus-backup-operator server --kubernetes-namespace`` under its own ServiceAccount."""
+
+    def __init__(self, port: int, token: str, process: subprocess.Popen[bytes]) -> None:
+        self.port, self.token, self.process = port, token, process
+        self.url = f"http://127.0.0.1:{port}/api/v1"
+
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(scope="module")
+def api_server(
+    cluster: Cluster, stack: Stack, operator: OperatorProcess, jobrunner: LocalJobRunner,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClusterServer]:  # fmt: skip
+    folder = tmp_path_factory.mktemp("api")
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "milvus-backup-api", "namespace": NAMESPACE},
+        "rules": yaml.safe_load((RULES / "server-rules.yaml").read_text()),
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "milvus-backup-api", "namespace": NAMESPACE},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "milvus-backup-api",
+        },
+        "subjects": [
+            {"kind": "ServiceAccount", "name": "milvus-backup-api", "namespace": NAMESPACE}
+        ],
+    }
+    account = {"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "milvus-backup-api", "namespace": NAMESPACE}}  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([account, role, binding]))
+    kubeconfig = cluster.kubeconfig_for_token(
+        service_account_token(cluster, NAMESPACE, "milvus-backup-api"), folder / "kubeconfig"
+    )
+    template = folder / "template.yaml"
+    template.write_text(yaml.safe_dump(milvus_backup("template", stack)["spec"]))
+    token = secrets.token_urlsafe(24)
+    (folder / "token").write_text(token)
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "milvus-backup-operator"), "server",
+               "-p", str(port), "--kubernetes-namespace", NAMESPACE,
+               "--template", str(template), "--token-file", str(folder / "token")]  # fmt: skip
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    with (folder / "server.log").open("wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = ClusterServer(port, token, process)
+    try:
+        wait(lambda: call(server, "GET", "/hello", raw=True)[0] == 200, 30, "the API server")
+        yield server
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_api_calls_become_resources_kubectl_sees(
+    cluster: Cluster, kube: client.ApiClient, stack: Stack, api_server: ClusterServer, samples: Any
+) -> None:
+    assert call(api_server, "GET", "/list")[0] == 401
+    body = {"backup_name": "via_api", "collection_names": ["tiny"]}
+    status, reply = call(api_server, "POST", "/create", body, headers=api_server.auth())
+    assert status == 200, reply
+    assert reply["data"]["name"] == "via_api" and reply["data"]["state_code"] == 2
+    resource = get(kube, "milvusbackups", "via-api")
+    assert resource is not None and resource["status"]["phase"] == "Completed"
+    printed = cluster.kubectl("get", "mbk", "via-api", "-n", NAMESPACE).stdout
+    assert "Completed" in printed
+
+    restore = {
+        "async": True,
+        "backup_name": "via_api",
+        "collection_suffix": "_via_api",
+        "id": "api-restore-1",
+    }
+    status, reply = call(api_server, "POST", "/restore", restore, headers=api_server.auth())
+    assert status == 200, reply
+    task = wait_task(api_server, "/get_restore?id=api-restore-1", headers=api_server.auth())
+    assert task["state_code"] == 2, task
+    assert get(kube, "milvusrestores", "api-restore-1") is not None
+    sample_data.prepare_for_query(stack.milvus.uri, TINY, "tiny_via_api")
+    assert sample_data.rows(stack.milvus.uri, TINY, "tiny_via_api") == sample_data.rows(
+        stack.milvus.uri, TINY
+    )
+
+
+def test_errors_come_back_as_errors(api_server: ClusterServer, samples: Any) -> None:
+    body = {"backup_name": "bad", "collection_names": ["nope"]}
+    status, reply = call(api_server, "POST", "/create", body, headers=api_server.auth())
+    assert status == 400 and "collection nope does not exist" in reply["msg"]
+    status, reply = call(api_server, "GET", "/get_restore?id=ghost", headers=api_server.auth())
+    assert status == 404
+
+
+def test_plain_manifests_apply_and_match_the_rules(cluster: Cluster) -> None:
+    documents = list(yaml.safe_load_all((ROOT / "deploy" / "rest-server.yaml").read_text()))
+    role = next(d for d in documents if d["kind"] == "Role")
+    assert role["rules"] == yaml.safe_load((RULES / "server-rules.yaml").read_text())
+    for dry_run in ("--dry-run=server", None):
+        args = ["apply", "-n", NAMESPACE, "-f", str(ROOT / "deploy" / "rest-server.yaml")]
+        cluster.kubectl(*args, *([dry_run] if dry_run else []))
+    deployment = cluster.kubectl(
+        "get", "deployment", "milvus-backup-api", "-n", NAMESPACE, "-o", "yaml"
+    )
+    assert "--kubernetes-namespace" in deployment.stdout
