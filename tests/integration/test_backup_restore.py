@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
 from typing import Any
 
 import pytest
@@ -137,3 +144,26 @@ def test_create_without_collections_takes_every_collection_of_every_database(
     backup = json.loads(run_cli(stack.config_path, "get", "-n", "everything").stdout)
     assert {c["name"] for c in backup["collections"]} == existing
     assert run_cli(stack.config_path, "delete", "-n", "everything").code == 0
+
+
+def test_a_terminal_shows_a_progress_bar(stack: Stack, samples: Any) -> None:
+    """On a terminal (a pty here) create draws a bar with the step and the counts."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 120 columns
+    command = [sys.executable, "-m", "milvus_backup_operator", "--config", str(stack.config_path),
+               "create", "-n", "with_bar", "-c", "books,tiny"]  # fmt: skip
+    process = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert process.wait(timeout=120) == 0, output
+    text = output.decode(errors="replace")
+    assert "copying" in text and "collections" in text and "%" in text, text
+    assert "backup with_bar created" in text
