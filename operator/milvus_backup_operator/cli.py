@@ -29,7 +29,6 @@ from .engine.meta import CONSISTENCY_LEVELS, BackupInfo
 from .engine.progress import Progress
 from .engine.restore import RestoreRequest, parse_renames, restore_backup
 from .engine.selection import parse_list
-from .engine.storage import ObjectStore
 
 DEFAULT_CONFIG = Path("configs/backup.yaml")
 DEFAULT_IMAGE = f"ghcr.io/milvus-backup-operator/milvus-backup-operator:{__version__}"
@@ -99,8 +98,7 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[Progress], None] | None]:
 
 
 def _catalog(config: BackupConfig) -> Catalog:
-    store = ObjectStore(config.backup_storage, config.timeouts)
-    return Catalog(store, config.backup_storage.root_path)
+    return Catalog.of(config)
 
 
 @main.command()

@@ -60,9 +60,14 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 def run(options: RunOptions) -> None:
     """Run the operator until it is stopped (SIGTERM or Ctrl-C)."""
+    root = logging.getLogger()
+    level = root.level  # from --log-level
+    for handler in root.handlers[:]:  # Kopf installs its own (plain or JSON): one line each
+        root.removeHandler(handler)
     kopf.configure(
         verbose=False, log_format=kopf.LogFormat.JSON if options.json_logs else kopf.LogFormat.FULL
     )
+    root.setLevel(level)
     _WEBHOOK[:] = [options.webhook] if options.webhook else []
     if options.webhook:  # Kopf refuses admission handlers without a server for them
         from .controllers import admission  # noqa: F401

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .api import BACKUP_PLURAL, RESTORE_PLURAL
 from .api import status as st
-from .api.engine_config import engine_config
 from .api.specs import (
     BackupSpec,
     RestoreSpec,
@@ -27,11 +28,10 @@ from .api.specs import (
 from .engine.backup import BackupRequest, create_backup
 from .engine.catalog import Catalog
 from .engine.errors import BackupError, MalformedMetaError
-from .engine.progress import Progress
+from .engine.progress import Progress, human_size
 from .engine.restore import RestoreRequest, restore_backup
-from .engine.storage import ObjectStore
 from .k8s import resources
-from .k8s.credentials import ApiSecrets, SecretSource, gather
+from .k8s.credentials import ApiSecrets, SecretSource, config_for
 
 log = logging.getLogger(__name__)
 
@@ -60,47 +60,61 @@ class StatusReporter:
         resources.patch_status(*self.target, patch)
 
 
-def run_backup(namespace: str, name: str, secrets: SecretSource) -> bool:
-    """Back up what the MilvusBackup asks for; return True when it is Completed."""
-    body = resources.get(BACKUP_PLURAL, namespace, name)
+@dataclass
+class _Work:
+    """A resource whose work is not done yet, and the way to report on it."""
+
+    name: str
+    namespace: str
+    spec: dict[str, Any]
+    phase: str
+    generation: int
+    reporter: StatusReporter
+
+
+def _run(plural: str, namespace: str, name: str, work: Callable[[_Work], bool]) -> bool:
+    """Do ``work`` unless the resource is gone or done; a refusal or failure becomes Failed."""
+    body = resources.get(plural, namespace, name)
     if body is None:
-        log.warning("MilvusBackup %s/%s is gone: nothing to do", namespace, name)
+        log.warning("%s %s/%s is gone: nothing to do", plural, namespace, name)
         return False
     status = body.get("status") or {}
     if st.is_done(status):
         return st.phase_of(status) == st.COMPLETED
     generation = body["metadata"].get("generation", 1)
-    reporter = StatusReporter(BACKUP_PLURAL, namespace, name)
+    reporter = StatusReporter(plural, namespace, name)
+    item = _Work(name, namespace, body.get("spec") or {}, st.phase_of(status), generation, reporter)
     try:
-        spec = parse_backup(name, body.get("spec") or {})
-        config = engine_config(
-            spec.milvus, spec.storage, spec.backup_storage,
-            gather(secrets, spec.milvus, spec.storage, spec.backup_storage),
-        )  # fmt: skip
-        catalog = Catalog(
-            ObjectStore(config.backup_storage, config.timeouts), spec.backup_storage.root_path
-        )
-        if st.phase_of(status) == st.RUNNING and _resume(catalog, spec, reporter, generation):
-            return True
-        reporter.write(
-            st.running(
-                generation, f"backing up into {spec.backup_name}", backupName=spec.backup_name
-            )
-        )
-        info = create_backup(config, BackupRequest(spec.backup_name, spec.collections), reporter)
+        return work(item)
     except BackupError as exc:
         reporter.write(st.failed(generation, str(exc), reason=_reason(exc)))
         return False
-    reporter.write(_backup_completed(generation, info.size, info.collection_backups))
+
+
+def run_backup(namespace: str, name: str, secrets: SecretSource) -> bool:
+    """Back up what the MilvusBackup asks for; return True when it is Completed."""
+    return _run(BACKUP_PLURAL, namespace, name, lambda work: _backup(work, secrets))
+
+
+def _backup(work: _Work, secrets: SecretSource) -> bool:
+    spec = parse_backup(work.name, work.spec)
+    config = config_for(secrets, spec)
+    if work.phase == st.RUNNING and _resume(Catalog.of(config), spec, work):
+        return True
+    message = f"backing up into {spec.backup_name}"
+    work.reporter.write(st.running(work.generation, message, backupName=spec.backup_name))
+    request = BackupRequest(spec.backup_name, spec.collections)
+    info = create_backup(config, request, work.reporter)
+    work.reporter.write(_backup_completed(work.generation, info.size, info.collection_backups))
     return True
 
 
-def _resume(catalog: Catalog, spec: BackupSpec, reporter: StatusReporter, generation: int) -> bool:
+def _resume(catalog: Catalog, spec: BackupSpec, work: _Work) -> bool:
     """A predecessor died while Running: finish its record, or clear its leftovers."""
     info = catalog.finished_or_cleared(spec.backup_name)
     if info is None:
         return False
-    reporter.write(_backup_completed(generation, info.size, info.collection_backups))
+    work.reporter.write(_backup_completed(work.generation, info.size, info.collection_backups))
     return True
 
 
@@ -112,51 +126,41 @@ def _backup_completed(generation: int, size: int, collections: list[Any]) -> dic
     names = ", ".join(r["name"] for r in results) or "no collections"
     return st.completed(
         generation,
-        f"backed up {names} ({st.human_size(size)})",
+        f"backed up {names} ({human_size(size)})",
         backupSize=size,
-        size=st.human_size(size),
+        size=human_size(size),
         collections=results,
     )
 
 
 def run_restore(namespace: str, name: str, secrets: SecretSource) -> bool:
     """Restore what the MilvusRestore asks for; return True when it is Completed."""
-    body = resources.get(RESTORE_PLURAL, namespace, name)
-    if body is None:
-        return False
-    status = body.get("status") or {}
-    if st.is_done(status):
-        return st.phase_of(status) == st.COMPLETED
-    generation = body["metadata"].get("generation", 1)
-    reporter = StatusReporter(RESTORE_PLURAL, namespace, name)
-    try:
-        spec = resolve_restore(namespace, body.get("spec") or {})
-        if st.phase_of(status) == st.RUNNING:
-            raise SpecError(
-                "the restore was interrupted (its worker stopped) and is not resumed: "
-                "collections may be partly restored; check them, then create a new "
-                "MilvusRestore with dropExistingCollection"
-            )
-        assert spec.milvus and spec.storage and spec.backup_storage
-        config = engine_config(
-            spec.milvus, spec.storage, spec.backup_storage,
-            gather(secrets, spec.milvus, spec.storage, spec.backup_storage),
-        )  # fmt: skip
-        reporter.write(st.running(generation, f"restoring {spec.backup_name}"))
-        result = restore_backup(config, _restore_request(spec, name), reporter)
-    except BackupError as exc:
-        reporter.write(st.failed(generation, str(exc), reason=_reason(exc)))
-        return False
+    return _run(RESTORE_PLURAL, namespace, name, lambda work: _restore(work, secrets))
+
+
+def _restore(work: _Work, secrets: SecretSource) -> bool:
+    spec = resolve_restore(work.namespace, work.spec)
+    if work.phase == st.RUNNING:
+        raise SpecError(
+            "the restore was interrupted (its worker stopped) and is not resumed: "
+            "collections may be partly restored; check them, then create a new "
+            "MilvusRestore with dropExistingCollection"
+        )
+    config = config_for(secrets, spec)
+    work.reporter.write(st.running(work.generation, f"restoring {spec.backup_name}"))
+    result = restore_backup(config, _restore_request(spec, work.name), work.reporter)
     collections = [
         {"name": c.source, "target": c.target, "state": c.state, "rows": c.rows, "error": c.error}
         for c in result.collections
     ]
     if result.succeeded:
         targets = ", ".join(c.target for c in result.collections)
-        reporter.write(st.completed(generation, f"restored {targets}", collections=collections))
+        message = f"restored {targets}"
+        work.reporter.write(st.completed(work.generation, message, collections=collections))
         return True
     message = f"restore failed for {result.failure_summary()}"
-    reporter.write(st.failed(generation, message, reason="RestoreFailed", collections=collections))
+    failed = st.failed(work.generation, message, reason="RestoreFailed", collections=collections)
+    work.reporter.write(failed)
     return False
 
 
@@ -219,10 +223,7 @@ def _remove_leftovers(namespace: str, name: str, raw_spec: dict[str, Any]) -> st
     """Delete what a dead worker copied, unless its backup completed after all."""
     try:
         spec = parse_backup(name, raw_spec)
-        credentials = gather(ApiSecrets(namespace), spec.milvus, spec.storage, spec.backup_storage)
-        config = engine_config(spec.milvus, spec.storage, spec.backup_storage, credentials)
-        store = ObjectStore(config.backup_storage, config.timeouts)
-        catalog = Catalog(store, spec.backup_storage.root_path)
+        catalog = Catalog.of(config_for(ApiSecrets(namespace), spec))
         if not catalog.exists(spec.backup_name):
             return ""
         catalog.read(spec.backup_name)

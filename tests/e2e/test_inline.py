@@ -36,7 +36,7 @@ def test_inline_backup_killed_mid_way_resumes_after_restart(
     cluster: Cluster, kube: client.ApiClient, stack: Stack, inline_operator: OperatorProcess,
     samples: Any,
 ) -> None:  # fmt: skip
-    gateway = next(d for d in stack.rgw.daemons if d.name == "radosgw")
+    gateway = next(d for d in stack.rgw.daemons if d.name == "client.rgw")
     gateway.signal(signal.SIGSTOP)  # S3 stalls: the backup is caught in flight, deterministically
     try:
         apply(cluster, milvus_backup("inline-1", stack))

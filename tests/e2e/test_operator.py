@@ -45,7 +45,7 @@ def test_backup_then_restore_through_the_operator(
     cluster: Cluster, kube: client.ApiClient, stack: Stack, operator: OperatorProcess,
     jobrunner: LocalJobRunner, live: dict[str, Rows],
 ) -> None:  # fmt: skip
-    apply(cluster, milvus_backup("nightly-1", stack))
+    apply(cluster, milvus_backup("nightly-1", stack, collections=[s.ref for s in SAMPLES]))
     seen: list[dict[str, Any]] = []
     status = wait_for_phase(kube, "milvusbackups", "nightly-1", seen=seen)
     assert status["phase"] == "Completed", (status, jobrunner.log_of("mbk-nightly-1"))

@@ -14,6 +14,7 @@ from milvus_backup_operator.engine.catalog import Catalog
 from milvus_backup_operator.engine.layout import BackupLayout
 from milvus_backup_operator.engine.selection import parse_list
 from milvus_backup_operator.engine.storage import ObjectStore
+from tests import sample_data
 from tests.conftest import run_cli, stack_config
 from tests.stack import Stack
 
@@ -190,3 +191,11 @@ def test_check_reports_each_part(stack: Stack, tmp_path: Path) -> None:
     assert bad.code == 1
     assert "[FAIL] milvus storage: bucket 'no-such-bucket'" in bad.stdout
     assert "[OK] milvus:" in bad.stdout
+
+
+def test_load_without_indexes_is_refused_before_writing(stack: Stack, base: str) -> None:
+    args = ["restore", "-n", base, "-c", "tiny", "-s", "_noindex", "--load"]
+    result = run_cli(stack.config_path, *args)
+    assert result.code == 1 and "--rebuild_index" in result.stderr
+    client = sample_data.client(stack.milvus.uri)
+    assert not client.has_collection("tiny_noindex")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..engine.errors import InvalidRequestError
@@ -74,7 +74,11 @@ class RestoreSpec:
     drop_existing: bool = False
     rebuild_index: bool = False
     load: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        """The Milvus it restores into, as ``address:port``."""
+        return f"{self.milvus.address}:{self.milvus.port}" if self.milvus else ""
 
 
 def backup_name_for(resource_name: str) -> str:

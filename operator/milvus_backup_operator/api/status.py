@@ -123,13 +123,3 @@ def _condition(
         "observedGeneration": generation,
         "lastTransitionTime": stamp,
     }
-
-
-def human_size(size: int) -> str:
-    """``1.5 GiB`` for the printer column."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"

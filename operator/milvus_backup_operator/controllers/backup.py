@@ -9,14 +9,12 @@ import kopf
 
 from ..api import BACKUP_PLURAL, GROUP, VERSION
 from ..api import status as st
-from ..api.engine_config import engine_config
 from ..api.specs import DELETE, BackupSpec, SpecError, parse_backup
 from ..engine.catalog import Catalog
 from ..engine.errors import BackupError, NotFoundError
-from ..engine.storage import ObjectStore
 from ..executors import BACKUP, WorkItem
 from ..k8s import resources
-from ..k8s.credentials import ApiSecrets, gather, secret_names
+from ..k8s.credentials import ApiSecrets, config_for, gather, secret_names
 from .options import OPTIONS
 
 log = logging.getLogger(__name__)
@@ -38,21 +36,21 @@ def reconcile(
         patch.status.update(st.failed(generation, str(exc), reason="InvalidSpec"))
         kopf.warn(body, reason="InvalidSpec", message=str(exc))
         return
-    secrets = secret_names(parsed.milvus, parsed.storage, parsed.backup_storage)
-    item = WorkItem(BACKUP, namespace, name, dict(body), tuple(secrets))
-    runner = OPTIONS.executor.start(item)
+    item = WorkItem(BACKUP, namespace, name, dict(body), tuple(secret_names(parsed)))
     if not st.phase_of(status):
+        runner = OPTIONS.executor.runner_name(item)
         message = f"backup {parsed.backup_name} scheduled ({runner})"
-        patch.status.update(
-            st.pending(generation, message, backupName=parsed.backup_name, jobName=runner)
-        )
+        # written now, not with Kopf's patch after the handler: the work may report first
+        pending = st.pending(generation, message, backupName=parsed.backup_name, jobName=runner)
+        resources.patch_status(BACKUP_PLURAL, namespace, name, pending)
         kopf.event(body, type="Normal", reason="Started", message=message)
+    OPTIONS.executor.start(item)
 
 
 def validate(name: str, namespace: str, spec: dict[str, Any]) -> BackupSpec:
     """Everything that can be refused before any work: spec rules, Secrets, name clashes."""
     parsed = parse_backup(name, spec)
-    gather(ApiSecrets(namespace), parsed.milvus, parsed.storage, parsed.backup_storage)
+    gather(ApiSecrets(namespace), parsed)
     for other in resources.list_all(BACKUP_PLURAL, namespace):
         other_name = other["metadata"]["name"]
         if other_name == name or st.phase_of(other.get("status")) == st.FAILED:
@@ -90,13 +88,7 @@ def delete_data(
     if namespace is None or not status.get("backupName") or st.phase_of(status) == st.FAILED:
         return  # nothing of ours was written (a failed backup cleans up after itself)
     parsed = parse_backup(name, dict(spec))
-    credentials = gather(
-        ApiSecrets(namespace), parsed.milvus, parsed.storage, parsed.backup_storage
-    )
-    config = engine_config(parsed.milvus, parsed.storage, parsed.backup_storage, credentials)
-    catalog = Catalog(
-        ObjectStore(config.backup_storage, config.timeouts), parsed.backup_storage.root_path
-    )
+    catalog = Catalog.of(config_for(ApiSecrets(namespace), parsed))
     try:
         removed = catalog.delete(parsed.backup_name)
     except NotFoundError:

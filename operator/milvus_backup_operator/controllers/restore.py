@@ -10,6 +10,7 @@ from ..api import GROUP, RESTORE_PLURAL, VERSION
 from ..api import status as st
 from ..api.specs import SpecError
 from ..executors import RESTORE, WorkItem
+from ..k8s import resources
 from ..k8s.credentials import ApiSecrets, gather, secret_names
 from ..worker import BackupNotReadyError, resolve_restore
 from .options import OPTIONS
@@ -29,8 +30,7 @@ def reconcile(
     generation = body.metadata.get("generation", 1)
     try:
         parsed = resolve_restore(namespace, dict(spec))
-        assert parsed.milvus and parsed.storage and parsed.backup_storage
-        gather(ApiSecrets(namespace), parsed.milvus, parsed.storage, parsed.backup_storage)
+        gather(ApiSecrets(namespace), parsed)
     except BackupNotReadyError as exc:
         if st.phase_of(status) != st.PENDING:
             patch.status.update(st.pending(generation, str(exc)))
@@ -39,17 +39,12 @@ def reconcile(
         patch.status.update(st.failed(generation, str(exc), reason="InvalidSpec"))
         kopf.warn(body, reason="InvalidSpec", message=str(exc))
         return
+    item = WorkItem(RESTORE, namespace, name, dict(body), tuple(secret_names(parsed)))
     if st.phase_of(status) in ("", st.PENDING) and not status.get("jobName"):
-        secrets = secret_names(parsed.milvus, parsed.storage, parsed.backup_storage)
-        runner = OPTIONS.executor.start(
-            WorkItem(RESTORE, namespace, name, dict(body), tuple(secrets))
-        )
+        runner = OPTIONS.executor.runner_name(item)
         message = f"restore of {parsed.backup_name} scheduled ({runner})"
-        target = f"{parsed.milvus.address}:{parsed.milvus.port}"
-        patch.status.update(
-            st.pending(generation, message, backupName=parsed.backup_name, target=target,
-                       jobName=runner)
-        )  # fmt: skip
+        pending = st.pending(generation, message, backupName=parsed.backup_name,
+                             target=parsed.target, jobName=runner)  # fmt: skip
+        resources.patch_status(RESTORE_PLURAL, namespace, name, pending)  # before the work
         kopf.event(body, type="Normal", reason="Started", message=message)
-    elif st.phase_of(status) == st.RUNNING:
-        OPTIONS.executor.start(WorkItem(RESTORE, namespace, name, dict(body), ()))
+    OPTIONS.executor.start(item)

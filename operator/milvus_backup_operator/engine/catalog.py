@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from .config import BackupConfig
 from .errors import MalformedMetaError, NotFoundError
 from .layout import BackupLayout, join
 from .meta import (
@@ -14,6 +16,7 @@ from .meta import (
     assemble_from_level_files,
     parse_full_meta,
 )
+from .names import NAME_PATTERN as _NAME
 from .names import validate_backup_name
 from .storage import ObjectStore
 
@@ -42,8 +45,15 @@ class Catalog:
         self.store = store
         self.root_path = root_path
 
+    @classmethod
+    def of(cls, config: BackupConfig) -> Catalog:
+        """The backups in ``config``'s backup location."""
+        store = ObjectStore(config.backup_storage, config.timeouts, config.parallelism.copy_data)
+        return cls(store, config.backup_storage.root_path)
+
     def layout(self, name: str) -> BackupLayout:
-        return BackupLayout(self.root_path, name)
+        """Where backup ``name`` lives; a name that breaks the rule is refused, never used."""
+        return BackupLayout(self.root_path, validate_backup_name(name))
 
     def exists(self, name: str) -> bool:
         """True when anything at all is stored under the backup's prefix."""
@@ -52,11 +62,12 @@ class Catalog:
     def names(self) -> list[str]:
         prefix = join(self.root_path) + "/" if self.root_path else ""
         found = (obj.key.removeprefix(prefix).rstrip("/") for obj in self.store.list(prefix, False))
-        return sorted(name for name in found if name and "/" not in name)
+        return sorted(name for name in found if _NAME.fullmatch(name))
 
     def list(self) -> list[BackupSummary]:
         """Every backup, with the ones that did not finish marked Incomplete (never hidden)."""
-        return [self.summary(name) for name in self.names()]
+        with ThreadPoolExecutor(16, thread_name_prefix="list") as pool:
+            return list(pool.map(self.summary, self.names()))
 
     def summary(self, name: str) -> BackupSummary:
         try:
@@ -110,7 +121,6 @@ class Catalog:
 
     def delete(self, name: str) -> int:
         """Delete exactly one backup's prefix, complete or not; return the objects removed."""
-        validate_backup_name(name)
         removed = self.store.delete_prefix(self.layout(name).prefix)
         if removed == 0:
             raise NotFoundError(f"backup {name!r} does not exist in {self.store.describe()}")

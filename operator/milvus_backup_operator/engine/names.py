@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from .errors import InvalidRequestError
 
 MAX_NAME_LENGTH = 128
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
 def validate_backup_name(name: str) -> str:
@@ -17,7 +17,7 @@ def validate_backup_name(name: str) -> str:
         raise InvalidRequestError(
             f"backup name is {len(name)} characters long: the limit is {MAX_NAME_LENGTH}"
         )
-    if not _NAME.fullmatch(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise InvalidRequestError(
             f"invalid backup name {name!r}: start with a letter or '_', "
             "then use only letters, digits and '_'"

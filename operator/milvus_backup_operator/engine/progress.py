@@ -45,7 +45,7 @@ class Progress:
         if self.operation == "restore":
             parts.append(f"{self.imports_done}/{self.imports_total} imports")
         else:
-            parts.append(f"{_size(self.bytes_done)}/{_size(self.bytes_total)}")
+            parts.append(f"{human_size(self.bytes_done)}/{human_size(self.bytes_total)}")
         return ", ".join(parts)
 
 
@@ -100,10 +100,11 @@ class ProgressTracker:
             self._callback(snapshot)
 
 
-def _size(n: int) -> str:
-    value = float(n)
+def human_size(size: int) -> str:
+    """``1.5 GiB``, ``12 B``: sizes for people (status columns, progress lines)."""
+    value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        if value < 1024:
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"

@@ -169,7 +169,26 @@ def _plan(
     duplicates = sorted({str(t) for t in targets if targets.count(t) > 1})
     if duplicates:
         raise InvalidRequestError(f"two collections would be restored into {duplicates}")
+    if request.load:
+        _check_loadable(plan, request.rebuild_index)
     return plan
+
+
+def _check_loadable(
+    plan: list[tuple[CollectionBackupInfo, CollectionRef]], rebuild_index: bool
+) -> None:
+    """Milvus loads only indexed collections: refuse a load that cannot work, up front."""
+    unindexed = [str(_source_ref(info)) for info, _ in plan if not info.index_infos]
+    if unindexed:
+        raise InvalidRequestError(
+            f"cannot load {', '.join(unindexed)}: the backup records no index for "
+            "it, and Milvus loads only indexed collections; restore without load"
+        )
+    if not rebuild_index:
+        raise InvalidRequestError(
+            "load needs the indexes: ask for them to be rebuilt too (--rebuild_index, "
+            "restoreIndex, rebuildIndex)"
+        )
 
 
 def _source_ref(info: CollectionBackupInfo) -> CollectionRef:

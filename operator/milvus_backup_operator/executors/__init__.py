@@ -26,6 +26,10 @@ class WorkItem:
 
 
 class Executor(Protocol):
-    def start(self, item: WorkItem) -> str:
-        """Start the work unless it already runs; return what runs it (e.g. the Job's name)."""
+    def runner_name(self, item: WorkItem) -> str:
+        """What will run the work, for the status (e.g. the Job's name)."""
+        ...
+
+    def start(self, item: WorkItem) -> None:
+        """Start the work unless it already runs."""
         ...

@@ -19,13 +19,15 @@ class InlineExecutor:
         self._running: set[tuple[str, str, str]] = set()
         self._lock = threading.Lock()
 
-    def start(self, item: WorkItem) -> str:
+    def runner_name(self, item: WorkItem) -> str:
+        return "inline"
+
+    def start(self, item: WorkItem) -> None:
         key = (item.kind, item.namespace, item.name)
         with self._lock:
             if key not in self._running:
                 self._running.add(key)
                 self._pool.submit(self._run, item, key)
-        return "inline"
 
     def _run(self, item: WorkItem, key: tuple[str, str, str]) -> None:
         run = worker.run_backup if item.kind == BACKUP else worker.run_restore

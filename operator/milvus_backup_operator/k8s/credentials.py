@@ -11,8 +11,9 @@ from pathlib import Path
 
 from kubernetes.client.exceptions import ApiException
 
-from ..api.engine_config import Credentials
-from ..api.specs import MilvusSpec, SpecError, StorageSpec
+from ..api.engine_config import Credentials, engine_config
+from ..api.specs import BackupSpec, MilvusSpec, RestoreSpec, SpecError, StorageSpec
+from ..engine.config import BackupConfig
 from .client import core
 
 MILVUS_KEYS = ("username", "password")
@@ -67,13 +68,9 @@ def _pick(secret: str, data: dict[str, str], keys: tuple[str, ...]) -> list[str]
     return [data[key] for key in keys]
 
 
-def gather(
-    source: SecretSource,
-    milvus: MilvusSpec,
-    storage: StorageSpec,
-    backup_storage: StorageSpec,
-) -> Credentials:
+def gather(source: SecretSource, spec: BackupSpec | RestoreSpec) -> Credentials:
     """Every credential a backup or restore needs, checked key by key."""
+    milvus, storage, backup_storage = _targets(spec)
     user, password = (
         source.read(milvus.credentials_secret, MILVUS_KEYS)
         if milvus.credentials_secret
@@ -87,6 +84,17 @@ def gather(
     )
 
 
+def config_for(source: SecretSource, spec: BackupSpec | RestoreSpec) -> BackupConfig:
+    """The engine's configuration for ``spec``, with the credentials its Secrets hold."""
+    return engine_config(*_targets(spec), gather(source, spec))
+
+
+def _targets(spec: BackupSpec | RestoreSpec) -> tuple[MilvusSpec, StorageSpec, StorageSpec]:
+    if spec.milvus is None or spec.storage is None or spec.backup_storage is None:
+        raise SpecError("the restore has no Milvus or storage: set them, or use backupRef")
+    return spec.milvus, spec.storage, spec.backup_storage
+
+
 def _storage_keys(source: SecretSource, storage: StorageSpec) -> tuple[str, str]:
     if not storage.credentials_secret:
         return ("", "")
@@ -96,7 +104,8 @@ def _storage_keys(source: SecretSource, storage: StorageSpec) -> tuple[str, str]
     return access, secret
 
 
-def secret_names(milvus: MilvusSpec, *storages: StorageSpec) -> list[str]:
+def secret_names(spec: BackupSpec | RestoreSpec) -> list[str]:
     """The Secrets a Job must mount."""
+    milvus, *storages = _targets(spec)
     names = [milvus.credentials_secret, *(s.credentials_secret for s in storages)]
     return sorted({name for name in names if name})

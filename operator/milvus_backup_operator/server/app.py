@@ -13,10 +13,12 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
-import swagger_ui_bundle
+import fastapi_offline
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
@@ -50,8 +52,11 @@ _STATUS = [
 ]
 _ERRORS = {
     400: {"model": Envelope, "description": "The request is wrong: msg says what to fix."},
+    401: {"model": Envelope, "description": "A bearer token is required (--token-file)."},
     404: {"model": Envelope, "description": "No such backup or task."},
     409: {"model": Envelope, "description": "It clashes with an existing backup or task."},
+    422: {"model": Envelope, "description": "The backup is damaged (a malformed meta file)."},
+    500: {"model": Envelope, "description": "A bug: the server's log has the details."},
     503: {"model": Envelope, "description": "Milvus or S3 cannot be reached."},
 }
 
@@ -71,7 +76,32 @@ def create_app(backend: Backend, token: str = "") -> FastAPI:
     app.include_router(_public())  # /hello answers probes without the token
     app.include_router(_routes(backend), dependencies=guard)
     _docs(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, minus its default 422 (validation errors are 400 here)."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path in document["paths"].values():
+            for operation in path.values():
+                error = operation["responses"].get("422", {})
+                if "HTTPValidationError" in str(error):
+                    operation["responses"]["422"] = {
+                        "description": _ERRORS[422]["description"],
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Envelope"}
+                            }
+                        },
+                    }
+        document["components"]["schemas"].pop("HTTPValidationError", None)
+        document["components"]["schemas"].pop("ValidationError", None)
+        app.openapi_schema = document
+    return app.openapi_schema
 
 
 def _request_id(header: str | None, body_id: str = "") -> str:
@@ -116,7 +146,13 @@ def _routes(backend: Backend) -> APIRouter:
     def get_restore(id: Annotated[str, Query(min_length=1)]) -> dict[str, Any]:
         return envelope(backend.get_restore(id))
 
-    @router.get("/check", response_class=PlainTextResponse, summary="Check Milvus and storage")
+    @router.get(
+        "/check",
+        response_class=PlainTextResponse,
+        summary="Check Milvus and storage",
+        responses={503: {"description": "Some check failed (the report says which).",
+                         "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )  # fmt: skip
     def check() -> PlainTextResponse:
         ok, report = backend.check()
         return PlainTextResponse(report, status_code=200 if ok else 503)
@@ -169,10 +205,14 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{where}: {error.get('msg', 'invalid')}"
 
 
+_BEARER = HTTPBearer(auto_error=False, description="The token from the server's --token-file.")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+
+
 def _bearer(token: str) -> Any:
-    def check(authorization: Annotated[str, Header()] = "") -> None:
-        scheme, _, given = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+    def check(credentials: Credentials) -> None:
+        given = credentials.credentials if credentials else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
             raise HTTPException(
                 401, "send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"}
             )
@@ -181,8 +221,9 @@ def _bearer(token: str) -> Any:
 
 
 def _docs(app: FastAPI) -> None:
-    """Swagger UI at /api/v1/docs/index.html, from assets installed with the package."""
-    assets = Path(swagger_ui_bundle.swagger_ui_path)
+    """Swagger UI (5.x, which reads OpenAPI 3.1) at /api/v1/docs/index.html, from assets
+    installed with the package: no internet is needed to show it."""
+    assets = Path(fastapi_offline.__file__).parent / "static"
 
     @app.get(f"{PREFIX}/docs/index.html", include_in_schema=False)
     def swagger() -> HTMLResponse:
@@ -193,7 +234,7 @@ def _docs(app: FastAPI) -> None:
 
 _SWAGGER_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>milvus-backup-operator API</title>
-<link rel="stylesheet" href="swagger-ui.css"></head>
+<link rel="stylesheet" href="swagger-ui.css"><link rel="icon" href="favicon.png"></head>
 <body><div id="swagger-ui"></div>
 <script src="swagger-ui-bundle.js"></script>
 <script>window.ui = SwaggerUIBundle({{url: "{openapi}", dom_id: "#swagger-ui"}});</script>

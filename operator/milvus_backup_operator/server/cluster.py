@@ -16,7 +16,6 @@ from typing import Any
 
 from ..api import API_VERSION, BACKUP_KIND, BACKUP_PLURAL, RESTORE_KIND, RESTORE_PLURAL
 from ..api import status as st
-from ..api.engine_config import engine_config
 from ..api.specs import parse_backup
 from ..engine import errors
 from ..engine.backup import check_backup_request
@@ -25,9 +24,8 @@ from ..engine.check import run_check
 from ..engine.config import BackupConfig
 from ..engine.errors import AlreadyExistsError, BackupError, NotFoundError
 from ..engine.restore import check_restore_request
-from ..engine.storage import ObjectStore
 from ..k8s import resources
-from ..k8s.credentials import ApiSecrets, gather
+from ..k8s.credentials import ApiSecrets, config_for
 from . import views
 from .protocol import CreateBackupRequest, RestoreBackupRequest, StateCode
 from .requests import backup_request, restore_request
@@ -60,12 +58,8 @@ class ClusterBackend:
         self.template = template
         self.wait_timeout = wait_timeout
         spec = parse_backup("template", template)
-        credentials = gather(ApiSecrets(namespace), spec.milvus, spec.storage, spec.backup_storage)
-        self.config: BackupConfig = engine_config(
-            spec.milvus, spec.storage, spec.backup_storage, credentials
-        )
-        store = ObjectStore(self.config.backup_storage, self.config.timeouts)
-        self.catalog = Catalog(store, spec.backup_storage.root_path)
+        self.config: BackupConfig = config_for(ApiSecrets(namespace), spec)
+        self.catalog = Catalog.of(self.config)
 
     # ---- backups --------------------------------------------------------------------------
 

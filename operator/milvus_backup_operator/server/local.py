@@ -21,7 +21,6 @@ from ..engine.restore import (
     restore_backup,
 )
 from ..engine.selection import CollectionRef
-from ..engine.storage import ObjectStore
 from . import views
 from .protocol import CreateBackupRequest, RestoreBackupRequest, StateCode
 from .requests import backup_request, restore_request
@@ -34,15 +33,15 @@ class LocalBackend:
     def __init__(self, config: BackupConfig, tasks: TaskStore, workers: int = 4) -> None:
         self.config = config
         self.tasks = tasks
-        self.catalog = Catalog(
-            ObjectStore(config.backup_storage, config.timeouts), config.backup_storage.root_path
-        )
+        self.catalog = Catalog.of(config)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="task")
 
     # ---- backups --------------------------------------------------------------------------
 
     def create(self, request: CreateBackupRequest, task_id: str) -> dict[str, Any]:
         engine_request = replace(backup_request(request), backup_id=task_id)
+        if self.tasks.get(task_id):
+            raise AlreadyExistsError(f"a task with id {task_id!r} exists: use another requestId")
         if not request.run_async:
             return views.backup(create_backup(self.config, engine_request))
         self._refuse_running(engine_request.name)

@@ -29,9 +29,13 @@ def backup(info: BackupInfo, task: Task | None = None) -> dict[str, Any]:
 
 def backup_task(task: Task) -> dict[str, Any]:
     """A backup that is still being written, or failed: the task's own record."""
+    return {**_task_fields(task), "name": task.backup_name}
+
+
+def _task_fields(task: Task) -> dict[str, Any]:
+    """What every task shows: id, state, times, progress and (when it failed) why."""
     data: dict[str, Any] = {
         "id": task.id,
-        "name": task.backup_name,
         "state_code": task.state_code,
         "start_time": task.start_time,
         "progress": task.progress,
@@ -65,20 +69,8 @@ def summary(entry: BackupSummary) -> dict[str, Any]:
 
 def restore_task(task: Task) -> dict[str, Any]:
     """milvus-backup's RestoreBackupTask: state, progress, times, one entry per collection."""
-    data: dict[str, Any] = {
-        "id": task.id,
-        "state_code": task.state_code,
-        "start_time": task.start_time,
-        "progress": task.progress,
-        "collection_restore_tasks": [
-            _collection_task(task, i, c) for i, c in enumerate(task.collections)
-        ],
-    }
-    if task.error:
-        data["errorMessage"] = task.error
-    if task.end_time:
-        data["end_time"] = task.end_time
-    return data
+    entries = [_collection_task(task, i, c) for i, c in enumerate(task.collections)]
+    return {**_task_fields(task), "collection_restore_tasks": entries}
 
 
 def _collection_task(task: Task, index: int, entry: dict[str, Any]) -> dict[str, Any]:
