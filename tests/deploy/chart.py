@@ -24,7 +24,7 @@ from typing import Any
 import urllib3
 import yaml
 
-from tests.e2e.bed import GROUP, VERSION, OperatorProcess, _healthy, wait
+from tests.e2e.bed import GROUP, VERSION, OperatorProcess, create_secrets, healthz_ok, wait
 from tests.kube import Cluster
 from tests.stack import Stack
 
@@ -165,17 +165,8 @@ def can_i(
 
 
 def create_stack_secrets(cluster: Cluster, stack: Stack, namespace: str) -> None:
-    """The credentials Secrets of the stack, as ``tests.e2e.bed.create_secrets`` makes them."""
-    data = {
-        "milvus-s3": {"accesskey": stack.s3.access_key, "secretkey": stack.s3.secret_key},
-        "milvus-auth": {"username": "root", "password": "Milvus"},
-    }
-    docs = [
-        {"apiVersion": "v1", "kind": "Secret", "stringData": values,
-         "metadata": {"name": name, "namespace": namespace}}
-        for name, values in data.items()
-    ]  # fmt: skip
-    cluster.kubectl("apply", "-f", "-", input=dump(docs))
+    """The credentials Secrets of the stack, in ``namespace``."""
+    create_secrets(cluster, stack, namespace)
 
 
 def get_resource(cluster: Cluster, plural: str, namespace: str, name: str) -> Doc | None:
@@ -236,7 +227,7 @@ class ChartOperator(OperatorProcess):
         env.pop("KUBERNETES_SERVICE_HOST", None)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-        wait(lambda: _healthy(self.health_port), 60, f"operator /healthz (log: {self.log})")
+        wait(lambda: healthz_ok(self.health_port), 60, f"operator /healthz (log: {self.log})")
         return self
 
 

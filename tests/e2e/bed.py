@@ -73,7 +73,7 @@ def install_rbac(cluster: Cluster) -> None:
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
 
 
-def create_secrets(cluster: Cluster, stack: Stack) -> dict[str, str]:
+def create_secrets(cluster: Cluster, stack: Stack, namespace: str = NAMESPACE) -> dict[str, str]:
     """The credentials Secrets for the stack's S3 and Milvus; returns their names."""
     data = {
         "milvus-s3": {"accesskey": stack.s3.access_key, "secretkey": stack.s3.secret_key},
@@ -81,7 +81,7 @@ def create_secrets(cluster: Cluster, stack: Stack) -> dict[str, str]:
     }
     docs = [
         {"apiVersion": "v1", "kind": "Secret", "stringData": values,
-         "metadata": {"name": name, "namespace": NAMESPACE}}
+         "metadata": {"name": name, "namespace": namespace}}
         for name, values in data.items()
     ]  # fmt: skip
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
@@ -167,7 +167,7 @@ class OperatorProcess:
         env.pop("KUBERNETES_SERVICE_HOST", None)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-        wait(lambda: _healthy(port), 60, f"operator /healthz (log: {self.log})")
+        wait(lambda: healthz_ok(port), 60, f"operator /healthz (log: {self.log})")
         return self
 
     def kill(self) -> None:
@@ -185,7 +185,7 @@ class OperatorProcess:
                 self.kill()
 
 
-def _healthy(port: int) -> bool:
+def healthz_ok(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
             return bool(response.status == 200)

@@ -532,21 +532,3 @@ def start_cluster(
         cluster.stop()
         raise
     return cluster
-
-
-__all__ = [
-    "BINARIES",
-    "CLUSTER_JSON",
-    "KUBE_VERSION",
-    "Cluster",
-    "ClusterError",
-    "Tokens",
-    "bin_dir",
-    "cache_dir",
-    "ensure_built",
-    "is_built",
-    "kubeconfig_text",
-    "kubectl_path",
-    "start_cluster",
-    "stop_recorded",
-]
