@@ -37,11 +37,8 @@ class WebhookOptions:
     addr: str = "0.0.0.0"
 
 
-_WEBHOOK: list[WebhookOptions] = []
-
-
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Keep Kopf's bookkeeping out of status: it goes into annotations under our group."""
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
@@ -51,7 +48,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # events: our milestones, and warnings only
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 8
-    for webhook in _WEBHOOK:
+    webhook: WebhookOptions | None = memo.get("webhook")
+    if webhook is not None:
         settings.admission.server = kopf.WebhookServer(
             addr=webhook.addr, port=webhook.port, certfile=webhook.certfile,
             pkeyfile=webhook.keyfile,
@@ -68,7 +66,6 @@ def run(options: RunOptions) -> None:
         verbose=False, log_format=kopf.LogFormat.JSON if options.json_logs else kopf.LogFormat.FULL
     )
     root.setLevel(level)
-    _WEBHOOK[:] = [options.webhook] if options.webhook else []
     if options.webhook:  # Kopf refuses admission handlers without a server for them
         from .controllers import admission  # noqa: F401
     OPTIONS.executor = (
@@ -77,6 +74,7 @@ def run(options: RunOptions) -> None:
         else JobExecutor(image=options.image, service_account=options.job_service_account)
     )
     kopf.run(
+        memo=kopf.Memo(webhook=options.webhook),
         standalone=True,
         clusterwide=options.all_namespaces,
         namespaces=list(options.namespaces),
