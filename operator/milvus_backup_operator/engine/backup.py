@@ -221,10 +221,6 @@ def _binlog(key: str, size: int, log_id: str) -> Binlog:
     return Binlog(log_path=key, log_size=size, log_id=int(log_id))
 
 
-def _databases(refs: list[CollectionRef]) -> list[str]:
-    return sorted({ref.db for ref in refs})
-
-
 def _by_id(binlogs: list[Binlog]) -> list[Binlog]:
     return sorted(binlogs, key=lambda b: b.log_id)
 

@@ -45,12 +45,14 @@ class BackupLayout:
     def meta_key(self, filename: str) -> str:
         return join(self.root_path, self.name, "meta", filename)
 
-    def insert_log_group_dir(self, collection: int, partition: int, group: int) -> str:
-        """The directory handed to Milvus's import for one segment group."""
-        return join(self.binlogs_dir(), "insert_log", collection, partition, group or "") + "/"
+    def binlog_dir(self, kind: str, collection: int, partition: int | None = None,
+                   group: int | None = None) -> str:  # fmt: skip
+        """``binlogs/<kind>/<c>/[<p>/[<group>/]]``: a collection's logs, or one import's.
 
-    def delta_log_group_dir(self, collection: int, partition: int, group: int) -> str:
-        return join(self.binlogs_dir(), "delta_log", collection, partition, group or "") + "/"
+        Group 0 (legacy backups) has no directory of its own: the whole partition is imported.
+        """
+        parts = [p for p in (partition, group or None) if p is not None]
+        return join(self.binlogs_dir(), kind, collection, *parts) + "/"
 
     def segment_dir(self, kind: str, segment: SegmentBackupInfo) -> str:
         """``binlogs/<kind>/<c>/<p>/<group>/<s>/``; ``kind`` is insert_log or delta_log."""

@@ -15,27 +15,14 @@ from . import codec
 from .codec import jfield
 from .errors import MalformedMetaError
 
-# schemapb.DataType
-DATA_TYPES = {
-    1: "Bool", 2: "Int8", 3: "Int16", 4: "Int32", 5: "Int64", 10: "Float", 11: "Double",
-    20: "String", 21: "VarChar", 22: "Array", 23: "JSON", 100: "BinaryVector",
-    101: "FloatVector", 102: "Float16Vector", 103: "BFloat16Vector", 104: "SparseFloatVector",
-}  # fmt: skip
 # commonpb.ConsistencyLevel
 CONSISTENCY_LEVELS = {0: "Strong", 1: "Session", 2: "Bounded", 3: "Eventually", 4: "Customized"}
-VECTOR_TYPES = frozenset({100, 101, 102, 103, 104})
-DYNAMIC_FIELD_NAME = "$meta"
 
 
 @dataclass
 class KeyValuePair:
     key: str = jfield("key", "")
     value: str = jfield("value", "")
-
-
-def kv_list(pairs: dict[str, str]) -> list[KeyValuePair]:
-    """``{"k": "v"}`` as a list of :class:`KeyValuePair`, in insertion order."""
-    return [KeyValuePair(key, value) for key, value in pairs.items()]
 
 
 @dataclass

@@ -328,9 +328,11 @@ class _RestoreJob:
         staging: str | None,
     ) -> int:
         segments = [s for s in partition.segment_backups if s.group_id == group]
-        ids = (info.collection_id, partition.partition_id, group or "")
         # always both directories: Milvus takes a single path for a data file, not binlogs
-        paths = [join(self.layout.binlogs_dir(), kind, *ids) + "/" for kind in LOG_KINDS]
+        paths = [
+            self.layout.binlog_dir(kind, info.collection_id, partition.partition_id, group)
+            for kind in LOG_KINDS
+        ]
         if staging:
             paths = [join(staging, self.layout.relative(p)) + "/" for p in paths]
         task = self.milvus.import_backup(target.db, target.name, partition.partition_name, paths)
@@ -364,9 +366,11 @@ class _RestoreJob:
         """Copy the collection's binlogs into Milvus's bucket; return the staging prefix."""
         staging = f"restore-temp-{self.task_id}-{target.db}-{target.name}"
         self.progress.phase("staging")
-        prefix = join(self.layout.binlogs_dir(), "insert_log", info.collection_id) + "/"
-        delta = join(self.layout.binlogs_dir(), "delta_log", info.collection_id) + "/"
-        objects = [*self.backup_store.list(prefix), *self.backup_store.list(delta)]
+        objects = [
+            obj
+            for kind in LOG_KINDS
+            for obj in self.backup_store.list(self.layout.binlog_dir(kind, info.collection_id))
+        ]
         with ThreadPoolExecutor(self.config.parallelism.copy_data) as pool:
             list(
                 pool.map(
