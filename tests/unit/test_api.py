@@ -144,6 +144,12 @@ def test_job_manifest_mounts_secrets_and_is_owned() -> None:
     ]
     assert container["volumeMounts"][0]["mountPath"] == "/var/run/secrets/milvus-backup/milvus-s3"
     assert job["spec"]["backoffLimit"] == 0 and pod["restartPolicy"] == "Never"
+    # the "restricted" Pod Security Standard
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["runAsNonRoot"] and container["securityContext"] == {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+    }  # fmt: skip
 
 
 def test_job_names_are_deterministic_and_short() -> None:
