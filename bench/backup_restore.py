@@ -198,7 +198,7 @@ def import_units(info: CollectionBackupInfo, layout: BackupLayout) -> list[tuple
     for partition in info.partition_backups:
         for group in dict.fromkeys(s.group_id for s in partition.segment_backups):
             ids = (info.collection_id, partition.partition_id, group)
-            dirs = [layout.insert_log_group_dir(*ids), layout.delta_log_group_dir(*ids)]
+            dirs = [layout.binlog_dir(kind, *ids) for kind in ("insert_log", "delta_log")]
             units.append((partition.partition_name, dirs))
     return units
 
