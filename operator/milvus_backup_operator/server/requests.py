@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from ..engine.backup import BackupRequest
 from ..engine.errors import InvalidRequestError
 from ..engine.names import default_backup_name
@@ -23,8 +25,6 @@ def collections(
 
 
 def _json_object(text: str) -> dict[str, list[str]]:
-    import json
-
     try:
         value = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError:
