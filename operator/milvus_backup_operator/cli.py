@@ -97,10 +97,6 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[Progress], None] | None]:
         bar.close()
 
 
-def _catalog(config: BackupConfig) -> Catalog:
-    return Catalog.of(config)
-
-
 @main.command()
 @click.option("-n", "--name", required=True, help="Backup name.")
 @click.option("-c", "--colls", default="", help="Collections, comma-separated (default: all).")
@@ -119,7 +115,7 @@ def create(ctx: click.Context, name: str, colls: str) -> None:
 def list_backups(ctx: click.Context) -> None:
     """List the backups in the backup location."""
     with _reasons():
-        summaries = _catalog(_config(ctx)).list()
+        summaries = Catalog.of(_config(ctx)).list()
     rows = [("NAME", "STATE", "SIZE", "MILVUS", "COLLECTIONS")]
     for s in summaries:
         rows.append((s.name, s.state, str(s.size), s.milvus_version, ",".join(s.collections)))
@@ -134,7 +130,7 @@ def list_backups(ctx: click.Context) -> None:
 def get(ctx: click.Context, name: str) -> None:
     """Print one backup as JSON: name, state, size and its collections with row counts."""
     with _reasons():
-        info = _catalog(_config(ctx)).read(name)
+        info = Catalog.of(_config(ctx)).read(name)
     click.echo(json.dumps(describe_backup(info), indent=2))
 
 
@@ -167,7 +163,7 @@ def describe_backup(info: BackupInfo) -> dict[str, Any]:
 def delete(ctx: click.Context, name: str) -> None:
     """Delete one backup (complete or not), and nothing else."""
     with _reasons():
-        removed = _catalog(_config(ctx)).delete(name)
+        removed = Catalog.of(_config(ctx)).delete(name)
     click.echo(f"backup {name} deleted ({removed} objects)")
 
 

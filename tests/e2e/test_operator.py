@@ -8,7 +8,6 @@ import pytest
 from kubernetes import client
 
 from milvus_backup_operator.engine.catalog import Catalog
-from milvus_backup_operator.engine.storage import ObjectStore
 from tests import sample_data
 from tests.conftest import stack_config
 from tests.e2e.bed import NAMESPACE, OperatorProcess
@@ -37,8 +36,7 @@ def live(stack: Stack, samples: Any) -> dict[str, Rows]:
 
 
 def catalog(stack: Stack) -> Catalog:
-    config = stack_config(stack)
-    return Catalog(ObjectStore(config.backup_storage, config.timeouts), "backup")
+    return Catalog.of(stack_config(stack))
 
 
 def test_backup_then_restore_through_the_operator(

@@ -10,6 +10,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,16 @@ class Server:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
+
+
+@contextmanager
+def running(config: Path, folder: Path, *extra: str) -> Iterator[Server]:
+    """The server on ``config``, its state and log in ``folder``; killed afterwards."""
+    server = Server(config, folder / "tasks.db", folder / "server.log").start(*extra)
+    try:
+        yield server
+    finally:
+        server.kill()
 
 
 def call(

@@ -42,7 +42,7 @@ from schemathesis.checks import (
 from milvus_backup_operator.server.app import create_app
 from milvus_backup_operator.server.backend import Backend
 from tests import sample_data
-from tests.integration.api_server import Server, call
+from tests.integration.api_server import Server, call, running
 from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -86,11 +86,10 @@ def api_server(
     config_path = folder / "backup.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     before = _collections(stack.milvus.uri)
-    started = Server(config_path, folder / "tasks.db", folder / "server.log").start()
     try:
-        yield started
+        with running(config_path, folder) as started:
+            yield started
     finally:
-        started.kill()
         _drop_new_collections(stack.milvus.uri, before)
 
 

@@ -13,7 +13,7 @@ from milvus_backup_operator.engine.config import load_config
 from milvus_backup_operator.engine.storage import ObjectStore
 from tests import sample_data
 from tests.conftest import run_cli
-from tests.integration.api_server import Server, call, wait_task
+from tests.integration.api_server import Server, call, running, wait_task
 from tests.sample_data import BOOKS
 from tests.stack import Stack
 
@@ -22,12 +22,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("server")
-    started = Server(stack.config_path, folder / "tasks.db", folder / "server.log").start()
-    try:
+    with running(stack.config_path, tmp_path_factory.mktemp("server")) as started:
         yield started
-    finally:
-        started.kill()
 
 
 def test_synchronous_create_returns_the_real_backup(server: Server, samples: Any) -> None:
@@ -154,13 +150,8 @@ def test_check_is_plain_text(server: Server) -> None:
 def test_bearer_token_when_configured(stack: Stack, tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("s3cr3t-token\n")
-    guarded = Server(stack.config_path, tmp_path / "t.db", tmp_path / "log").start(
-        "--token-file", str(token)
-    )
-    try:
+    with running(stack.config_path, tmp_path, "--token-file", str(token)) as guarded:
         assert call(guarded, "GET", "/list")[0] == 401
         assert call(guarded, "GET", "/list", headers={"Authorization": "Bearer wrong"})[0] == 401
         status, _ = call(guarded, "GET", "/list", headers={"Authorization": "Bearer s3cr3t-token"})
         assert status == 200
-    finally:
-        guarded.kill()

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Route, expect, sync_playwright
 
 from tests.conftest import ARTIFACTS
-from tests.integration.api_server import Server
+from tests.integration.api_server import Server, running
 from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -70,12 +70,8 @@ class Browser:
 
 @pytest.fixture(scope="module")
 def server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("swagger")
-    started = Server(stack.config_path, folder / "tasks.db", folder / "server.log").start()
-    try:
+    with running(stack.config_path, tmp_path_factory.mktemp("swagger")) as started:
         yield started
-    finally:
-        started.kill()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 
 from tests import sample_data
 from tests.conftest import run_cli
-from tests.integration.api_server import Server
+from tests.integration.api_server import Server, running
 from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -31,11 +31,10 @@ WALKTHROUGH = json.loads((ROOT / "tests" / "fixtures" / "walkthrough.json").read
 def server(stack: Stack, tmp_path: Path) -> Iterator[Server]:
     client = sample_data.client(stack.milvus.uri)
     assert not client.has_collection("hello_milvus"), "another test left hello_milvus behind"
-    started = Server(stack.config_path, tmp_path / "tasks.db", tmp_path / "server.log").start()
     try:
-        yield started
+        with running(stack.config_path, tmp_path) as started:
+            yield started
     finally:
-        started.kill()
         for name in ("hello_milvus", "hello_milvus_recover"):
             client.drop_collection(name)
         run_cli(stack.config_path, "delete", "-n", "my_backup")
