@@ -119,9 +119,9 @@ def list_backups(ctx: click.Context) -> None:
     rows = [("NAME", "STATE", "SIZE", "MILVUS", "COLLECTIONS")]
     for s in summaries:
         rows.append((s.name, s.state, str(s.size), s.milvus_version, ",".join(s.collections)))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + row[4])
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 @main.command()
@@ -329,7 +329,7 @@ def serve(
     from .server.app import create_app
 
     with _reasons():
-        token = token_file.read_text().strip() if token_file else ""
+        token = read_token(token_file) if token_file else ""
         if kubernetes_namespace:
             if not (token or no_auth):
                 raise click.UsageError("in a cluster, give --token-file (or --no-auth)")
@@ -344,5 +344,20 @@ def serve(
             from .server.tasks import TaskStore
 
             backend = LocalBackend(_config(ctx), TaskStore(state))
-            backend.resume()
+            backend.resume()  # in the background: the API answers (and shows them) meanwhile
     uvicorn.run(create_app(backend, token), host=host, port=port, log_level="info")
+
+
+def read_token(path: Path) -> str:
+    """The bearer token in ``path``; a file that is missing, unreadable or blank stops the
+    server (authentication is never turned off by accident)."""
+    try:
+        token = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise click.UsageError(f"cannot read the token file {path}: {reason}") from None
+    if not token:
+        raise click.UsageError(
+            f"the token file {path} is empty: put the token in it (or leave out --token-file)"
+        )
+    return token

@@ -70,6 +70,7 @@ class _Work:
     phase: str
     generation: int
     reporter: StatusReporter
+    uid: str = ""  # the resource's: recorded as the backup's id, so a successor knows it
 
 
 def _run(plural: str, namespace: str, name: str, work: Callable[[_Work], bool]) -> bool:
@@ -83,7 +84,15 @@ def _run(plural: str, namespace: str, name: str, work: Callable[[_Work], bool]) 
         return st.phase_of(status) == st.COMPLETED
     generation = body["metadata"].get("generation", 1)
     reporter = StatusReporter(plural, namespace, name)
-    item = _Work(name, namespace, body.get("spec") or {}, st.phase_of(status), generation, reporter)
+    item = _Work(
+        name,
+        namespace,
+        body.get("spec") or {},
+        st.phase_of(status),
+        generation,
+        reporter,
+        uid=str(body["metadata"].get("uid", "")),
+    )
     try:
         return work(item)
     except BackupError as exc:
@@ -103,7 +112,7 @@ def _backup(work: _Work, secrets: SecretSource) -> bool:
         return True
     message = f"backing up into {spec.backup_name}"
     work.reporter.write(st.running(work.generation, message, backupName=spec.backup_name))
-    request = BackupRequest(spec.backup_name, spec.collections)
+    request = BackupRequest(spec.backup_name, spec.collections, backup_id=work.uid)
     info = create_backup(config, request, work.reporter)
     work.reporter.write(_backup_completed(work.generation, info.size, info.collection_backups))
     return True
@@ -111,7 +120,7 @@ def _backup(work: _Work, secrets: SecretSource) -> bool:
 
 def _resume(catalog: Catalog, spec: BackupSpec, work: _Work) -> bool:
     """A predecessor died while Running: finish its record, or clear its leftovers."""
-    info = catalog.finished_or_cleared(spec.backup_name)
+    info = catalog.finished_or_cleared(spec.backup_name, work.uid)
     if info is None:
         return False
     work.reporter.write(_backup_completed(work.generation, info.size, info.collection_backups))
@@ -215,21 +224,23 @@ def mark_crashed(kind: str, namespace: str, name: str, message: str) -> None:
         return
     generation = body["metadata"].get("generation", 1)
     if kind == "backup" and (body.get("status") or {}).get("backupName"):
-        message += _remove_leftovers(namespace, name, body.get("spec") or {})
+        message += _remove_leftovers(namespace, name, body)
     resources.patch_status(plural, namespace, name, st.failed(generation, message, "WorkerFailed"))
 
 
-def _remove_leftovers(namespace: str, name: str, raw_spec: dict[str, Any]) -> str:
-    """Delete what a dead worker copied, unless its backup completed after all."""
+def _remove_leftovers(namespace: str, name: str, body: dict[str, Any]) -> str:
+    """Delete what a dead worker copied (its marker names this resource), unless its backup
+    completed after all."""
     try:
-        spec = parse_backup(name, raw_spec)
+        spec = parse_backup(name, body.get("spec") or {})
         catalog = Catalog.of(config_for(ApiSecrets(namespace), spec))
         if not catalog.exists(spec.backup_name):
             return ""
-        catalog.read(spec.backup_name)
-    except MalformedMetaError:
-        catalog.delete(spec.backup_name)
-        return "; its partial data was removed"
+        info = catalog.finished_or_cleared(spec.backup_name, body["metadata"].get("uid", ""))
+    except MalformedMetaError as exc:
+        return f"; what is under its name was kept, as it is not this resource's: {exc}"
     except BackupError as exc:
         return f"; its partial data may remain (could not check: {exc})"
+    if info is None:
+        return "; its partial data was removed"
     return "; its data is complete but unconfirmed: check it with get, or delete it"

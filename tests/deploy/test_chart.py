@@ -217,8 +217,8 @@ def bindings(docs: list[dict[str, Any]], kind: str) -> list[tuple[Any, ...]]:
     ]  # fmt: skip
 
 
-def bed_webhook_shape(tmp_path: Path) -> dict[str, Any]:
-    """The webhook the e2e bed installs (tests/e2e/bed.py), captured instead of applied."""
+def bed_webhook_shape(tmp_path: Path) -> list[dict[str, Any]]:
+    """The webhooks the e2e bed installs (tests/e2e/bed.py), captured instead of applied."""
     ca = tmp_path / "ca.crt"
     ca.write_text("test")
     captured: list[str] = []
@@ -229,7 +229,7 @@ def bed_webhook_shape(tmp_path: Path) -> dict[str, Any]:
 
     tls = bed.WebhookTLS(ca, ca, ca, 1)
     bed.install_webhook(Capture(), tls)  # type: ignore[arg-type]
-    return dict(yaml.safe_load(captured[0])["webhooks"][0])
+    return list(yaml.safe_load(captured[0])["webhooks"])
 
 
 def openssl(*args: str) -> str:
@@ -362,23 +362,25 @@ def check_webhook(docs: list[dict[str, Any]], mode: str, tmp_path: Path) -> None
     ]
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     hook = one(docs, "ValidatingWebhookConfiguration", "r-milvus-backup-operator")
-    (rendered,) = hook["webhooks"]
-    expected = bed_webhook_shape(tmp_path)
-    for key in ("name", "sideEffects", "failurePolicy", "admissionReviewVersions",
-                "timeoutSeconds"):  # fmt: skip
-        assert rendered[key] == expected[key], key
-    rules = [{k: v for k, v in r.items() if k != "scope"} for r in rendered["rules"]]
-    assert rules == expected["rules"]
-    assert rendered["clientConfig"]["service"] == {
-        "name": "r-milvus-backup-operator-webhook", "namespace": "mbo",
-        "path": "/spec-immutable", "port": 443,
-    }  # fmt: skip
-    if mode == "namespaced":
-        assert rendered["namespaceSelector"]["matchExpressions"] == [
-            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["ns-a", "ns-b"]}
-        ]
-    else:
-        assert "namespaceSelector" not in rendered
+    bed_hooks = bed_webhook_shape(tmp_path)
+    assert [h["name"] for h in hook["webhooks"]] == [h["name"] for h in bed_hooks]
+    for rendered, expected in zip(hook["webhooks"], bed_hooks, strict=True):
+        for key in ("name", "sideEffects", "failurePolicy", "admissionReviewVersions",
+                    "timeoutSeconds"):  # fmt: skip
+            assert rendered[key] == expected[key], key
+        rules = [{k: v for k, v in r.items() if k != "scope"} for r in rendered["rules"]]
+        assert rules == expected["rules"]
+        assert rendered["clientConfig"]["service"] == {
+            "name": "r-milvus-backup-operator-webhook", "namespace": "mbo",
+            "path": "/" + rendered["name"].split(".")[0], "port": 443,
+        }  # fmt: skip
+        if mode == "namespaced":
+            assert rendered["namespaceSelector"]["matchExpressions"] == [
+                {"key": "kubernetes.io/metadata.name", "operator": "In",
+                 "values": ["ns-a", "ns-b"]}
+            ]  # fmt: skip
+        else:
+            assert "namespaceSelector" not in rendered
     check_webhook_tls(docs, tmp_path)
 
 
@@ -555,7 +557,8 @@ def test_manifests_apply_to_the_api_server_in_both_modes(cluster: Cluster) -> No
         assert apply(cluster, docs).count("\n") == len(docs)
     hook = cluster.kubectl("get", "validatingwebhookconfiguration", "cw-milvus-backup-operator",
                            "-o", "json").stdout  # fmt: skip
-    assert json.loads(hook)["webhooks"][0]["name"] == "spec-immutable.backup.milvus.io"
+    names = [h["name"] for h in json.loads(hook)["webhooks"]]
+    assert names == ["spec-valid.backup.milvus.io", "spec-immutable.backup.milvus.io"]
 
     for account, verb, what, namespace, allowed in PERMISSIONS:
         resource, _, subresource = what.partition("/")

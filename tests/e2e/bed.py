@@ -129,17 +129,20 @@ def make_webhook_tls(folder: Path) -> WebhookTLS:
 def install_webhook(cluster: Cluster, tls: WebhookTLS) -> None:
     """The ValidatingWebhookConfiguration the chart ships, pointed at the local operator."""
     bundle = base64.b64encode(tls.ca.read_bytes()).decode()
-    webhook = {
-        "name": "spec-immutable.backup.milvus.io",
-        "clientConfig": {"url": f"https://127.0.0.1:{tls.port}/spec-immutable", "caBundle": bundle},
-        "rules": [{"apiGroups": [GROUP], "apiVersions": [VERSION], "operations": ["UPDATE"],
-                   "resources": ["milvusbackups", "milvusrestores"]}],
-        "sideEffects": "None", "failurePolicy": "Fail", "admissionReviewVersions": ["v1"],
-        "timeoutSeconds": 10,
-    }  # fmt: skip
+    webhooks = [
+        {
+            "name": f"{hook}.backup.milvus.io",
+            "clientConfig": {"url": f"https://127.0.0.1:{tls.port}/{hook}", "caBundle": bundle},
+            "rules": [{"apiGroups": [GROUP], "apiVersions": [VERSION], "operations": [operation],
+                       "resources": ["milvusbackups", "milvusrestores"]}],
+            "sideEffects": "None", "failurePolicy": "Fail", "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 10,
+        }
+        for hook, operation in (("spec-valid", "CREATE"), ("spec-immutable", "UPDATE"))
+    ]  # fmt: skip
     config_doc = {
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": "milvus-backup-operator"}, "webhooks": [webhook],
+        "metadata": {"name": "milvus-backup-operator"}, "webhooks": webhooks,
     }  # fmt: skip
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(config_doc))
 

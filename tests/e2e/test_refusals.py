@@ -14,6 +14,7 @@ from tests.e2e.resources import (
     apply,
     condition,
     events_for,
+    get,
     milvus_backup,
     milvus_restore,
     wait_for_phase,
@@ -107,9 +108,13 @@ def test_restore_refusals(cluster: Cluster, kube: client.ApiClient, stack: Stack
     apply(cluster, milvus_restore("of-failed", backupRef="typo"))
     failed_with(kube, "milvusrestores", "of-failed", "MilvusBackup 'typo' failed")
 
-    apply(cluster, milvus_restore("both", backupRef="first", collectionSuffix="_a",
-                                  collectionRenames={"tiny": "t2"}))  # fmt: skip
-    failed_with(kube, "milvusrestores", "both", "collectionSuffix or spec.collectionRenames")
+    # what the schema cannot say, the admission webhook refuses at apply (nothing is created)
+    both = milvus_restore("both", backupRef="first", collectionSuffix="_a",
+                          collectionRenames={"tiny": "t2"})  # fmt: skip
+    result = apply(cluster, both, check=False)
+    assert result.returncode != 0 and "spec-valid.backup.milvus.io" in result.stderr
+    assert "collectionSuffix or spec.collectionRenames" in result.stderr
+    assert get(kube, "milvusrestores", "both") is None
 
     apply(cluster, milvus_restore("over", backupRef="first"))  # tiny exists in Milvus
     failed_with(kube, "milvusrestores", "over", "tiny already exists", "drop")
@@ -153,3 +158,38 @@ def test_spec_is_immutable_once_the_work_started(
     assert "create a new resource" in result.stderr
     # metadata is not spec: labels still change (and Kopf's own annotations keep working)
     cluster.kubectl("label", "mbk", "frozen", "team=search", "-n", NAMESPACE)
+
+
+def test_a_backup_storage_overlapping_milvus_data_is_refused_at_apply(
+    cluster: Cluster, kube: client.ApiClient, stack: Stack
+) -> None:
+    for name, root in (("overlap-same", "file"), ("overlap-inside", "file/backups"),
+                       ("overlap-bucket", "/")):  # fmt: skip
+        body = milvus_backup(name, stack, collections=["tiny"], backupStorage={"rootPath": root})
+        result = apply(cluster, body, check=False)
+        assert result.returncode != 0, (root, result.stdout)
+        assert "overlaps Milvus's data" in result.stderr and "spec.backupStorage" in result.stderr
+        assert get(kube, "milvusbackups", name) is None
+    restore = milvus_restore("overlap-restore", backupName="anything",
+                             milvus={"address": stack.milvus.host, "port": stack.milvus.port},
+                             storage={"endpoint": stack.s3.endpoint},
+                             backupStorage={"rootPath": "file"})  # fmt: skip
+    result = apply(cluster, restore, check=False)
+    assert result.returncode != 0 and "overlaps Milvus's data" in result.stderr
+    assert get(kube, "milvusrestores", "overlap-restore") is None
+
+
+def test_deleting_a_resource_whose_backup_name_holds_no_backup_deletes_nothing(
+    cluster: Cluster, kube: client.ApiClient, stack: Stack
+) -> None:
+    """deletionPolicy Delete removes a backup, never a prefix that is not one."""
+    apply(cluster, milvus_backup("hollow", stack, collections=["tiny"], deletionPolicy="Delete"))
+    assert wait_for_phase(kube, "milvusbackups", "hollow")["phase"] == "Completed"
+    store = catalog(stack).store
+    store.delete_prefix("backup/hollow/")
+    store.put("backup/hollow/notes.txt", b"someone else's file, written after")
+    cluster.kubectl("delete", "mbk", "hollow", "-n", NAMESPACE, "--wait=true", "--timeout=60s")
+    assert get(kube, "milvusbackups", "hollow") is None
+    assert [o.key for o in store.list("backup/hollow/")] == ["backup/hollow/notes.txt"]
+    assert any("is not a backup" in message for _, _, message in events_for(kube, "hollow"))
+    store.delete("backup/hollow/notes.txt")

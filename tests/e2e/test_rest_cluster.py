@@ -6,6 +6,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,11 @@ import yaml
 from kubernetes import client
 
 from tests import sample_data
+from tests.conftest import run_cli
 from tests.e2e.bed import NAMESPACE, ROOT, RULES, OperatorProcess, service_account_token, wait
 from tests.e2e.jobrunner import LocalJobRunner
-from tests.e2e.resources import get, milvus_backup
+from tests.e2e.resources import apply, get, milvus_backup, wait_for_phase
+from tests.e2e.test_operator import catalog
 from tests.integration.api_server import call, wait_task
 from tests.kube import Cluster
 from tests.sample_data import TINY
@@ -138,3 +141,32 @@ def test_plain_manifests_apply_and_match_the_rules(cluster: Cluster) -> None:
         "get", "deployment", "milvus-backup-api", "-n", NAMESPACE, "-o", "yaml"
     )
     assert "--kubernetes-namespace" in deployment.stdout
+
+
+def test_delete_by_backup_name_never_touches_another_resources_backup(
+    cluster: Cluster, kube: client.ApiClient, stack: Stack, api_server: ClusterServer,
+    samples: Any,
+) -> None:  # fmt: skip
+    """Resource ``nightly`` writes backup ``nightly_keep``; deleting backup ``nightly`` by the
+    API must leave both the resource and its backup alone."""
+    keep = milvus_backup("nightly", stack, backupName="nightly_keep", collections=["tiny"],
+                         deletionPolicy="Delete")  # fmt: skip
+    apply(cluster, keep)
+    assert wait_for_phase(kube, "milvusbackups", "nightly")["phase"] == "Completed"
+    assert run_cli(stack.config_path, "create", "-n", "nightly", "-c", "tiny").code == 0
+
+    status, reply = call(api_server, "DELETE", "/delete?backup_name=nightly",
+                         headers=api_server.auth())  # fmt: skip
+    assert status == 200, reply
+    time.sleep(2)  # a wrongly deleted resource's finalizer would run by now
+    assert get(kube, "milvusbackups", "nightly") is not None
+    assert catalog(stack).read("nightly_keep").name == "nightly_keep"
+    assert not catalog(stack).exists("nightly")
+
+    # the name is free again, though a resource called "nightly" exists (for another backup)
+    body = {"backup_name": "nightly", "collection_names": ["tiny"]}
+    status, reply = call(api_server, "POST", "/create", body, headers=api_server.auth())
+    assert status == 200 and reply["data"]["name"] == "nightly", reply
+    status, reply = call(api_server, "GET", "/get_backup?backup_name=nightly_keep",
+                         headers=api_server.auth())  # fmt: skip
+    assert status == 200 and reply["data"]["name"] == "nightly_keep", reply

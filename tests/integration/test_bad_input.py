@@ -12,6 +12,7 @@ import yaml
 from milvus_backup_operator.engine.backup import BackupRequest, create_backup
 from milvus_backup_operator.engine.catalog import Catalog
 from milvus_backup_operator.engine.layout import BackupLayout
+from milvus_backup_operator.engine.reservation import reserve
 from milvus_backup_operator.engine.selection import parse_list
 from milvus_backup_operator.engine.storage import ObjectStore
 from tests import sample_data
@@ -160,14 +161,17 @@ def test_interrupted_backup_is_cleaned_up(stack: Stack, samples: Any) -> None:
 
 
 def test_leftovers_of_a_killed_backup_are_listed_incomplete_and_deletable(stack: Stack) -> None:
-    """A process killed by SIGKILL cannot clean up: its objects show as Incomplete, not hidden."""
+    """A process killed by SIGKILL cannot clean up: what it left (its in-progress marker, written
+    before the first copy, and some binlogs) shows as Incomplete, not hidden."""
     config = stack_config(stack)
     store = ObjectStore(config.backup_storage, config.timeouts)
     layout = BackupLayout(config.backup_storage.root_path, "killed")
+    reserve(store, layout, "the-killed-writer")  # what a create does first
     store.put(layout.binlogs_dir() + "/insert_log/1/2/3/3/100/4", b"partial")
     assert listed_state(stack, "killed") == "Incomplete"
     got = run_cli(stack.config_path, "get", "-n", "killed")
-    assert got.code == 1 and "did not complete" in got.stderr
+    assert got.code == 1 and "has not completed" in got.stderr
+    assert "the-killed-writer" in got.stderr  # which writer left it
     assert run_cli(stack.config_path, "delete", "-n", "killed").code == 0
     assert not Catalog(store, config.backup_storage.root_path).exists("killed")
 

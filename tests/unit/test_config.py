@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from milvus_backup_operator.engine.config import BackupConfig, load_config
+from milvus_backup_operator.engine.config import BackupConfig, StorageConfig, load_config
 from milvus_backup_operator.engine.errors import InvalidRequestError
+from milvus_backup_operator.engine.locations import Location, overlaps
 
 FULL_V1 = """
 milvus:
@@ -122,3 +123,38 @@ def test_a_bad_secret_is_not_echoed(tmp_path: Path) -> None:
         load_config(write(tmp_path, "minio: {secretAccessKey: [top-secret]}"), {})
     assert "top-secret" not in str(caught.value)
     assert "minio.secretAccessKey must be a string" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("milvus", "backup", "overlap"),
+    [
+        (("b", "file"), ("b", "file"), True),
+        (("b", "file"), ("b", "/"), True),  # the whole bucket contains Milvus's root
+        (("b", "file"), ("b", ""), True),
+        (("b", "file"), ("b", "file/backups"), True),  # inside Milvus's root
+        (("b", "file"), ("b", "./file//"), True),
+        (("b", "file"), ("B", "file"), True),
+        (("b", "a/file"), ("b", "a"), True),
+        (("b", "file"), ("b", "files"), False),  # a string prefix, not a path prefix
+        (("b", "file"), ("b", "backup"), False),
+        (("b", "file"), ("other", "file"), False),
+    ],
+)
+def test_backup_locations_never_overlap_milvus_data(
+    milvus: tuple[str, str], backup: tuple[str, str], overlap: bool
+) -> None:
+    mine = Location(*milvus, "minio.rootPath")
+    theirs = Location(*backup, "minio.backupRootPath")
+    assert overlaps(mine, theirs) == overlaps(theirs, mine) == overlap
+    storage = StorageConfig(bucket=milvus[0], root_path=milvus[1])
+    backup_storage = StorageConfig(bucket=backup[0], root_path=backup[1])
+    if overlap:
+        with pytest.raises(InvalidRequestError, match="overlaps Milvus's data"):
+            BackupConfig(storage=storage, backup_storage=backup_storage)
+    else:
+        BackupConfig(storage=storage, backup_storage=backup_storage)
+
+
+def test_a_root_path_with_dot_dot_is_refused() -> None:
+    with pytest.raises(InvalidRequestError, match=r"must not contain '\.\.'"):
+        BackupConfig(backup_storage=StorageConfig(root_path="backup/../file"))

@@ -44,8 +44,21 @@ def test_suffix_rule() -> None:
 
 
 def test_collection_references_default_and_qualified() -> None:
-    refs = parse_list("a, db1.b,a,,")
+    refs = parse_list("a, db1.b")
     assert refs == [CollectionRef("default", "a"), CollectionRef("db1", "b")]
     assert [str(r) for r in refs] == ["a", "db1.b"]
+    assert parse_list("") == parse_list([]) == []  # nothing given: every collection
     with pytest.raises(InvalidRequestError, match=r"coll or db\.coll"):
         CollectionRef.parse("db.")
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [(",,,", "empty collection name"), (" ", "empty collection name"),
+     ("a,,b", "empty collection name"), ([""], "empty collection name"),
+     ("a,default.a", "named twice"), ("a.b.c", "invalid collection name 'a.b.c'"),
+     ("bad-name", "invalid collection name"), ("a-b.c", "invalid database name")],
+)  # fmt: skip
+def test_nothing_named_is_never_everything(given: str | list[str], message: str) -> None:
+    with pytest.raises(InvalidRequestError, match=message):
+        parse_list(given)

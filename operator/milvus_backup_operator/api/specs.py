@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..engine.errors import InvalidRequestError
+from ..engine.locations import Location, require_separate
 from ..engine.names import validate_backup_name, validate_collection_suffix
 from ..engine.selection import CollectionRef, parse_list
 
@@ -93,6 +94,7 @@ def parse_backup(resource_name: str, spec: Mapping[str, Any]) -> BackupSpec:
     backup_storage = _storage(
         _section(spec, "backupStorage"), "spec.backupStorage", inherit=storage, root="backup"
     )
+    _check_separate(storage, backup_storage)
     name = spec.get("backupName") or backup_name_for(resource_name)
     _checked("spec.backupName", validate_backup_name, name)
     return BackupSpec(
@@ -122,7 +124,7 @@ def parse_restore(spec: Mapping[str, Any]) -> RestoreSpec:
         _checked("spec.collectionSuffix", validate_collection_suffix, suffix)
     storage = _storage(spec["storage"], "spec.storage") if "storage" in spec else None
     backup_storage = spec.get("backupStorage")
-    return RestoreSpec(
+    parsed = RestoreSpec(
         backup_ref=ref,
         backup_name=name,
         milvus=_milvus(spec["milvus"], "spec.milvus") if "milvus" in spec else None,
@@ -141,16 +143,34 @@ def parse_restore(spec: Mapping[str, Any]) -> RestoreSpec:
         rebuild_index=bool(spec.get("rebuildIndex", False)),
         load=bool(spec.get("load", False)),
     )
+    if parsed.storage and parsed.backup_storage:
+        _check_separate(parsed.storage, parsed.backup_storage)
+    return parsed
 
 
 def complete_restore(restore: RestoreSpec, backup: BackupSpec) -> RestoreSpec:
     """Fill what a restore leaves out from the MilvusBackup it refers to."""
-    return replace(
+    completed = replace(
         restore,
         backup_name=restore.backup_name or backup.backup_name,
         milvus=restore.milvus or backup.milvus,
         storage=restore.storage or backup.storage,
         backup_storage=restore.backup_storage or backup.backup_storage,
+    )
+    assert completed.storage and completed.backup_storage  # a MilvusBackup has both
+    _check_separate(completed.storage, completed.backup_storage)
+    return completed
+
+
+def _check_separate(storage: StorageSpec, backup_storage: StorageSpec) -> None:
+    """The backup location must not overlap Milvus's data (same rule as the engine's)."""
+    _checked(
+        "spec.backupStorage",
+        require_separate,
+        Location(storage.bucket, storage.root_path, "spec.storage.bucket/rootPath"),
+        Location(
+            backup_storage.bucket, backup_storage.root_path, "spec.backupStorage.rootPath/bucket"
+        ),
     )
 
 

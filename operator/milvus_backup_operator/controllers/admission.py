@@ -1,19 +1,24 @@
-"""Admission: a spec cannot change once its work has started (Kubernetes 1.20 has no CEL).
+"""Admission: a spec must make sense when created, and cannot change once its work started.
 
-Served by Kopf's webhook server at ``/spec-immutable`` when the operator runs with
+Kubernetes 1.20 has no CEL rules, so what the schema cannot say is checked here: Kopf serves
+``/spec-valid`` (CREATE: the same spec rules the controllers apply, e.g. a backup location
+that overlaps Milvus's data) and ``/spec-immutable`` (UPDATE) when the operator runs with
 ``--webhook-port``; the ValidatingWebhookConfiguration ships with the chart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import kopf
 
 from ..api import BACKUP_PLURAL, GROUP, RESTORE_PLURAL, VERSION
 from ..api import status as st
+from ..api.specs import SpecError, parse_backup, parse_restore
 
 WEBHOOK_ID = "spec-immutable"
+VALID_ID = "spec-valid"
 
 
 @kopf.on.validate(GROUP, VERSION, BACKUP_PLURAL, id=WEBHOOK_ID, operations=["UPDATE"])
@@ -29,3 +34,23 @@ def spec_immutable(*, body: kopf.Body, **kwargs: Any) -> None:
             "create a new resource instead",
             code=422,
         )
+
+
+@kopf.on.validate(GROUP, VERSION, BACKUP_PLURAL, id=VALID_ID, operations=["CREATE"])
+def backup_spec_valid(*, body: kopf.Body, **_: Any) -> None:
+    """Refuse at ``kubectl apply`` what the schema cannot say (overlapping locations...)."""
+    # a generateName'd resource has no name yet: its default backupName is derived later
+    _admit(lambda: parse_backup(body.metadata.name or "generated", dict(body.get("spec") or {})))
+
+
+@kopf.on.validate(GROUP, VERSION, RESTORE_PLURAL, id=VALID_ID, operations=["CREATE"])
+def restore_spec_valid(*, body: kopf.Body, **_: Any) -> None:
+    """Refuse at ``kubectl apply`` a restore spec that could never run."""
+    _admit(lambda: parse_restore(dict(body.get("spec") or {})))
+
+
+def _admit(parse: Callable[[], object]) -> None:
+    try:
+        parse()
+    except SpecError as exc:
+        raise kopf.AdmissionError(str(exc), code=422) from None

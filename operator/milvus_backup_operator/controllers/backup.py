@@ -11,7 +11,7 @@ from ..api import BACKUP_PLURAL, GROUP, VERSION
 from ..api import status as st
 from ..api.specs import DELETE, BackupSpec, SpecError, parse_backup
 from ..engine.catalog import Catalog
-from ..engine.errors import BackupError, NotFoundError
+from ..engine.errors import BackupError, NotABackupError, NotFoundError
 from ..executors import BACKUP, WorkItem
 from ..k8s import resources
 from ..k8s.credentials import ApiSecrets, config_for, gather, secret_names
@@ -82,9 +82,14 @@ def _same_target(a: BackupSpec, b: BackupSpec) -> bool:
     when=lambda spec, **_: spec.get("deletionPolicy") == DELETE,
 )  # fmt: skip
 def delete_data(
-    *, spec: kopf.Spec, status: kopf.Status, name: str, namespace: str | None, **_: Any
-) -> None:
-    """deletionPolicy Delete: remove the backup's objects, if this resource wrote them."""
+    *, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str,
+    namespace: str | None, **_: Any,
+) -> None:  # fmt: skip
+    """deletionPolicy Delete: remove the backup's objects, if this resource wrote them.
+
+    What is under the name but is not a backup (no meta, no marker of ours) is left alone,
+    with a warning: the resource goes, nothing else does.
+    """
     if namespace is None or not status.get("backupName") or st.phase_of(status) == st.FAILED:
         return  # nothing of ours was written (a failed backup cleans up after itself)
     parsed = parse_backup(name, dict(spec))
@@ -92,6 +97,9 @@ def delete_data(
     try:
         removed = catalog.delete(parsed.backup_name)
     except NotFoundError:
+        return
+    except NotABackupError as exc:
+        kopf.warn(body, reason="NotDeleted", message=f"backup data kept: {exc}")
         return
     except BackupError as exc:
         raise kopf.TemporaryError(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from . import schema
 from .catalog import Catalog
 from .config import BackupConfig
-from .errors import AlreadyExistsError, InvalidRequestError, OperationError
+from .errors import InvalidRequestError, OperationError
 from .layout import BackupLayout, ObjectCopy, milvus_collection_dir
 from .meta import (
     BackupInfo,
@@ -27,6 +27,7 @@ from .meta import (
 from .milvus import Milvus, SegmentInfo, connect
 from .names import validate_backup_name
 from .progress import ProgressCallback, ProgressTracker
+from .reservation import Reservation, require_free, reserve
 from .selection import ALL, CollectionRef, check_known
 from .storage import ObjectStore, copy_object
 
@@ -47,24 +48,31 @@ class _CollectionPlan:
 
 
 def create_backup(
-    config: BackupConfig, request: BackupRequest, on_progress: ProgressCallback | None = None
+    config: BackupConfig,
+    request: BackupRequest,
+    on_progress: ProgressCallback | None = None,
+    reservation: Reservation | None = None,
 ) -> BackupInfo:
     """Back up the requested collections under ``request.name``; return the written meta.
 
-    Nothing is written before every input has been checked. If anything fails after the
-    first object was copied, the backup's prefix is deleted again: a backup is either
-    complete (meta written last) or absent.
+    Nothing is written before every input has been checked and the name reserved (or
+    ``reservation``, from :func:`reserve_backup`, is given). If anything fails after that,
+    the backup's prefix is deleted again: a backup is either complete (meta written last) or
+    absent.
     """
     progress = ProgressTracker("backup", on_progress)
-    source, target, catalog = _refuse_early(config, request)
+    source, target, catalog = _refuse_early(config, request, held=reservation)
     with connect(config.milvus, config.timeouts) as milvus:
         refs = _resolve(milvus, list(request.collections))
         progress.add(collections_total=len(refs))
-        job = _BackupJob(config, milvus, source, target, catalog.layout(request.name), progress)
+        claim = reservation or reserve(
+            target, catalog.layout(request.name), request.backup_id or str(uuid.uuid4())
+        )
+        job = _BackupJob(config, milvus, source, target, claim, progress)
         try:
-            info = job.run(refs, request.backup_id or str(uuid.uuid4()))
+            info = job.run(refs)
         except BaseException:
-            _discard(target, job.layout)
+            _discard(claim)
             raise
     progress.finish()
     return info
@@ -77,8 +85,23 @@ def check_backup_request(config: BackupConfig, request: BackupRequest) -> None:
         _resolve(milvus, list(request.collections))
 
 
+def reserve_backup(config: BackupConfig, request: BackupRequest) -> Reservation:
+    """Check the request and claim its name now, for a :func:`create_backup` run later.
+
+    The claim carries ``request.backup_id``: a restarted caller finds its own leftovers by it
+    (:meth:`Catalog.finished_or_cleared`).
+    """
+    _, target, catalog = _refuse_early(config, request)
+    with connect(config.milvus, config.timeouts) as milvus:
+        _resolve(milvus, list(request.collections))
+    return reserve(target, catalog.layout(request.name), request.backup_id or str(uuid.uuid4()))
+
+
 def _refuse_early(
-    config: BackupConfig, request: BackupRequest, create_bucket: bool = True
+    config: BackupConfig,
+    request: BackupRequest,
+    create_bucket: bool = True,
+    held: Reservation | None = None,
 ) -> tuple[ObjectStore, ObjectStore, Catalog]:
     validate_backup_name(request.name)
     source = ObjectStore(config.storage, config.timeouts)
@@ -87,11 +110,8 @@ def _refuse_early(
     if create_bucket:
         target.ensure_bucket()
     catalog = Catalog(target, config.backup_storage.root_path)
-    if catalog.exists(request.name):
-        raise AlreadyExistsError(
-            f"a backup named {request.name!r} already exists in {target.describe()}: "
-            "choose another name or delete it first"
-        )
+    if held is None:
+        require_free(target, catalog.layout(request.name))
     return source, target, catalog
 
 
@@ -101,10 +121,15 @@ class _BackupJob:
     milvus: Milvus
     source: ObjectStore
     target: ObjectStore
-    layout: BackupLayout
+    reservation: Reservation
     progress: ProgressTracker
 
-    def run(self, refs: list[CollectionRef], backup_id: str) -> BackupInfo:
+    @property
+    def layout(self) -> BackupLayout:
+        return self.reservation.layout
+
+    def run(self, refs: list[CollectionRef]) -> BackupInfo:
+        backup_id = self.reservation.marker.backup_id
         self.progress.phase("flushing")
         with ThreadPoolExecutor(self.config.parallelism.backup_collection) as pool:
             plans = list(pool.map(self._plan, refs))
@@ -128,8 +153,10 @@ class _BackupJob:
             ],
         )
         self.progress.phase("writing meta")
+        self.reservation.require()
         for filename, content in render_meta_files(info).items():
             self.target.put(self.layout.meta_key(filename), content)
+        self.reservation.release()
         return info
 
     def _plan(self, ref: CollectionRef) -> _CollectionPlan:
@@ -299,10 +326,11 @@ def _verify(target: ObjectStore, layout: BackupLayout, plans: list[_CollectionPl
             )
 
 
-def _discard(target: ObjectStore, layout: BackupLayout) -> None:
+def _discard(reservation: Reservation) -> None:
     """Remove what a failed backup copied, so that it can neither look complete nor linger."""
+    name = reservation.layout.name
     try:
-        removed = target.delete_prefix(layout.prefix)
-        log.warning("backup %s failed: removed its %d copied objects", layout.name, removed)
+        removed = reservation.discard()
+        log.warning("backup %s failed: removed its %d objects", name, removed)
     except Exception as exc:  # the original error matters more; list shows it as Incomplete
-        log.error("backup %s failed and its leftovers could not be removed: %s", layout.name, exc)
+        log.error("backup %s failed and its leftovers could not be removed: %s", name, exc)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NoReturn
 
 from .config import BackupConfig
-from .errors import MalformedMetaError, NotFoundError
+from .errors import MalformedMetaError, NotABackupError, NotFoundError
 from .layout import BackupLayout, join
 from .meta import (
     BACKUP_META,
@@ -18,6 +19,7 @@ from .meta import (
 )
 from .names import NAME_PATTERN as _NAME
 from .names import validate_backup_name
+from .reservation import read_marker
 from .storage import ObjectStore
 
 COMPLETED = "Completed"
@@ -65,13 +67,19 @@ class Catalog:
         return sorted(name for name in found if _NAME.fullmatch(name))
 
     def list(self) -> list[BackupSummary]:
-        """Every backup, with the ones that did not finish marked Incomplete (never hidden)."""
-        with ThreadPoolExecutor(16, thread_name_prefix="list") as pool:
-            return list(pool.map(self.summary, self.names()))
+        """Every backup, with the ones that did not finish marked Incomplete (never hidden).
 
-    def summary(self, name: str) -> BackupSummary:
+        A prefix that is not a backup (no meta, no in-progress marker of ours) is not listed.
+        """
+        with ThreadPoolExecutor(16, thread_name_prefix="list") as pool:
+            return [s for s in pool.map(self.summary, self.names()) if s is not None]
+
+    def summary(self, name: str) -> BackupSummary | None:
+        """One backup as ``list`` shows it; None when ``name`` is not a backup at all."""
         try:
             info = self.read(name)
+        except NotABackupError:
+            return None
         except (MalformedMetaError, NotFoundError) as exc:
             return BackupSummary(name=name, state=INCOMPLETE, error=str(exc))
         return BackupSummary(
@@ -88,17 +96,19 @@ class Catalog:
         """The backup's meta: ``full_meta.json`` when present, else the four level files."""
         layout = self.layout(name)
         where = f"backup {name!r} ({self.store.describe()}, {layout.prefix})"
-        marker = self.store.get_if_exists(layout.meta_key(BACKUP_META))
-        if marker is None:
-            if not self.exists(name):
-                raise NotFoundError(f"backup {name!r} does not exist in {self.store.describe()}")
-            raise MalformedMetaError(
-                f"{where} did not complete (no meta/{BACKUP_META}): delete it and take a new one"
-            )
+        head = self.store.get_if_exists(layout.meta_key(BACKUP_META))
+        if head is None:
+            in_progress = read_marker(self.store, layout)
+            if in_progress is not None:
+                raise MalformedMetaError(
+                    f"{where} has not completed ({in_progress.describe()}): it is still being "
+                    "written, or its writer stopped; delete it if no backup is running"
+                )
+            self._missing_or_not_a_backup(name)
         full = self.store.get_if_exists(layout.meta_key(FULL_META))
         if full is not None:
             return parse_full_meta(full, f"{where}/meta/{FULL_META}")
-        files = {BACKUP_META: marker}
+        files = {BACKUP_META: head}
         for filename in META_FILES[1:-1]:
             raw = self.store.get_if_exists(layout.meta_key(filename))
             if raw is None:
@@ -106,22 +116,40 @@ class Catalog:
             files[filename] = raw
         return assemble_from_level_files(files, f"{where}/meta")
 
-    def finished_or_cleared(self, name: str) -> BackupInfo | None:
+    def _missing_or_not_a_backup(self, name: str) -> NoReturn:
+        """Raise NotFound for an empty prefix, NotABackup for one that holds something else."""
+        layout = self.layout(name)
+        if not self.exists(name):
+            raise NotFoundError(f"backup {name!r} does not exist in {self.store.describe()}")
+        raise NotABackupError(
+            f"{layout.prefix} in {self.store.describe()} is not a backup (it has no "
+            f"meta/{BACKUP_META} and no in-progress marker of ours): it is left untouched"
+        )
+
+    def finished_or_cleared(self, name: str, backup_id: str) -> BackupInfo | None:
         """After a writer died: its backup if it completed, else remove what it left (None).
 
-        Only for a backup this caller was writing: the leftovers are its own.
+        The leftovers are removed only if their in-progress marker names ``backup_id`` (the
+        dead writer was this caller's predecessor); anything else is refused.
         """
         if not self.exists(name):
             return None
         try:
             return self.read(name)
         except MalformedMetaError:
-            self.delete(name)
+            marker = read_marker(self.store, self.layout(name))
+            if marker is None or marker.backup_id != backup_id:
+                raise
+            self.store.delete_prefix(self.layout(name).prefix)
             return None
 
     def delete(self, name: str) -> int:
-        """Delete exactly one backup's prefix, complete or not; return the objects removed."""
-        removed = self.store.delete_prefix(self.layout(name).prefix)
-        if removed == 0:
-            raise NotFoundError(f"backup {name!r} does not exist in {self.store.describe()}")
-        return removed
+        """Delete one backup: a prefix holding a backup's meta or our in-progress marker.
+
+        Anything else under the name is refused (:class:`NotABackupError`) and left as it is.
+        """
+        layout = self.layout(name)
+        is_backup = self.store.get_if_exists(layout.meta_key(BACKUP_META)) is not None
+        if not is_backup and read_marker(self.store, layout) is None:
+            self._missing_or_not_a_backup(name)
+        return self.store.delete_prefix(layout.prefix)

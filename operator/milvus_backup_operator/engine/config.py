@@ -7,6 +7,7 @@ Only credentials may come from the environment (milvus-backup #197: Kubernetes i
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 
 from .errors import InvalidRequestError
+from .locations import Location, require_separate
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,9 @@ CREDENTIAL_ENV = {
     "MINIO_BACKUP_ACCESS_KEY": ("backup_storage", "access_key"),
     "MINIO_BACKUP_SECRET_KEY": ("backup_storage", "secret_key"),
 }
+
+MILVUS_LOCATION_KEYS = "minio.bucketName/minio.rootPath"
+BACKUP_LOCATION_KEYS = "minio.backupBucketName/minio.backupRootPath"
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,15 @@ class BackupConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     keep_temp_files: bool = False
 
+    def __post_init__(self) -> None:
+        """No configuration whose backups could overlap Milvus's data can exist."""
+        require_separate(
+            Location(self.storage.bucket, self.storage.root_path, MILVUS_LOCATION_KEYS),
+            Location(
+                self.backup_storage.bucket, self.backup_storage.root_path, BACKUP_LOCATION_KEYS
+            ),
+        )
+
 
 def load_config(
     path: Path | None, env: Mapping[str, str] | None = None, *, required: bool = False
@@ -126,16 +140,26 @@ def load_config(
     A missing file gives the defaults unless ``required`` is set (an explicit ``--config``).
     """
     raw: dict[str, Any] = {}
+    lines: dict[str, int] = {}
     if path is not None and path.exists():
-        raw = _read_yaml(path)
+        raw, lines = _read_yaml(path)
     elif required:
         raise InvalidRequestError(f"config file {path} does not exist: check --config")
-    return parse_config(raw, env or {}, source=str(path or "<defaults>"))
+    return parse_config(raw, env or {}, source=str(path or "<defaults>"), lines=lines)
 
 
-def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str) -> BackupConfig:
-    """Build a :class:`BackupConfig` from the parsed YAML mapping and credential variables."""
-    reader = _Reader(raw, source)
+def parse_config(
+    raw: Mapping[str, Any],
+    env: Mapping[str, str],
+    source: str,
+    lines: Mapping[str, int] | None = None,
+) -> BackupConfig:
+    """Build a :class:`BackupConfig` from the parsed YAML mapping and credential variables.
+
+    ``lines`` maps dotted keys to their line in ``source``, for messages; no message ever
+    quotes a value (a value may be a secret).
+    """
+    reader = _Reader(raw, source, lines or {})
     milvus = MilvusConfig(
         address=reader.text("milvus.address", "localhost"),
         port=reader.port("milvus.port", 19530),
@@ -210,26 +234,51 @@ def _camel(name: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """The file's mapping, and the line of each dotted key (for messages)."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InvalidRequestError(f"config file {path} is not valid YAML: {exc}") from None
-    except OSError as exc:
-        raise InvalidRequestError(f"cannot read config file {path}: {exc.strerror}") from None
+        text = path.read_text()
+        data = yaml.safe_load(text)
+        lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        raise InvalidRequestError(f"config file {path} is not valid YAML {_where(exc)}") from None
+    except yaml.YAMLError:
+        raise InvalidRequestError(f"config file {path} is not valid YAML") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise InvalidRequestError(f"cannot read config file {path}: {reason}") from None
     if data is None:
-        return {}
+        return {}, {}
     if not isinstance(data, dict):
         raise InvalidRequestError(f"config file {path} must hold a mapping at the top level")
-    return data
+    return data, lines
+
+
+def _where(exc: yaml.MarkedYAMLError) -> str:
+    """``at line L, column C (problem)``, with anything quoted from the file left out."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f"at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = re.sub(r"(['\"]).*?\1", "...", exc.problem or "")
+    return f"{where} ({problem}): fix the syntax there" if problem else f"{where}: fix it"
+
+
+def _key_lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            dotted = f"{prefix}{key.value}"
+            lines[dotted] = key.start_mark.line + 1
+            lines.update(_key_lines(value, dotted + "."))
+    return lines
 
 
 class _Reader:
     """Looks up dotted keys in the YAML tree and checks their types."""
 
-    def __init__(self, raw: Mapping[str, Any], source: str) -> None:
+    def __init__(self, raw: Mapping[str, Any], source: str, lines: Mapping[str, int]) -> None:
         self._raw = raw
         self._source = source
+        self._lines = lines
 
     def _get(self, key: str) -> Any:
         node: Any = self._raw
@@ -240,8 +289,11 @@ class _Reader:
         return node
 
     def _fail(self, key: str, expected: str, value: Any) -> InvalidRequestError:
-        shown = "<hidden>" if "secret" in key.lower() or "password" in key.lower() else repr(value)
-        return InvalidRequestError(f"{self._source}: {key} must be {expected}, got {shown}")
+        """Name the file, line and key, never the value (it may be a secret)."""
+        line = f", line {self._lines[key]}" if key in self._lines else ""
+        return InvalidRequestError(
+            f"{self._source}{line}: {key} must be {expected} (the value is not shown)"
+        )
 
     def text(self, key: str, default: str) -> str:
         value = self._get(key)

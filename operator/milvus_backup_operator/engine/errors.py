@@ -27,3 +27,7 @@ class UnreachableError(BackupError):
 
 class OperationError(BackupError):
     """Milvus or the object store accepted the request but the work itself failed."""
+
+
+class NotABackupError(BackupError):
+    """A prefix holds neither a backup's meta nor our in-progress marker: never touched."""

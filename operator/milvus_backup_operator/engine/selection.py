@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -9,6 +10,8 @@ from .errors import InvalidRequestError
 
 DEFAULT_DB = "default"
 ALL = "*"  # ``db.*``: every collection of a database
+#: Milvus's rule for database and collection names (proxy ``validateCollectionName``)
+MILVUS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 
 
 @dataclass(frozen=True, order=True)
@@ -19,22 +22,48 @@ class CollectionRef:
     @classmethod
     def parse(cls, text: str) -> CollectionRef:
         """``coll`` means the default database; ``db.coll`` names one; ``db.*`` all of db."""
-        db, _, name = text.strip().rpartition(".")
-        if not name:
-            raise InvalidRequestError(f"invalid collection name {text!r}: use coll or db.coll")
-        return cls(db or DEFAULT_DB, name)
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidRequestError(
+                "empty collection name: name each collection (coll or db.coll)"
+            )
+        db, sep, name = text.strip().partition(".")
+        if not sep:
+            db, name = DEFAULT_DB, db
+        if not MILVUS_NAME.fullmatch(db):
+            raise InvalidRequestError(
+                f"invalid database name in {text!r}: use coll or db.coll, names starting with a "
+                "letter or '_' and holding only letters, digits and '_'"
+            )
+        if name != ALL and not MILVUS_NAME.fullmatch(name):
+            raise InvalidRequestError(
+                f"invalid collection name {text!r}: use coll or db.coll, names starting with a "
+                "letter or '_' and holding only letters, digits and '_'"
+            )
+        return cls(db, name)
 
     def __str__(self) -> str:
         return self.name if self.db == DEFAULT_DB else f"{self.db}.{self.name}"
 
 
 def parse_list(text: str | Iterable[str] | None) -> list[CollectionRef]:
-    """``"a,db.b"`` or ``["a", "db.b"]`` as references, without duplicates, in order."""
+    """``"a,db.b"`` or ``["a", "db.b"]`` as references, in order; nothing given is ``[]``.
+
+    A blank item (``",,"``, ``[""]``) or a collection named twice is refused: nothing named
+    never means "everything".
+    """
     if not text:
         return []
     items = text.split(",") if isinstance(text, str) else list(text)
-    refs = [CollectionRef.parse(item) for item in items if item.strip()]
-    return list(dict.fromkeys(refs))
+    refs = [CollectionRef.parse(item) for item in items]
+    return unique(refs)
+
+
+def unique(refs: list[CollectionRef]) -> list[CollectionRef]:
+    """``refs`` unchanged, or an error naming the collections given more than once."""
+    repeated = sorted({str(ref) for ref in refs if refs.count(ref) > 1})
+    if repeated:
+        raise InvalidRequestError(f"collection {', '.join(repeated)} is named twice: name it once")
+    return refs
 
 
 def check_known(wanted: list[CollectionRef], known: Iterable[CollectionRef], where: str) -> None:

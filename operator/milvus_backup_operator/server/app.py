@@ -20,6 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..engine.errors import (
@@ -27,10 +28,12 @@ from ..engine.errors import (
     BackupError,
     InvalidRequestError,
     MalformedMetaError,
+    NotABackupError,
     NotFoundError,
     UnreachableError,
 )
 from .backend import Backend
+from .limits import MAX_BODY, BodyLimit
 from .protocol import (
     CreateBackupRequest,
     Envelope,
@@ -38,6 +41,7 @@ from .protocol import (
     RestoreBackupRequest,
     envelope,
 )
+from .requests import validate_task_id
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -47,6 +51,7 @@ _STATUS = [
     (InvalidRequestError, 400, ResponseCode.PARAMETER_ERROR),
     (NotFoundError, 404, ResponseCode.NOT_FOUND),
     (AlreadyExistsError, 409, ResponseCode.FAIL),
+    (NotABackupError, 409, ResponseCode.FAIL),
     (MalformedMetaError, 422, ResponseCode.FAIL),
     (UnreachableError, 503, ResponseCode.FAIL),
 ]
@@ -54,14 +59,18 @@ _ERRORS = {
     400: {"model": Envelope, "description": "The request is wrong: msg says what to fix."},
     401: {"model": Envelope, "description": "A bearer token is required (--token-file)."},
     404: {"model": Envelope, "description": "No such backup or task."},
-    409: {"model": Envelope, "description": "It clashes with an existing backup or task."},
+    409: {
+        "model": Envelope,
+        "description": "It clashes with an existing backup or task, or the name holds no backup.",
+    },
+    413: {"model": Envelope, "description": "The body is larger than the server accepts."},
     422: {"model": Envelope, "description": "The backup is damaged (a malformed meta file)."},
     500: {"model": Envelope, "description": "A bug: the server's log has the details."},
     503: {"model": Envelope, "description": "Milvus or S3 cannot be reached."},
 }
 
 
-def create_app(backend: Backend, token: str = "") -> FastAPI:
+def create_app(backend: Backend, token: str = "", max_body: int = MAX_BODY) -> FastAPI:
     """The ASGI application; with ``token``, every API call needs ``Authorization: Bearer``."""
     app = FastAPI(
         title="milvus-backup-operator REST API",
@@ -72,6 +81,7 @@ def create_app(backend: Backend, token: str = "") -> FastAPI:
         redoc_url=None,
     )
     _errors(app)
+    app.add_middleware(BodyLimit, limit=max_body)
     guard = [Depends(_bearer(token))] if token else []
     app.include_router(_public())  # /hello answers probes without the token
     app.include_router(_routes(backend), dependencies=guard)
@@ -105,7 +115,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def _request_id(header: str | None, body_id: str = "") -> str:
-    return header or body_id or str(uuid.uuid4())
+    return validate_task_id(header or body_id) if header or body_id else str(uuid.uuid4())
 
 
 def _routes(backend: Backend) -> APIRouter:
@@ -137,7 +147,7 @@ def _routes(backend: Backend) -> APIRouter:
 
     @router.post("/restore", responses={200: {"model": Envelope}}, summary="Restore a backup")
     def restore(body: RestoreBackupRequest, request_id: RequestIdHeader = None) -> dict[str, Any]:
-        task_id = body.id or f"restore_{uuid.uuid4().hex[:16]}"
+        task_id = validate_task_id(body.id) if body.id else f"restore_{uuid.uuid4().hex[:16]}"
         return envelope(backend.restore(body, task_id), _request_id(request_id, body.request_id))
 
     @router.get(
@@ -179,7 +189,7 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(_describe(e) for e in exc.errors())
+        problems = "; ".join(dict.fromkeys(_describe(e) for e in exc.errors()))
         body = envelope(None, request.headers.get("request_id", ""), problems, 400)
         return JSONResponse(body, status_code=400)
 
@@ -190,8 +200,8 @@ def _errors(app: FastAPI) -> None:
         body = envelope(None, request.headers.get("request_id", ""), message, 500)
         return JSONResponse(body, status_code=500)
 
-    @app.exception_handler(HTTPException)
-    def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's own 400s and 404s are these
+    def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         body = envelope(
             None, request.headers.get("request_id", ""), str(exc.detail), exc.status_code
         )

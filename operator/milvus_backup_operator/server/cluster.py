@@ -8,6 +8,7 @@ made by anyone (CLI, milvus-backup, another cluster) are listed and readable too
 
 from __future__ import annotations
 
+import builtins
 import copy
 import hashlib
 import re
@@ -16,7 +17,7 @@ from typing import Any
 
 from ..api import API_VERSION, BACKUP_KIND, BACKUP_PLURAL, RESTORE_KIND, RESTORE_PLURAL
 from ..api import status as st
-from ..api.specs import parse_backup
+from ..api.specs import SpecError, parse_backup
 from ..engine import errors
 from ..engine.backup import check_backup_request
 from ..engine.catalog import Catalog
@@ -70,8 +71,14 @@ class ClusterBackend:
         spec.update(
             backupName=engine_request.name, collections=[str(r) for r in engine_request.collections]
         )
+        owners = self._owners(engine_request.name)
+        if any(st.phase_of(o.get("status")) != st.FAILED for o in owners):
+            raise AlreadyExistsError(
+                f"a MilvusBackup in namespace {self.namespace!r} already writes backup "
+                f"{engine_request.name!r}: choose another name"
+            )
         body = self._resource(BACKUP_KIND, resource_name(engine_request.name), task_id, spec)
-        self._create(BACKUP_PLURAL, body)
+        body = self._create(BACKUP_PLURAL, body, rename_on_clash=True)
         if request.run_async:
             return views.backup_task(
                 _task(CREATE, task_id, engine_request.name, body.get("status"))
@@ -87,7 +94,7 @@ class ClusterBackend:
     def get_backup(self, backup_id: str, backup_name: str) -> dict[str, Any]:
         found = self._by_task(BACKUP_PLURAL, backup_id) if backup_id else None
         if found is None and backup_name:
-            found = resources.get(BACKUP_PLURAL, self.namespace, resource_name(backup_name))
+            found = next(iter(self._owners(backup_name)), None)
         if found is not None and st.phase_of(found.get("status")) != st.COMPLETED:
             name = found["spec"].get("backupName", backup_name)
             return views.backup_task(_task(CREATE, _task_id(found), name, found.get("status")))
@@ -97,9 +104,27 @@ class ClusterBackend:
         return views.backup(self.catalog.read(name))
 
     def delete(self, backup_name: str) -> None:
-        """Delete the data (asked for) and the MilvusBackup that made it, if there is one."""
+        """Delete the backup (asked for) and the MilvusBackups that wrote it, found by the
+        backup name in their spec, never by their resource name."""
+        owners = self._owners(backup_name)
         self.catalog.delete(backup_name)
-        resources.delete(BACKUP_PLURAL, self.namespace, resource_name(backup_name))
+        for owner in owners:
+            resources.delete(BACKUP_PLURAL, self.namespace, owner["metadata"]["name"])
+
+    def _owners(self, backup_name: str) -> tuple[dict[str, Any], ...]:
+        """The MilvusBackups here that write ``backup_name`` to this server's location."""
+        location = self.config.backup_storage
+        owners: builtins.list[dict[str, Any]] = []
+        for body in resources.list_all(BACKUP_PLURAL, self.namespace):
+            try:
+                spec = parse_backup(body["metadata"]["name"], body.get("spec") or {})
+            except SpecError:
+                continue
+            where = spec.backup_storage
+            same = (where.bucket, where.root_path) == (location.bucket, location.root_path)
+            if same and spec.backup_name == backup_name:
+                owners.append(body)
+        return tuple(sorted(owners, key=lambda b: b["metadata"].get("creationTimestamp") or ""))
 
     # ---- restores -------------------------------------------------------------------------
 
@@ -157,18 +182,27 @@ class ClusterBackend:
             "spec": spec,
         }
 
-    def _create(self, plural: str, body: dict[str, Any]) -> None:
+    def _create(
+        self, plural: str, body: dict[str, Any], rename_on_clash: bool = False
+    ) -> dict[str, Any]:
+        """Create the resource; on a name clash, under a generated name if asked to."""
         from kubernetes.client.exceptions import ApiException
 
         try:
-            resources.create(plural, self.namespace, body)
+            return resources.create(plural, self.namespace, body)
         except ApiException as exc:
-            if exc.status == 409:
+            if exc.status != 409:
+                raise
+            if not rename_on_clash:
                 raise AlreadyExistsError(
                     f"{body['kind']} {body['metadata']['name']!r} already exists in namespace "
                     f"{self.namespace!r}: use another name or id"
                 ) from None
-            raise
+        # another resource holds the name (for another backup): let the API server pick one
+        metadata = body["metadata"]
+        renamed = {**metadata, "generateName": metadata["name"][:57] + "-"}
+        del renamed["name"]
+        return resources.create(plural, self.namespace, {**body, "metadata": renamed})
 
     def _by_task(self, plural: str, task_id: str) -> dict[str, Any] | None:
         found = resources.find(plural, self.namespace, TASK_LABEL, resource_name(task_id))

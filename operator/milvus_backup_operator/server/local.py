@@ -7,13 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from ..engine.backup import check_backup_request, create_backup
+from ..engine.backup import create_backup, reserve_backup
 from ..engine.catalog import Catalog
 from ..engine.check import run_check
 from ..engine.config import BackupConfig
 from ..engine.errors import AlreadyExistsError, BackupError, NotFoundError
+from ..engine.meta import BackupInfo
 from ..engine.milvus import connect
 from ..engine.progress import Progress
+from ..engine.reservation import Reservation
 from ..engine.restore import (
     CollectionRestoreResult,
     RestoreRequest,
@@ -39,36 +41,46 @@ class LocalBackend:
     # ---- backups --------------------------------------------------------------------------
 
     def create(self, request: CreateBackupRequest, task_id: str) -> dict[str, Any]:
+        """Claim the name before answering (a second create of it is a 409), then back up."""
         engine_request = replace(backup_request(request), backup_id=task_id)
-        if self.tasks.get(task_id):
-            raise AlreadyExistsError(f"a task with id {task_id!r} exists: use another requestId")
-        if not request.run_async:
-            return views.backup(create_backup(self.config, engine_request))
-        self._refuse_running(engine_request.name)
-        check_backup_request(self.config, engine_request)
         task = Task(task_id, CREATE, engine_request.name, request.model_dump(by_alias=True))
-        self.tasks.save(task)
-        self._pool.submit(self._run_backup, task)
-        return views.backup_task(task)
+        self.tasks.add(task)
+        try:
+            reservation = reserve_backup(self.config, engine_request)
+        except BaseException:
+            self.tasks.remove(task_id)  # refused before any work: no task to show
+            raise
+        if request.run_async:
+            self._pool.submit(self._run_backup, task, reservation)
+            return views.backup_task(task)
+        info = self._run_backup(task, reservation, raise_errors=True)
+        assert info is not None  # a failure was raised
+        return views.backup(info, task)
 
     def _refuse_running(self, name: str) -> None:
         task = self.tasks.latest_for_backup(CREATE, name)
         if task and task.state_code == StateCode.EXECUTING:
             raise AlreadyExistsError(f"backup {name!r} is being created by task {task.id}")
 
-    def _run_backup(self, task: Task) -> None:
+    def _run_backup(
+        self, task: Task, reservation: Reservation | None = None, raise_errors: bool = False
+    ) -> BackupInfo | None:
+        """Run the task's backup and record how it ended (raise its error if asked to)."""
         request = backup_request(CreateBackupRequest.model_validate(task.request))
         request = replace(request, name=task.backup_name, backup_id=task.id)
         try:
-            create_backup(self.config, request, self._progress_of(task))
-        except BackupError as exc:
-            task.finish(str(exc))
+            info = create_backup(self.config, request, self._progress_of(task), reservation)
         except Exception as exc:
-            log.exception("task %s crashed", task.id)
-            task.finish(f"internal error: {type(exc).__name__}: {exc}")
-        else:
-            task.finish()
+            if not isinstance(exc, BackupError):
+                log.exception("task %s crashed", task.id)
+            task.finish(str(exc) if isinstance(exc, BackupError) else f"internal error: {exc!r}")
+            self.tasks.save(task)
+            if raise_errors:
+                raise
+            return None
+        task.finish()
         self.tasks.save(task)
+        return info
 
     def _progress_of(self, task: Task) -> Any:
         def report(progress: Progress) -> None:
@@ -81,15 +93,21 @@ class LocalBackend:
         return [views.summary(entry) for entry in self.catalog.list()]
 
     def get_backup(self, backup_id: str, backup_name: str) -> dict[str, Any]:
-        task = (self.tasks.get(backup_id) if backup_id else None) or (
-            self.tasks.latest_for_backup(CREATE, backup_name) if backup_name else None
-        )
-        if task is not None and task.state_code != StateCode.SUCCESS:
+        """By id: that task's backup. By name: the backup in storage, or the task making it."""
+        if backup_id:
+            task = self.tasks.get(backup_id)
+            if task is None and not backup_name:
+                raise NotFoundError(f"no backup with id {backup_id!r}: give backup_name instead")
+        else:
+            task = self.tasks.latest_for_backup(CREATE, backup_name)
+        if task is not None and task.state_code == StateCode.EXECUTING:
             return views.backup_task(task)
-        name = task.backup_name if task is not None else backup_name
-        if not name:
-            raise NotFoundError(f"no backup with id {backup_id!r}: give backup_name instead")
-        return views.backup(self.catalog.read(name), task)
+        try:
+            return views.backup(self.catalog.read(task.backup_name if task else backup_name), task)
+        except NotFoundError:
+            if task is None or task.state_code == StateCode.SUCCESS:
+                raise
+            return views.backup_task(task)  # it failed: say why
 
     def delete(self, backup_name: str) -> None:
         self._refuse_running(backup_name)
@@ -99,16 +117,18 @@ class LocalBackend:
 
     def restore(self, request: RestoreBackupRequest, task_id: str) -> dict[str, Any]:
         engine_request = restore_request(request, task_id)
-        if self.tasks.get(task_id):
-            raise AlreadyExistsError(f"a task with id {task_id!r} exists: use another id")
         task = Task(task_id, RESTORE, request.backup_name, request.model_dump(by_alias=True))
-        if request.run_async:
-            check_restore_request(self.config, engine_request)
-            self.tasks.save(task)
-            self._pool.submit(self._run_restore, task, engine_request)
-        else:
-            self.tasks.save(task)
-            self._run_restore(task, engine_request, raise_refusal=True)
+        self.tasks.add(task)
+        try:
+            if request.run_async:
+                check_restore_request(self.config, engine_request)
+                self._pool.submit(self._run_restore, task, engine_request)
+            else:
+                self._run_restore(task, engine_request, raise_refusal=True)
+        except BackupError:
+            if not task.collections:
+                self.tasks.remove(task_id)  # refused before anything was written
+            raise
         return views.restore_task(task)
 
     def _run_restore(
@@ -143,7 +163,11 @@ class LocalBackend:
     # ---- after a restart ------------------------------------------------------------------
 
     def resume(self) -> None:
-        """Pick up the tasks a previous process left running: finish or redo, never duplicate."""
+        """Pick up, in the background, the tasks a previous process left running: finish or
+        redo them, never duplicate. Their state is readable meanwhile (still executing)."""
+        self._pool.submit(self._resume_all)
+
+    def _resume_all(self) -> None:
         for task in self.tasks.all():
             if task.state_code != StateCode.EXECUTING:
                 continue
@@ -155,7 +179,7 @@ class LocalBackend:
 
     def _resume_backup(self, task: Task) -> None:
         try:
-            finished = self.catalog.finished_or_cleared(task.backup_name)
+            finished = self.catalog.finished_or_cleared(task.backup_name, task.id)
         except BackupError as exc:
             task.finish(f"interrupted by a server restart, and could not be checked: {exc}")
             self.tasks.save(task)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 
 from ..engine.backup import BackupRequest
 from ..engine.errors import InvalidRequestError
 from ..engine.names import default_backup_name
 from ..engine.restore import RestoreRequest, parse_renames
-from ..engine.selection import ALL, CollectionRef, parse_list
+from ..engine.selection import ALL, CollectionRef, parse_list, unique
 from .protocol import CreateBackupRequest, RestoreBackupRequest
+
+TASK_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+DB_COLLECTIONS_SHAPE = 'db_collections must be {"db": ["collection", ...]}'
 
 
 def collections(
@@ -20,17 +24,25 @@ def collections(
     if isinstance(db_collections, str):
         db_collections = _json_object(db_collections)
     for db, colls in (db_collections or {}).items():
-        refs += [CollectionRef(db, c) for c in colls] if colls else [CollectionRef(db, ALL)]
-    return tuple(dict.fromkeys(refs))
+        if not isinstance(colls, list) or not all(isinstance(c, str) for c in colls):
+            raise InvalidRequestError(DB_COLLECTIONS_SHAPE)
+        database = CollectionRef.parse(f"{db}.{ALL}").db if db else ""
+        if not database:
+            raise InvalidRequestError(
+                f"db_collections: empty database name; {DB_COLLECTIONS_SHAPE}"
+            )
+        wanted = [f"{database}.{c}" if c.strip() else "" for c in colls] or [f"{database}.{ALL}"]
+        refs += [CollectionRef.parse(text) for text in wanted]
+    return tuple(unique(refs))
 
 
 def _json_object(text: str) -> dict[str, list[str]]:
     try:
         value = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError:
-        raise InvalidRequestError('db_collections must be {"db": ["collection", ...]}') from None
-    if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
-        raise InvalidRequestError('db_collections must be {"db": ["collection", ...]}')
+    except (json.JSONDecodeError, RecursionError):
+        raise InvalidRequestError(DB_COLLECTIONS_SHAPE) from None
+    if not isinstance(value, dict):
+        raise InvalidRequestError(DB_COLLECTIONS_SHAPE)
     return value
 
 
@@ -53,3 +65,12 @@ def restore_request(request: RestoreBackupRequest, task_id: str) -> RestoreReque
         load=request.load,
         task_id=task_id,
     )
+
+
+def validate_task_id(task_id: str) -> str:
+    """A request or task id: up to 128 letters, digits and ``_.:-`` (it names staging keys)."""
+    if not TASK_ID.fullmatch(task_id):
+        raise InvalidRequestError(
+            "invalid request id: use up to 128 letters, digits and the characters _ . : -"
+        )
+    return task_id

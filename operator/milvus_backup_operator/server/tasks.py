@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..engine.errors import AlreadyExistsError
 from .protocol import StateCode
 
 CREATE, RESTORE = "create", "restore"
@@ -47,6 +48,24 @@ class TaskStore:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, body TEXT)")
+
+    def add(self, task: Task) -> None:
+        """Record a new task; its id must be new (one request id is one task)."""
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT INTO tasks (id, body) VALUES (?, ?)",
+                    (task.id, json.dumps(asdict(task))),
+                )
+        except sqlite3.IntegrityError:
+            raise AlreadyExistsError(
+                f"a task with id {task.id!r} exists: use another request id"
+            ) from None
+
+    def remove(self, task_id: str) -> None:
+        """Forget a task that was refused before it did anything."""
+        with self._lock:
+            self._db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
 
     def save(self, task: Task) -> None:
         with self._lock:

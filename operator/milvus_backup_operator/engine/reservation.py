@@ -1,0 +1,166 @@
+"""A backup name is claimed before the first object is copied, by an in-progress marker.
+
+The marker, ``<root>/<name>/meta/in_progress.json``, is written with ``If-None-Match: *``: the
+S3 server lets exactly one of two concurrent writers create it, in one process or many
+(RADOS Gateway, MinIO and AWS S3 honour the header). The winner then reads the marker back
+and lists the prefix, which catches a server that ignored the header: a marker holding another
+writer's token, or objects that are not ours, and the name is given up. The marker is read
+once more before the meta is written, and the backup fails, touching nothing of the other's,
+if another writer holds it by then.
+
+The marker is also what makes the prefix ours: ``delete`` removes a prefix only if it holds
+a backup's meta or this marker (milvus-backup's reader ignores the extra file, and a completed
+backup no longer has it). A writer that dies leaves the marker, so its leftovers are listed
+Incomplete and can be deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+
+from .errors import AlreadyExistsError, BackupError, NotFoundError, OperationError
+from .layout import BackupLayout
+from .storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+MARKER = "in_progress.json"
+TOOL = "milvus-backup-operator"
+
+
+@dataclass(frozen=True)
+class Marker:
+    """Who is writing a backup: the owner's backup id (a task or resource id) and a token."""
+
+    backup_id: str
+    token: str
+    started: float
+    host: str = ""
+    pid: int = 0
+
+    def to_json(self) -> bytes:
+        return json.dumps({"tool": TOOL, **vars(self)}).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Marker | None:
+        """The marker, or None when the object is not one of ours."""
+        try:
+            data = json.loads(raw)
+            if data.get("tool") != TOOL:
+                return None
+            return cls(
+                backup_id=str(data["backup_id"]),
+                token=str(data["token"]),
+                started=float(data["started"]),
+                host=str(data.get("host", "")),
+                pid=int(data.get("pid", 0)),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def describe(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.started))
+        host = self.host or "an unknown host"
+        return f"started {when} on {host}, pid {self.pid}, backup id {self.backup_id}"
+
+
+def marker_key(layout: BackupLayout) -> str:
+    return layout.meta_key(MARKER)
+
+
+def read_marker(store: ObjectStore, layout: BackupLayout) -> Marker | None:
+    """The in-progress marker of a backup, if it has one of ours."""
+    raw = store.get_if_exists(marker_key(layout))
+    return Marker.from_json(raw) if raw is not None else None
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """The claim of one writer on one backup name."""
+
+    store: ObjectStore
+    layout: BackupLayout
+    marker: Marker
+
+    def holds(self) -> bool:
+        """True while the marker in storage is still this writer's."""
+        current = read_marker(self.store, self.layout)
+        return current is not None and current.token == self.marker.token
+
+    def require(self) -> None:
+        """Raise unless this writer still holds the name (checked before the meta is written)."""
+        if not self.holds():
+            raise OperationError(
+                f"backup {self.layout.name!r} was deleted or claimed by another writer while "
+                "this one was copying: this backup is abandoned; take it again under a new name"
+            )
+
+    def release(self) -> None:
+        """Remove the marker once the meta is written: a completed backup does not carry it.
+
+        A marker that cannot be removed is only logged: the meta is there, so the backup
+        reads, lists and deletes as a complete one anyway.
+        """
+        try:
+            if self.holds():
+                self.store.delete(marker_key(self.layout))
+        except BackupError as exc:
+            log.warning("backup %s is complete but kept its marker: %s", self.layout.name, exc)
+
+    def discard(self) -> int:
+        """Remove everything under the prefix, but only while it is provably this writer's.
+
+        If the marker was deleted meanwhile (``delete`` of a running backup), the prefix is
+        claimed again first, so that a third writer's objects are never removed.
+        """
+        if not self.holds():
+            try:
+                self.store.put_new(marker_key(self.layout), self.marker.to_json())
+            except AlreadyExistsError:
+                log.error("backup %s is another writer's now: leaving it", self.layout.name)
+                return 0
+        return self.store.delete_prefix(self.layout.prefix)
+
+
+def require_free(store: ObjectStore, layout: BackupLayout) -> None:
+    """Raise :class:`AlreadyExistsError` when anything is stored under the backup's prefix."""
+    if store.has_any(layout.prefix):
+        raise _taken(store, layout)
+
+
+def reserve(store: ObjectStore, layout: BackupLayout, backup_id: str) -> Reservation:
+    """Claim ``layout.name`` for one writer, or raise :class:`AlreadyExistsError`."""
+    require_free(store, layout)
+    marker = Marker(backup_id, uuid.uuid4().hex, time.time(), socket.gethostname(), os.getpid())
+    try:
+        store.put_new(marker_key(layout), marker.to_json())
+    except AlreadyExistsError:
+        raise _taken(store, layout) from None
+    reservation = Reservation(store, layout, marker)
+    others = [o.key for o in store.list(layout.prefix) if o.key != marker_key(layout)]
+    if others or not reservation.holds():
+        log.warning("backup %s: the server ignored If-None-Match; giving the name up", layout.name)
+        raise _taken(store, layout)
+    return reservation
+
+
+def _taken(store: ObjectStore, layout: BackupLayout) -> AlreadyExistsError:
+    try:
+        marker = read_marker(store, layout)
+    except NotFoundError:
+        marker = None
+    if marker is not None:
+        return AlreadyExistsError(
+            f"backup {layout.name!r} is being written ({marker.describe()}) in "
+            f"{store.describe()}: choose another name, or wait for it to finish"
+        )
+    return AlreadyExistsError(
+        f"a backup named {layout.name!r} already exists in {store.describe()}: "
+        "choose another name or delete it first"
+    )
