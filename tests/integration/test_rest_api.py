@@ -66,6 +66,19 @@ def test_get_backup_reads_storage_whoever_made_the_backup(
                               "collection_renames": {"tiny": "t2"}}, 400, "not both"),
         ("POST", "/restore", {"backup_name": "api_sync"}, 409, "already exists"),
         ("POST", "/restore", {"collection_suffix": "_a"}, 400, "backup_name"),
+        # milvus-backup's fields we do not implement are refused by name, never ignored
+        ("POST", "/create", {"backup_name": "api_r", "rbac": True}, 400, "rbac is milvus-backup's"),
+        ("POST", "/create", {"backup_name": "api_r", "strategy": "meta_only"}, 400, "strategy"),
+        ("POST", "/create", {"backup_name": "api_r", "gc_pause_enable": True}, 400,
+         "gc_pause_enable"),
+        ("POST", "/create", {"backup_name": "api_r", "filter": {"db.c": {}}}, 400, "filter"),
+        ("POST", "/create", {"backup_name": "api_r", "colection_names": ["tiny"]}, 400,
+         "unknown field colection_names"),
+        ("POST", "/restore", {"backup_name": "api_sync", "restorePlan": {"mapping": []}}, 400,
+         "restorePlan"),
+        ("POST", "/restore", {"backup_name": "api_sync", "skipParams": {"fieldIndex": ["x"]}},
+         400, "skipParams"),
+        ("POST", "/restore", {"backup_name": "api_sync", "rbac": True}, 400, "rbac"),
     ],
 )  # fmt: skip
 def test_bad_requests_get_an_error_status_and_say_what_to_fix(
@@ -128,13 +141,22 @@ def test_one_collection_failing_does_not_hide_the_others(
     assert not client.has_collection("tiny_broken")  # ours, half restored: dropped
 
 
+def test_fields_at_their_zero_value_are_what_scripts_send_and_are_accepted(
+    server: Server, samples: Any
+) -> None:
+    body = {"backup_name": "api_zero", "collection_names": ["tiny"], "rbac": False,
+            "force": False, "strategy": "", "gc_pause_enable": False, "filter": {}}  # fmt: skip
+    status, reply = call(server, "POST", "/create", body)
+    assert status == 200 and reply["msg"] == "success", reply
+
+
 def test_delete_then_the_name_is_free(server: Server, samples: Any) -> None:
     assert (
         call(server, "POST", "/create", {"backup_name": "api_tmp", "collection_names": ["tiny"]})[0]
         == 200
     )
     status, body = call(server, "DELETE", "/delete?backup_name=api_tmp")
-    assert status == 200 and "code" not in body
+    assert status == 200 and "code" not in body and body["msg"] == "success", body
     assert call(server, "GET", "/get_backup?backup_name=api_tmp")[0] == 404
     assert (
         call(server, "POST", "/create", {"backup_name": "api_tmp", "collection_names": ["tiny"]})[0]

@@ -143,7 +143,7 @@ def _routes(backend: Backend) -> APIRouter:
     @router.delete("/delete", responses={200: {"model": Envelope}}, summary="Delete one backup")
     def delete(backup_name: Annotated[str, Query(min_length=1)]) -> dict[str, Any]:
         backend.delete(backup_name)
-        return envelope(None, msg=f"backup {backup_name} deleted")
+        return envelope(None)  # msg "success", as milvus-backup answers (scripts compare it)
 
     @router.post("/restore", responses={200: {"model": Envelope}}, summary="Restore a backup")
     def restore(body: RestoreBackupRequest, request_id: RequestIdHeader = None) -> dict[str, Any]:

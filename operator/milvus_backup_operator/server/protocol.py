@@ -8,9 +8,10 @@ decoder does: a string where a boolean belongs is an error, not a guess.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 
 class StateCode(IntEnum):
@@ -29,7 +30,38 @@ class ResponseCode(IntEnum):
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True, populate_by_name=True)
+    """A request body: what we do not implement is refused by name, never ignored.
+
+    ``NOT_IMPLEMENTED`` lists milvus-backup's own fields (``core/proto/backup.proto``) that this
+    server does not act on: such a field is accepted only at its zero value (false, "", 0,
+    empty), which is what a script sending every field with its default sends. Any other key
+    is unknown (a typo, or a newer milvus-backup's field) and refused.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    NOT_IMPLEMENTED: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_what_we_do_not_do(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = {f.alias or name for name, f in cls.model_fields.items()} | set(cls.model_fields)
+        for key, value in data.items():
+            if key in known:
+                continue
+            if key not in cls.NOT_IMPLEMENTED:
+                raise PydanticCustomError(
+                    "unknown_field", "unknown field {key}: leave it out", {"key": key}
+                )
+            if value not in (None, False, 0, "", [], {}):
+                raise PydanticCustomError(
+                    "not_implemented",
+                    "{key} is milvus-backup's, not supported by milvus-backup-operator: leave "
+                    "it out (nothing was done)",
+                    {"key": key},
+                )
+        return {k: v for k, v in data.items() if k in known}
 
 
 class CreateBackupRequest(_Request):
@@ -40,6 +72,11 @@ class CreateBackupRequest(_Request):
         None, description='{"db": ["coll", ...]} (an empty list: every collection of db)'
     )
     run_async: bool = Field(False, alias="async")
+
+    NOT_IMPLEMENTED = frozenset(
+        {"force", "meta_only", "gc_pause_enable", "gc_pause_seconds", "gc_pause_address", "rbac",
+         "backup_root_path", "filter", "strategy", "with_index_extra", "format"}
+    )  # fmt: skip
 
 
 class RestoreBackupRequest(_Request):
@@ -54,6 +91,13 @@ class RestoreBackupRequest(_Request):
     restore_index: bool = Field(False, alias="restoreIndex")
     load: bool = Field(False, description="Load each restored collection (our addition).")
     run_async: bool = Field(False, alias="async")
+
+    NOT_IMPLEMENTED = frozenset(
+        {"bucket_name", "path", "metaOnly", "useAutoIndex", "dropExistIndex",
+         "skipCreateCollection", "skipImportDiskQuotaCheck", "rbac", "maxShardNum", "skipParams",
+         "useV2Restore", "truncateBinlogByTs", "db_collections_after_rename", "restorePlan",
+         "ezkMapping"}
+    )  # fmt: skip
 
 
 class Envelope(BaseModel):
