@@ -73,6 +73,14 @@ def _reasons() -> Iterator[None]:
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted")
+    except (click.ClickException, click.exceptions.Exit):
+        raise
+    except Exception as exc:  # a bug, or a library's error: its text may quote a setting
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        _fail(
+            f"internal error ({type(exc).__name__}): run with --log-level debug for the "
+            "details (they may include configuration values)"
+        )
 
 
 @contextmanager
@@ -354,10 +362,15 @@ def read_token(path: Path) -> str:
     try:
         token = path.read_text().strip()
     except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
         raise click.UsageError(f"cannot read the token file {path}: {reason}") from None
     if not token:
         raise click.UsageError(
             f"the token file {path} is empty: put the token in it (or leave out --token-file)"
+        )
+    if not all(" " < c < "\x7f" for c in token):
+        raise click.UsageError(
+            f"the token in {path} must be printable ASCII without spaces (it is sent in an "
+            "HTTP header)"
         )
     return token

@@ -147,26 +147,30 @@ def test_delete_by_backup_name_never_touches_another_resources_backup(
     cluster: Cluster, kube: client.ApiClient, stack: Stack, api_server: ClusterServer,
     samples: Any,
 ) -> None:  # fmt: skip
-    """Resource ``nightly`` writes backup ``nightly_keep``; deleting backup ``nightly`` by the
+    """Resource ``hourly`` writes backup ``hourly_keep``; deleting backup ``hourly`` by the
     API must leave both the resource and its backup alone."""
-    keep = milvus_backup("nightly", stack, backupName="nightly_keep", collections=["tiny"],
+    keep = milvus_backup("hourly", stack, backupName="hourly_keep", collections=["tiny"],
                          deletionPolicy="Delete")  # fmt: skip
     apply(cluster, keep)
-    assert wait_for_phase(kube, "milvusbackups", "nightly")["phase"] == "Completed"
-    assert run_cli(stack.config_path, "create", "-n", "nightly", "-c", "tiny").code == 0
+    assert wait_for_phase(kube, "milvusbackups", "hourly")["phase"] == "Completed"
+    assert run_cli(stack.config_path, "create", "-n", "hourly", "-c", "tiny").code == 0
 
-    status, reply = call(api_server, "DELETE", "/delete?backup_name=nightly",
+    status, reply = call(api_server, "DELETE", "/delete?backup_name=hourly",
                          headers=api_server.auth())  # fmt: skip
     assert status == 200, reply
     time.sleep(2)  # a wrongly deleted resource's finalizer would run by now
-    assert get(kube, "milvusbackups", "nightly") is not None
-    assert catalog(stack).read("nightly_keep").name == "nightly_keep"
-    assert not catalog(stack).exists("nightly")
+    assert get(kube, "milvusbackups", "hourly") is not None
+    assert catalog(stack).read("hourly_keep").name == "hourly_keep"
+    assert not catalog(stack).exists("hourly")
 
-    # the name is free again, though a resource called "nightly" exists (for another backup)
-    body = {"backup_name": "nightly", "collection_names": ["tiny"]}
+    # the name is free again, though a resource called "hourly" exists (for another backup)
+    body = {"backup_name": "hourly", "collection_names": ["tiny"]}
     status, reply = call(api_server, "POST", "/create", body, headers=api_server.auth())
-    assert status == 200 and reply["data"]["name"] == "nightly", reply
-    status, reply = call(api_server, "GET", "/get_backup?backup_name=nightly_keep",
+    assert status == 200 and reply["data"]["name"] == "hourly", reply
+    status, reply = call(api_server, "GET", "/get_backup?backup_name=hourly_keep",
                          headers=api_server.auth())  # fmt: skip
-    assert status == 200 and reply["data"]["name"] == "nightly_keep", reply
+    assert status == 200 and reply["data"]["name"] == "hourly_keep", reply
+    # leave nothing behind for later tests
+    for path in ("/delete?backup_name=hourly", "/delete?backup_name=hourly_keep"):
+        assert call(api_server, "DELETE", path, headers=api_server.auth())[0] == 200
+    wait(lambda: get(kube, "milvusbackups", "hourly") is None, 60, "the resource's finalizer")

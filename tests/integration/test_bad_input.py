@@ -160,19 +160,27 @@ def test_interrupted_backup_is_cleaned_up(stack: Stack, samples: Any) -> None:
     assert listed_state(stack, "interrupted") is None
 
 
-def test_leftovers_of_a_killed_backup_are_listed_incomplete_and_deletable(stack: Stack) -> None:
+def test_leftovers_of_a_killed_backup_are_listed_incomplete_and_deletable(
+    stack: Stack, tmp_path: Path
+) -> None:
     """A process killed by SIGKILL cannot clean up: what it left (its in-progress marker, written
     before the first copy, and some binlogs) shows as Incomplete, not hidden."""
     config = stack_config(stack)
     store = ObjectStore(config.backup_storage, config.timeouts)
     layout = BackupLayout(config.backup_storage.root_path, "killed")
     reserve(store, layout, "the-killed-writer")  # what a create does first
+    reserved = time.monotonic()
     store.put(layout.binlogs_dir() + "/insert_log/1/2/3/3/100/4", b"partial")
+    # its marker is fresh: the writer could be alive, so delete waits for writerSilence
+    quick = variant(stack, tmp_path, timeouts={"writerSilence": 8})
+    early = run_cli(quick, "delete", "-n", "killed")
+    assert early.code == 1 and "is being written" in early.stderr, early.output
     assert listed_state(stack, "killed") == "Incomplete"
     got = run_cli(stack.config_path, "get", "-n", "killed")
     assert got.code == 1 and "has not completed" in got.stderr
     assert "the-killed-writer" in got.stderr  # which writer left it
-    assert run_cli(stack.config_path, "delete", "-n", "killed").code == 0
+    time.sleep(max(0.0, reserved + 10 - time.monotonic()))
+    assert run_cli(quick, "delete", "-n", "killed").code == 0
     assert not Catalog(store, config.backup_storage.root_path).exists("killed")
 
 

@@ -14,12 +14,17 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from milvus_backup_operator.engine.backup import BackupRequest, create_backup
+from milvus_backup_operator.engine.catalog import Catalog
+from milvus_backup_operator.engine.errors import OperationError
+from milvus_backup_operator.engine.selection import parse_list
 from milvus_backup_operator.engine.storage import ObjectStore
 from tests import sample_data
 from tests.conftest import run_cli, stack_config
@@ -153,10 +158,89 @@ def test_two_cli_processes_creating_one_name_one_wins(stack: Stack, samples: Any
     assert got.code == 0 and json.loads(got.stdout)["state"] == "Completed"
 
 
+def blocked_create(stack: Stack, name: str, config: Any = None) -> tuple[Any, Any, Any]:
+    """A create of ``books`` in a thread, held after its first copied object until released.
+
+    Returns (future, copying, release): ``copying`` is set once objects are being copied.
+    """
+    copying, release = threading.Event(), threading.Event()
+
+    def hold(progress: Any) -> None:
+        if progress.bytes_done > 0 and not copying.is_set():
+            copying.set()
+            assert release.wait(60)
+
+    request = BackupRequest(name, tuple(parse_list("books")))
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(create_backup, config or stack_config(stack), request, hold)
+    pool.shutdown(wait=False)
+    assert copying.wait(60), "the backup never started copying"
+    return future, copying, release
+
+
+def test_a_backup_being_written_cannot_be_deleted_and_completes_intact(
+    stack: Stack, samples: Any
+) -> None:
+    future, _, release = blocked_create(stack, "harm_busy")
+    try:
+        refused = run_cli(stack.config_path, "delete", "-n", "harm_busy")
+        assert refused.code == 1 and "is being written" in refused.stderr, refused.output
+        again = run_cli(stack.config_path, "create", "-n", "harm_busy", "-c", "tiny")
+        assert again.code == 1 and "is being written" in again.stderr, again.output
+    finally:
+        release.set()
+    info = future.result(timeout=120)
+    stored = Catalog.of(stack_config(stack)).read("harm_busy")
+    assert stored.id == info.id and [c.collection_name for c in stored.collection_backups] == [
+        "books"
+    ]
+    keys = [o.key for o in backup_store(stack).list("backup/harm_busy/")]
+    assert "backup/harm_busy/meta/in_progress.json" not in keys  # a completed one carries none
+    assert run_cli(stack.config_path, "delete", "-n", "harm_busy").code == 0
+
+
+def test_a_writer_whose_marker_is_deleted_stops_and_leaves_nothing(
+    stack: Stack, samples: Any
+) -> None:
+    """Someone with S3 access deletes the marker of a running backup: the writer notices at
+    its next renewal, stops copying and removes what it copied (the name is free again)."""
+    config = stack_config(stack)
+    config = replace(config, timeouts=replace(config.timeouts, writer_silence=1.2))
+    future, _, release = blocked_create(stack, "harm_lost", config)
+    store = backup_store(stack)
+    store.delete("backup/harm_lost/meta/in_progress.json")
+    time.sleep(0.5)  # several renewals (every 0.1 s here) find it gone
+    release.set()
+    with pytest.raises(OperationError, match="deleted or claimed by another writer"):
+        future.result(timeout=120)
+    assert not store.has_any("backup/harm_lost/")
+
+
+@pytest.mark.parametrize("started", ["1e400", '"nan"', '"soon"', "-5"])
+def test_a_forged_marker_breaks_nothing(stack: Stack, samples: Any, started: str) -> None:
+    store = backup_store(stack)
+    key = "backup/harm_forged/meta/in_progress.json"
+    store.put(key, ('{"tool": "milvus-backup-operator", "backup_id": "x", "token": "t", '
+                    f'"started": {started}}}').encode())  # fmt: skip
+    store.put("backup/harm_plain_object", b"a plain object, not a directory")
+    try:
+        listed = run_cli(stack.config_path, "list")
+        assert listed.code == 0, listed.output
+        assert "harm_forged" not in listed.stdout and "harm_plain_object" not in listed.stdout
+        refused = run_cli(stack.config_path, "delete", "-n", "harm_forged")
+        assert refused.code == 1 and "is not a backup" in refused.stderr, refused.output
+        assert store.get(key)
+    finally:
+        store.delete(key)
+        store.delete("backup/harm_plain_object")
+
+
 # ---- 5. authentication fails closed -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("content", ["", "  \n\t\n", None], ids=["empty", "blank", "missing"])
+@pytest.mark.parametrize(
+    "content", ["", "  \n\t\n", None, "\0\0\0"], ids=["empty", "blank", "missing", "nul"]
+)
 def test_an_unusable_token_file_stops_the_server(
     stack: Stack, tmp_path: Path, content: str | None
 ) -> None:
@@ -189,11 +273,24 @@ def test_a_yaml_error_names_the_line_not_the_secret(stack: Stack, tmp_path: Path
     assert not any(piece in result.output for piece in pieces), result.output
 
 
-def test_a_wrong_type_names_the_key_not_the_value(stack: Stack, tmp_path: Path) -> None:
-    config = variant(stack, tmp_path, minio={"port": "nine-thousand-and-secret"})
-    result = run_cli(config, "list")
-    assert result.code == 1 and "minio.port" in result.stderr and "line" in result.stderr
-    assert "nine-thousand-and-secret" not in result.output
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [("minio", "port", "nine-thousand-and-secret"),
+     ("minio", "accessKeyID", "AKSECRET1\nX-Injected: yes"),
+     ("minio", "secretAccessKey", "SECRET\x00tail"),
+     ("minio", "bucketName", "SECRETBUCKET30!"),
+     ("minio", "address", "http://SECRETHOST/x"),
+     ("milvus", "address", "SECRETHOST with spaces")],
+)  # fmt: skip
+def test_a_bad_value_names_the_key_not_the_value(
+    stack: Stack, tmp_path: Path, section: str, key: str, value: str
+) -> None:
+    config = variant(stack, tmp_path, **{section: {key: value}})
+    for command in ("list", "check"):
+        result = run_cli(config, command)
+        assert result.code == 1 and f"{section}.{key}" in result.stderr, result.output
+        assert "line" in result.stderr and "Traceback" not in result.output
+        assert "SECRET" not in result.output
 
 
 # ---- 7. nothing named is not everything ---------------------------------------------------------
@@ -235,6 +332,15 @@ def harm_base(server: Server, samples: Any) -> str:
          "bad-name"),
         ("/restore", {"backup_name": "harm_base", "collection_suffix": "_x",
                       "collection_names": ["tiny", ""]}, "empty collection name"),
+        ("/create", {"backup_name": "e6", "db_collections": '{"default": ' + "1" * 5000 + "}"},
+         "db_collections"),
+        ("/create", {"backup_name": "e7",
+                     "db_collections": '{"default": ["tiny"], "default": ["books"]}'}, "twice"),
+        ("/restore", {"backup_name": "harm_base", "collection_renames": {"tiny": "*"}}, "'*'"),
+        ("/restore", {"backup_name": "harm_base", "collection_renames": {"tiny": "db9.*"}},
+         "db9.*"),
+        ("/restore", {"backup_name": "harm_base", "collection_suffix": "x" * 300},
+         "up to 255 characters"),
     ],
 )  # fmt: skip
 def test_bad_requests_are_400_in_the_envelope_before_any_work(
@@ -275,6 +381,35 @@ def test_a_huge_body_is_refused_with_413(server: Server) -> None:
     chunk = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
     status, reply = raw_post(server, "Transfer-Encoding: chunked\r\n", chunk * 40 + b"0\r\n\r\n")
     assert status == 413 and "larger than" in reply["msg"], reply
+
+
+def test_a_bad_request_id_header_is_refused_before_the_restore_runs(
+    server: Server, stack: Stack, harm_base: str
+) -> None:
+    body = {"backup_name": "harm_base", "collection_suffix": "_hdr", "async": True}
+    status, reply = call(server, "POST", "/restore", body, headers={"request_id": "a/b"})
+    assert status == 400 and "invalid request id" in reply["msg"], reply
+    time.sleep(1)
+    assert not sample_data.client(stack.milvus.uri).has_collection("tiny_hdr")
+
+
+def test_a_request_id_names_one_restore_too(server: Server, stack: Stack, harm_base: str) -> None:
+    headers = {"request_id": "one_restore"}
+    bodies = [{"backup_name": "harm_base", "collection_suffix": s} for s in ("_rid1", "_rid2")]
+    first, second = (call(server, "POST", "/restore", b, headers=headers) for b in bodies)
+    assert first[0] == 200 and first[1]["data"]["id"] == "one_restore", first
+    assert second[0] == 409 and "one_restore" in second[1]["msg"], second
+    client = sample_data.client(stack.milvus.uri)
+    assert client.has_collection("tiny_rid1") and not client.has_collection("tiny_rid2")
+    client.drop_collection("tiny_rid1")
+
+
+def test_a_json_body_sent_as_a_form_is_read_as_json(server: Server, samples: Any) -> None:
+    """curl -d without -H 'Content-Type: application/json' works with milvus-backup (Gin)."""
+    body = {"backup_name": "harm_form", "collection_names": ["tiny"]}
+    status, reply = call(server, "POST", "/create", body,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert status == 200 and reply["data"]["name"] == "harm_form", reply
 
 
 def test_a_request_id_is_one_task(server: Server, samples: Any) -> None:

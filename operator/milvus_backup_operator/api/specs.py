@@ -175,7 +175,7 @@ def _check_separate(storage: StorageSpec, backup_storage: StorageSpec) -> None:
 
 
 def _rename(old: str, new: str) -> tuple[CollectionRef, CollectionRef]:
-    return CollectionRef.parse(old), CollectionRef.parse(new)
+    return CollectionRef.parse_one(old), CollectionRef.parse_one(new)
 
 
 def _section(spec: Mapping[str, Any], key: str) -> Mapping[str, Any]:

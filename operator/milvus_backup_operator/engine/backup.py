@@ -70,7 +70,8 @@ def create_backup(
         )
         job = _BackupJob(config, milvus, source, target, claim, progress)
         try:
-            info = job.run(refs)
+            with claim.renewed(config.timeouts.writer_silence):
+                info = job.run(refs)
         except BaseException:
             _discard(claim)
             raise
@@ -138,7 +139,7 @@ class _BackupJob:
             segments = len(plan.info.segments())
             self.progress.add(segments_total=segments, bytes_total=plan.info.size)
         self.progress.phase("copying")
-        _copy_all(self.source, self.target, plans, self.config.parallelism.copy_data, self.progress)
+        self._copy_all(plans)
         self.progress.phase("verifying")
         _verify(self.target, self.layout, plans)
         info = BackupInfo(
@@ -158,6 +159,29 @@ class _BackupJob:
             self.target.put(self.layout.meta_key(filename), content)
         self.reservation.release()
         return info
+
+    def _copy_all(self, plans: list[_CollectionPlan]) -> None:
+        """Copy every object, ``copydata`` at a time; stop at the first failure, or as soon
+        as the name is lost (its marker deleted or replaced)."""
+        remaining = Counter(task.segment_id for plan in plans for task in plan.copies)
+        lock = threading.Lock()
+
+        def copy(task: ObjectCopy) -> None:
+            self.reservation.check_not_lost()
+            copy_object(self.source, task.src_key, self.target, task.dst_key, task.size)
+            with lock:
+                remaining[task.segment_id] -= 1
+                segment_done = remaining[task.segment_id] == 0
+            self.progress.add(bytes_done=task.size, segments_done=int(segment_done))
+
+        pool = ThreadPoolExecutor(self.config.parallelism.copy_data, thread_name_prefix="copy")
+        try:
+            for plan in plans:
+                for future in [pool.submit(copy, task) for task in plan.copies]:
+                    future.result()
+                self.progress.add(collections_done=1)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _plan(self, ref: CollectionRef) -> _CollectionPlan:
         """Flush one collection and describe everything to copy, without copying yet."""
@@ -285,34 +309,6 @@ def _resolve(milvus: Milvus, wanted: list[CollectionRef]) -> list[CollectionRef]
         raise InvalidRequestError(f"database {', '.join(sorted(unknown_dbs))} does not exist")
     expanded = explicit + sorted(ref for ref in existing if ref.db in every_of)
     return list(dict.fromkeys(expanded))
-
-
-def _copy_all(
-    source: ObjectStore,
-    target: ObjectStore,
-    plans: list[_CollectionPlan],
-    workers: int,
-    progress: ProgressTracker,
-) -> None:
-    """Copy every object, ``workers`` at a time; stop at the first failure."""
-    remaining = Counter(task.segment_id for plan in plans for task in plan.copies)
-    lock = threading.Lock()
-
-    def copy(task: ObjectCopy) -> None:
-        copy_object(source, task.src_key, target, task.dst_key, task.size)
-        with lock:
-            remaining[task.segment_id] -= 1
-            segment_done = remaining[task.segment_id] == 0
-        progress.add(bytes_done=task.size, segments_done=int(segment_done))
-
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="copy")
-    try:
-        for plan in plans:
-            for future in [pool.submit(copy, task) for task in plan.copies]:
-                future.result()
-            progress.add(collections_done=1)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _verify(target: ObjectStore, layout: BackupLayout, plans: list[_CollectionPlan]) -> None:

@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NoReturn
 
-from .config import BackupConfig
-from .errors import MalformedMetaError, NotABackupError, NotFoundError
+from .config import BackupConfig, Timeouts
+from .errors import AlreadyExistsError, MalformedMetaError, NotABackupError, NotFoundError
 from .layout import BackupLayout, join
 from .meta import (
     BACKUP_META,
@@ -19,7 +19,7 @@ from .meta import (
 )
 from .names import NAME_PATTERN as _NAME
 from .names import validate_backup_name
-from .reservation import read_marker
+from .reservation import read_marker, silent_for
 from .storage import ObjectStore
 
 COMPLETED = "Completed"
@@ -43,15 +43,18 @@ class BackupSummary:
 class Catalog:
     """Backups under one root path of one bucket."""
 
-    def __init__(self, store: ObjectStore, root_path: str) -> None:
+    def __init__(
+        self, store: ObjectStore, root_path: str, writer_silence: float = Timeouts.writer_silence
+    ) -> None:
         self.store = store
         self.root_path = root_path
+        self.writer_silence = writer_silence
 
     @classmethod
     def of(cls, config: BackupConfig) -> Catalog:
         """The backups in ``config``'s backup location."""
         store = ObjectStore(config.backup_storage, config.timeouts, config.parallelism.copy_data)
-        return cls(store, config.backup_storage.root_path)
+        return cls(store, config.backup_storage.root_path, config.timeouts.writer_silence)
 
     def layout(self, name: str) -> BackupLayout:
         """Where backup ``name`` lives; a name that breaks the rule is refused, never used."""
@@ -62,8 +65,13 @@ class Catalog:
         return self.store.has_any(self.layout(name).prefix)
 
     def names(self) -> list[str]:
+        """The first-level "directories" under the root that could be backups."""
         prefix = join(self.root_path) + "/" if self.root_path else ""
-        found = (obj.key.removeprefix(prefix).rstrip("/") for obj in self.store.list(prefix, False))
+        found = (
+            obj.key.removeprefix(prefix).removesuffix("/")
+            for obj in self.store.list(prefix, False)
+            if obj.key.endswith("/")  # a plain object is not a backup
+        )
         return sorted(name for name in found if _NAME.fullmatch(name))
 
     def list(self) -> list[BackupSummary]:
@@ -146,10 +154,21 @@ class Catalog:
     def delete(self, name: str) -> int:
         """Delete one backup: a prefix holding a backup's meta or our in-progress marker.
 
-        Anything else under the name is refused (:class:`NotABackupError`) and left as it is.
+        Anything else under the name is refused (:class:`NotABackupError`) and left as it is;
+        so is a backup whose writer renewed its marker within ``writer_silence`` (it is being
+        written: :class:`AlreadyExistsError`).
         """
         layout = self.layout(name)
-        is_backup = self.store.get_if_exists(layout.meta_key(BACKUP_META)) is not None
-        if not is_backup and read_marker(self.store, layout) is None:
-            self._missing_or_not_a_backup(name)
+        if self.store.get_if_exists(layout.meta_key(BACKUP_META)) is None:
+            marker = read_marker(self.store, layout)
+            if marker is None:
+                self._missing_or_not_a_backup(name)
+            silent = silent_for(self.store, layout)
+            if silent is not None and silent < self.writer_silence:
+                raise AlreadyExistsError(
+                    f"backup {name!r} is being written ({marker.describe()}; its writer was "
+                    f"heard from {silent:.0f}s ago): wait for it to finish; if its writer has "
+                    f"stopped, it can be deleted {self.writer_silence:.0f}s after that "
+                    "(timeouts.writerSilence)"
+                )
         return self.store.delete_prefix(layout.prefix)

@@ -109,6 +109,9 @@ class Timeouts:
     import_job: float = 3600.0
     index: float = 1800.0
     load: float = 1800.0
+    #: a backup being written whose marker has not been renewed for this long is taken for
+    #: the leftovers of a stopped writer (deletable); the writer renews it 12 times as often
+    writer_silence: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ def parse_config(
     """
     reader = _Reader(raw, source, lines or {})
     milvus = MilvusConfig(
-        address=reader.text("milvus.address", "localhost"),
+        address=reader.host("milvus.address", "localhost"),
         port=reader.port("milvus.port", 19530),
         user=reader.text("milvus.user", ""),
         password=reader.text("milvus.password", ""),
@@ -172,22 +175,22 @@ def parse_config(
         mtls_key_path=reader.text("milvus.mtlsKeyPath", ""),
     )
     storage = StorageConfig(
-        address=reader.text("minio.address", "localhost"),
+        address=reader.host("minio.address", "localhost"),
         port=reader.port("minio.port", 9000),
         access_key=reader.text("minio.accessKeyID", "minioadmin"),
         secret_key=reader.text("minio.secretAccessKey", "minioadmin"),
         use_ssl=reader.flag("minio.useSSL", False),
-        bucket=reader.text("minio.bucketName", "milvus-bucket"),
+        bucket=reader.bucket("minio.bucketName", "milvus-bucket"),
         root_path=reader.text("minio.rootPath", "file").strip("/"),
         region=reader.text("minio.region", ""),
     )
     backup_storage = StorageConfig(
-        address=reader.text("minio.backupAddress", storage.address),
+        address=reader.host("minio.backupAddress", storage.address),
         port=reader.port("minio.backupPort", storage.port),
         access_key=reader.text("minio.backupAccessKeyID", storage.access_key),
         secret_key=reader.text("minio.backupSecretAccessKey", storage.secret_key),
         use_ssl=reader.flag("minio.backupUseSSL", storage.use_ssl),
-        bucket=reader.text("minio.backupBucketName", storage.bucket),
+        bucket=reader.bucket("minio.backupBucketName", storage.bucket),
         root_path=reader.text("minio.backupRootPath", "backup").strip("/"),
         region=reader.text("minio.backupRegion", storage.region),
     )
@@ -272,6 +275,11 @@ def _key_lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
     return lines
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HOST = re.compile(r"[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]+")
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{1,61}[A-Za-z0-9]")  # minio-py's own rule
+
+
 class _Reader:
     """Looks up dotted keys in the YAML tree and checks their types."""
 
@@ -301,7 +309,23 @@ class _Reader:
             return default
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise self._fail(key, "a string", value)
+        if _CONTROL.search(str(value)):
+            raise self._fail(key, "free of control characters (newlines, tabs, NUL)", value)
         return str(value)
+
+    def host(self, key: str, default: str) -> str:
+        """A host name or IP address: no scheme, path, port or spaces."""
+        value = self.text(key, default)
+        if not _HOST.fullmatch(value):
+            raise self._fail(key, "a host name or IP address (no http://, path or port)", value)
+        return value
+
+    def bucket(self, key: str, default: str) -> str:
+        """A bucket name as S3 servers take it."""
+        value = self.text(key, default)
+        if not _BUCKET.fullmatch(value):
+            raise self._fail(key, "a bucket name (3-63 letters, digits, '.', '-' or '_')", value)
+        return value
 
     def integer(self, key: str, default: int, choices: tuple[int, ...] = ()) -> int:
         value = self._get(key)

@@ -8,21 +8,31 @@ writer's token, or objects that are not ours, and the name is given up. The mark
 once more before the meta is written, and the backup fails, touching nothing of the other's,
 if another writer holds it by then.
 
+While it copies, the writer renews the marker (a conditional rewrite, ``If-Match`` its own
+ETag) twelve times per ``timeouts.writerSilence``: ``delete`` refuses a backup whose marker is
+that fresh, and a writer whose renewal fails (the marker was deleted or replaced) stops before
+its next copy. So a backup cannot be deleted under a live writer, nor a new one started in its
+place while the old writer still adds objects.
+
 The marker is also what makes the prefix ours: ``delete`` removes a prefix only if it holds
 a backup's meta or this marker (milvus-backup's reader ignores the extra file, and a completed
 backup no longer has it). A writer that dies leaves the marker, so its leftovers are listed
-Incomplete and can be deleted.
+Incomplete and can be deleted once the marker has gone unrenewed for ``writerSilence``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from .errors import AlreadyExistsError, BackupError, NotFoundError, OperationError
 from .layout import BackupLayout
@@ -54,14 +64,17 @@ class Marker:
             data = json.loads(raw)
             if data.get("tool") != TOOL:
                 return None
+            started = float(data["started"])
+            if not (math.isfinite(started) and 0 <= started < 1e11):
+                return None
             return cls(
                 backup_id=str(data["backup_id"]),
                 token=str(data["token"]),
-                started=float(data["started"]),
+                started=started,
                 host=str(data.get("host", "")),
                 pid=int(data.get("pid", 0)),
             )
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
             return None
 
     def describe(self) -> str:
@@ -80,13 +93,56 @@ def read_marker(store: ObjectStore, layout: BackupLayout) -> Marker | None:
     return Marker.from_json(raw) if raw is not None else None
 
 
-@dataclass(frozen=True)
+def silent_for(store: ObjectStore, layout: BackupLayout) -> float | None:
+    """At least how many seconds ago the marker was last written or renewed (the server's
+    clock against ours; Last-Modified has a one-second resolution), or None."""
+    modified = store.modified(marker_key(layout))
+    return None if modified is None else max(0.0, time.time() - modified - 1.0)
+
+
+@dataclass
 class Reservation:
     """The claim of one writer on one backup name."""
 
     store: ObjectStore
     layout: BackupLayout
     marker: Marker
+    etag: str = ""
+    lost: threading.Event = field(default_factory=threading.Event)
+
+    def check_not_lost(self) -> None:
+        """Raise if a renewal found the marker deleted or replaced (checked before each copy)."""
+        if self.lost.is_set():
+            self.require()
+
+    @contextmanager
+    def renewed(self, silence: float) -> Iterator[None]:
+        """Renew the marker every ``silence / 12`` seconds while the block runs."""
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._renew, args=(stop, silence / 12), name="marker", daemon=True
+        )
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def _renew(self, stop: threading.Event, interval: float) -> None:
+        while not stop.wait(interval):
+            try:
+                self.etag = self.store.put_if_match(
+                    marker_key(self.layout), self.marker.to_json(), self.etag
+                )
+            except (AlreadyExistsError, NotFoundError):
+                log.error(
+                    "backup %s: the in-progress marker was deleted or replaced", self.layout.name
+                )
+                self.lost.set()
+                return
+            except BackupError as exc:  # a storage hiccup: try again at the next beat
+                log.warning("backup %s: could not renew the marker: %s", self.layout.name, exc)
 
     def holds(self) -> bool:
         """True while the marker in storage is still this writer's."""
@@ -121,7 +177,7 @@ class Reservation:
         """
         if not self.holds():
             try:
-                self.store.put_new(marker_key(self.layout), self.marker.to_json())
+                self.etag = self.store.put_new(marker_key(self.layout), self.marker.to_json())
             except AlreadyExistsError:
                 log.error("backup %s is another writer's now: leaving it", self.layout.name)
                 return 0
@@ -139,14 +195,20 @@ def reserve(store: ObjectStore, layout: BackupLayout, backup_id: str) -> Reserva
     require_free(store, layout)
     marker = Marker(backup_id, uuid.uuid4().hex, time.time(), socket.gethostname(), os.getpid())
     try:
-        store.put_new(marker_key(layout), marker.to_json())
+        etag = store.put_new(marker_key(layout), marker.to_json())
     except AlreadyExistsError:
         raise _taken(store, layout) from None
-    reservation = Reservation(store, layout, marker)
-    others = [o.key for o in store.list(layout.prefix) if o.key != marker_key(layout)]
-    if others or not reservation.holds():
-        log.warning("backup %s: the server ignored If-None-Match; giving the name up", layout.name)
+    reservation = Reservation(store, layout, marker, etag)
+    if not reservation.holds():  # the server ignored If-None-Match and another writer won
         raise _taken(store, layout)
+    if any(o.key != marker_key(layout) for o in store.list(layout.prefix)):
+        # objects without a marker: a stopped writer's whose marker was deleted. Our marker
+        # stays, so that they are listed Incomplete and can be deleted; the name is not used.
+        raise AlreadyExistsError(
+            f"backup name {layout.name!r} holds objects another writer left without its "
+            f"in-progress marker in {store.describe()}: they are now listed as an Incomplete "
+            "backup; delete it, or choose another name"
+        )
     return reservation
 
 

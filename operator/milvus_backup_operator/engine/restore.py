@@ -23,7 +23,7 @@ from .meta import CollectionBackupInfo, PartitionBackupInfo
 from .milvus import Milvus, connect
 from .names import validate_backup_name, validate_collection_suffix
 from .progress import ProgressCallback, ProgressTracker
-from .selection import CollectionRef, check_known
+from .selection import ALL, CollectionRef, check_known
 from .storage import ObjectStore, copy_object
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def parse_renames(text: str | Iterable[str]) -> tuple[tuple[CollectionRef, Colle
         old, sep, new = item.partition(":")
         if not sep or not old or not new:
             raise InvalidRequestError(f"invalid rename {item!r}: use old:new (or db.old:db.new)")
-        pairs.append((CollectionRef.parse(old), CollectionRef.parse(new)))
+        pairs.append((CollectionRef.parse_one(old), CollectionRef.parse_one(new)))
     return tuple(pairs)
 
 
@@ -157,14 +157,14 @@ def _plan(
 ) -> list[tuple[CollectionBackupInfo, CollectionRef]]:
     """Pick the requested collections of the backup and name their targets."""
     by_ref = {_source_ref(c): c for c in collections}
-    wanted = list(request.collections) or list(by_ref)
+    wanted = _expand(list(request.collections) or list(by_ref), by_ref, request.backup_name)
     check_known(wanted, by_ref, f"backup {request.backup_name!r}")
     renames = dict(request.renames)
     check_known(list(renames), wanted, "the collections being restored")
     plan = []
     for ref in wanted:
         target = renames.get(ref) or CollectionRef(ref.db, ref.name + request.suffix)
-        plan.append((by_ref[ref], target))
+        plan.append((by_ref[ref], target.exact()))
     targets = [t for _, t in plan]
     duplicates = sorted({str(t) for t in targets if targets.count(t) > 1})
     if duplicates:
@@ -172,6 +172,22 @@ def _plan(
     if request.load:
         _check_loadable(plan, request.rebuild_index)
     return plan
+
+
+def _expand(
+    refs: list[CollectionRef], known: Iterable[CollectionRef], backup: str
+) -> list[CollectionRef]:
+    """``db.*`` as the backup's collections of db (a database it lacks is an error)."""
+    expanded: list[CollectionRef] = []
+    for ref in refs:
+        if ref.name != ALL:
+            expanded.append(ref)
+            continue
+        of_db = sorted(r for r in known if r.db == ref.db)
+        if not of_db:
+            raise InvalidRequestError(f"backup {backup!r} holds no collection of database {ref.db}")
+        expanded += of_db
+    return list(dict.fromkeys(expanded))
 
 
 def _check_loadable(

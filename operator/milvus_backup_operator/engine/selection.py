@@ -41,6 +41,20 @@ class CollectionRef:
             )
         return cls(db, name)
 
+    @classmethod
+    def parse_one(cls, text: str) -> CollectionRef:
+        """Like :meth:`parse`, for one collection exactly (a rename's side): ``db.*`` is not."""
+        return cls.parse(text).exact()
+
+    def exact(self) -> CollectionRef:
+        """This reference, if it names one collection with a name Milvus takes."""
+        if self.name == ALL or not MILVUS_NAME.fullmatch(self.name):
+            raise InvalidRequestError(
+                f"invalid collection name {str(self)!r}: one collection, its name starting "
+                "with a letter or '_', with only letters, digits and '_', up to 255 characters"
+            )
+        return self
+
     def __str__(self) -> str:
         return self.name if self.db == DEFAULT_DB else f"{self.db}.{self.name}"
 

@@ -105,16 +105,39 @@ class ObjectStore:
         with self.translate_errors(key):
             self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
 
-    def put_new(self, key: str, data: bytes) -> None:
-        """Write ``key`` only if it does not exist (``If-None-Match: *``, atomic on the server).
+    def put_new(self, key: str, data: bytes) -> str:
+        """Write ``key`` only if it does not exist (``If-None-Match: *``, atomic on the server);
+        return its ETag.
 
         Raises :class:`AlreadyExistsError` when it exists. A server that ignores the header
         overwrites instead: callers read the object back to find out (see ``reservation``).
         """
+        return self._put_if(key, data, {"If-None-Match": "*"})
+
+    def put_if_match(self, key: str, data: bytes, etag: str) -> str:
+        """Overwrite ``key`` only if it is still the object with ``etag``; return the new ETag.
+
+        Raises :class:`AlreadyExistsError` when it changed and :class:`NotFoundError` when it
+        is gone.
+        """
+        return self._put_if(key, data, {"If-Match": f'"{etag}"'})
+
+    def _put_if(self, key: str, data: bytes, condition: dict[str, str]) -> str:
+        headers: dict[str, str | list[str] | tuple[str]] = dict(condition)
         with self.translate_errors(key):
-            # put_object would turn If-None-Match into user metadata (x-amz-meta-...):
-            # _put_object sends the headers as given (minio 7.2, pinned below 8)
-            self.client._put_object(self.bucket, key, data, headers={"If-None-Match": "*"})
+            # put_object would turn these headers into user metadata (x-amz-meta-...):
+            # _put_object sends them as given (minio 7.2, pinned below 8)
+            written = self.client._put_object(self.bucket, key, data, headers=headers)
+        return str(written.etag)
+
+    def modified(self, key: str) -> float | None:
+        """When ``key`` was last written, by the server's clock (None when it is gone)."""
+        try:
+            with self.translate_errors(key):
+                stat = self.client.stat_object(self.bucket, key)
+        except NotFoundError:
+            return None
+        return stat.last_modified.timestamp() if stat.last_modified else None
 
     def delete(self, key: str) -> None:
         with self.translate_errors(key):

@@ -33,7 +33,7 @@ from ..engine.errors import (
     UnreachableError,
 )
 from .backend import Backend
-from .limits import MAX_BODY, BodyLimit
+from .body import MAX_BODY, JsonBody
 from .protocol import (
     CreateBackupRequest,
     Envelope,
@@ -81,7 +81,7 @@ def create_app(backend: Backend, token: str = "", max_body: int = MAX_BODY) -> F
         redoc_url=None,
     )
     _errors(app)
-    app.add_middleware(BodyLimit, limit=max_body)
+    app.add_middleware(JsonBody, limit=max_body)
     guard = [Depends(_bearer(token))] if token else []
     app.include_router(_public())  # /hello answers probes without the token
     app.include_router(_routes(backend), dependencies=guard)
@@ -147,8 +147,10 @@ def _routes(backend: Backend) -> APIRouter:
 
     @router.post("/restore", responses={200: {"model": Envelope}}, summary="Restore a backup")
     def restore(body: RestoreBackupRequest, request_id: RequestIdHeader = None) -> dict[str, Any]:
-        task_id = validate_task_id(body.id) if body.id else f"restore_{uuid.uuid4().hex[:16]}"
-        return envelope(backend.restore(body, task_id), _request_id(request_id, body.request_id))
+        given = request_id or body.request_id  # checked before any work
+        reply_id = _request_id(request_id, body.request_id)
+        task_id = validate_task_id(body.id) if body.id else given or f"restore_{reply_id}"
+        return envelope(backend.restore(body, task_id), reply_id)
 
     @router.get(
         "/get_restore", responses={200: {"model": Envelope}}, summary="A restore task's state"

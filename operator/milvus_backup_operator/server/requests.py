@@ -38,12 +38,20 @@ def collections(
 
 def _json_object(text: str) -> dict[str, list[str]]:
     try:
-        value = json.loads(text) if text.strip() else {}
-    except (json.JSONDecodeError, RecursionError):
+        value = json.loads(text, object_pairs_hook=_no_repeated_keys) if text.strip() else {}
+    except (ValueError, RecursionError):  # JSONDecodeError, an integer too long to convert
         raise InvalidRequestError(DB_COLLECTIONS_SHAPE) from None
     if not isinstance(value, dict):
         raise InvalidRequestError(DB_COLLECTIONS_SHAPE)
     return value
+
+
+def _no_repeated_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise InvalidRequestError(f"db_collections names database {', '.join(repeated)} twice")
+    return dict(pairs)
 
 
 def backup_request(request: CreateBackupRequest) -> BackupRequest:
