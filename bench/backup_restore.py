@@ -49,7 +49,8 @@ from pymilvus.grpc_gen import milvus_pb2
 from tests.stack import Stack, start_stack
 
 from milvus_backup_operator.engine.backup import BackupRequest, create_backup
-from milvus_backup_operator.engine.config import BackupConfig, load_config
+from milvus_backup_operator.engine.config import BackupConfig
+from milvus_backup_operator.engine.config_file import load_config
 from milvus_backup_operator.engine.layout import BackupLayout
 from milvus_backup_operator.engine.meta import BackupInfo, CollectionBackupInfo
 from milvus_backup_operator.engine.milvus import Milvus, connect

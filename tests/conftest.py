@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from milvus_backup_operator.engine.config import BackupConfig, load_config
+from milvus_backup_operator.engine.config import BackupConfig
+from milvus_backup_operator.engine.config_file import load_config
 from tests import sample_data
 from tests.stack import Stack, start_stack
 

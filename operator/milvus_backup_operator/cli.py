@@ -23,7 +23,8 @@ from . import __version__
 from .engine.backup import BackupRequest, create_backup
 from .engine.catalog import Catalog
 from .engine.check import run_check
-from .engine.config import BackupConfig, load_config
+from .engine.config import BackupConfig
+from .engine.config_file import load_config
 from .engine.errors import BackupError
 from .engine.meta import CONSISTENCY_LEVELS, BackupInfo
 from .engine.progress import Progress

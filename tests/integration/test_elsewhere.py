@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from milvus_backup_operator.engine.config import load_config
+from milvus_backup_operator.engine.config_file import load_config
 from milvus_backup_operator.engine.storage import ObjectStore
 from tests import sample_data
 from tests.conftest import run_cli

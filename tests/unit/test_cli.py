@@ -24,7 +24,9 @@ def test_usage_error_exits_2_and_names_the_option() -> None:
 
 def test_bad_name_is_refused_before_any_connection(tmp_path: Path) -> None:
     config = tmp_path / "backup.yaml"
-    config.write_text("milvus: {address: 192.0.2.1}\nminio: {address: 192.0.2.1}\n")
+    config.write_text(
+        "milvus: {address: 192.0.2.1}\nminio: {address: 192.0.2.1, backupRootPath: backup}\n"
+    )
     result = run("--config", str(config), "create", "-n", "bad-name")
     assert result.returncode == 1
     assert result.stderr.startswith("error: invalid backup name 'bad-name'")
@@ -37,6 +39,6 @@ def test_missing_explicit_config_is_an_error(tmp_path: Path) -> None:
 
 def test_restore_refuses_suffix_with_renames_before_reading_anything(tmp_path: Path) -> None:
     config = tmp_path / "backup.yaml"
-    config.write_text("minio: {address: 192.0.2.1}\n")
+    config.write_text("minio: {address: 192.0.2.1, backupRootPath: backup}\n")
     result = run("--config", str(config), "restore", "-n", "b", "-s", "_x", "-r", "a:b")
     assert result.returncode == 1 and "either a collection suffix or renames" in result.stderr

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from milvus_backup_operator.engine.config import BackupConfig, StorageConfig, load_config
+from milvus_backup_operator.engine.config import BackupConfig, StorageConfig
+from milvus_backup_operator.engine.config_file import load_config
 from milvus_backup_operator.engine.errors import InvalidRequestError
 from milvus_backup_operator.engine.locations import Location, overlaps
 

@@ -1,0 +1,413 @@
+"""milvus-backup's configuration file, in either of its formats, as a :class:`BackupConfig`.
+
+- v1 (milvus-backup 0.5, ``internal/cfg/cfg.go`` at v0.5.16): ``milvus.address``,
+  ``minio.bucketName``, ``minio.backupRootPath``, ``backup.parallelism.*``...
+- v2 (``configVersion: v2``, ``internal/cfg/v2/cfg.go``): ``milvus.grpc``, ``milvus.storage``
+  with ``auth``, ``backup.storage``, ``backup.concurrency``, ``restore.concurrency``,
+  ``transfer``.
+
+Every key of the file is read, or known to change nothing here (``INERT``: logging, etcd,
+Zilliz Cloud... settings of features this tool does not have, accepted so that the stock files
+load), or refused by name with its line: never a silent default. A setting we understand but
+cannot honour (Azure storage, IAM credentials...) is refused by name too. Only credentials may
+come from the environment (milvus-backup #197).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import (
+    BackupConfig,
+    MilvusConfig,
+    Parallelism,
+    StorageConfig,
+    Timeouts,
+    apply_credential_env,
+)
+from .errors import InvalidRequestError
+
+log = logging.getLogger(__name__)
+
+#: S3-compatible providers (``minio.storageType`` in v1, ``provider`` in v2)
+S3_PROVIDERS = ("minio", "s3", "aws")
+#: keys accepted and without effect here, by format
+INERT = {
+    "v1": (
+        "log.level", "log.console", "log.file.filename", "log.file.maxSize", "log.file.maxDays",
+        "log.file.maxBackups", "http.enabled", "http.debugMode", "http.swaggerBasePath",
+        "cloud.address", "cloud.apikey", "milvus.rpcChannelName", "milvus.etcd.endpoints",
+        "milvus.etcd.rootPath", "minio.gcpCredentialJSON", "minio.backupGcpCredentialJSON",
+        "minio.crossStorage", "minio.multipartCopyThresholdMiB",
+        "backup.parallelism.backupSegment", "backup.gcPause.address",
+    ),
+    "v2": (
+        "configVersion", "log.level", "log.console", "log.file.path", "log.file.maxSizeMiB",
+        "log.file.maxDays", "log.file.maxBackups", "server.debugMode", "server.swaggerBasePath",
+        "milvus.rest.endpoint", "milvus.management.endpoint",
+        "milvus.replicate.rpcChannelName", "milvus.etcd.endpoints", "milvus.etcd.rootPath",
+        "backup.concurrency.segments", "restore.maxSegmentsPerImportJob",
+        "transfer.multipartCopyThresholdMiB", "zillizCloud.endpoint", "zillizCloud.apiKey",
+    ),
+}  # fmt: skip
+_TLS_MODES = {"disabled": 0, "server": 1, "mutual": 2}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HOST = re.compile(r"[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]+")
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{1,61}[A-Za-z0-9]")  # minio-py's own rule
+
+
+def load_config(
+    path: Path | None, env: Mapping[str, str] | None = None, *, required: bool = False
+) -> BackupConfig:
+    """Read ``path`` (either format) and credential variables from ``env``.
+
+    A missing file gives the defaults unless ``required`` is set (an explicit ``--config``).
+    """
+    raw: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    if path is not None and path.exists():
+        raw, lines = _read_yaml(path)
+    elif required:
+        raise InvalidRequestError(f"config file {path} does not exist: check --config")
+    return parse_config(raw, env or {}, source=str(path or "<defaults>"), lines=lines)
+
+
+def parse_config(
+    raw: Mapping[str, Any],
+    env: Mapping[str, str],
+    source: str,
+    lines: Mapping[str, int] | None = None,
+) -> BackupConfig:
+    """Build a :class:`BackupConfig` from the parsed YAML mapping and credential variables.
+
+    ``lines`` maps dotted keys to their line in ``source``, for messages; no message ever
+    quotes a value (a value may be a secret).
+    """
+    reader = ConfigReader(raw, source, lines or {})
+    version = reader.choice("configVersion", "v1", ("v1", "v2"))
+    config = _v2(reader) if version == "v2" else _v1(reader, has_file=bool(raw))
+    reader.refuse_unread(INERT[version])
+    return apply_credential_env(config, env)
+
+
+def _v1(reader: ConfigReader, has_file: bool) -> BackupConfig:
+    """milvus-backup 0.5's keys."""
+    milvus = MilvusConfig(
+        address=reader.host("milvus.address", "localhost"),
+        port=reader.port("milvus.port", 19530),
+        user=reader.text("milvus.user", ""),
+        password=reader.text("milvus.password", ""),
+        tls_mode=reader.integer("milvus.tlsMode", 0, choices=(0, 1, 2)),
+        ca_cert_path=reader.text("milvus.caCertPath", ""),
+        server_name=reader.text("milvus.serverName", ""),
+        mtls_cert_path=reader.text("milvus.mtlsCertPath", ""),
+        mtls_key_path=reader.text("milvus.mtlsKeyPath", ""),
+    )
+    for prefix in ("", "backup"):
+        reader.choice(_v1_key("minio.storageType", prefix), "minio", S3_PROVIDERS)
+        reader.unsupported(_v1_key("minio.token", prefix), "session tokens")
+        reader.unsupported(_v1_key("minio.useIAM", prefix), "IAM credentials")
+        reader.unsupported(_v1_key("minio.iamEndpoint", prefix), "IAM credentials")
+    reader.choice("storage.storageType", "minio", S3_PROVIDERS)
+    reader.choice("storage.backupStorageType", "minio", S3_PROVIDERS)
+    reader.choice("minio.cloudProvider", "minio", S3_PROVIDERS)
+    storage = StorageConfig(
+        address=reader.host("minio.address", "localhost"),
+        port=reader.port("minio.port", 9000),
+        access_key=reader.text("minio.accessKeyID", "minioadmin"),
+        secret_key=reader.text("minio.secretAccessKey", "minioadmin"),
+        use_ssl=reader.flag("minio.useSSL", False),
+        bucket=reader.bucket("minio.bucketName", "milvus-bucket"),
+        root_path=reader.text("minio.rootPath", "file").strip("/"),
+        region=reader.text("minio.region", ""),
+    )
+    # v0.5.16: cmp.Or(backupRootPath, rootPath, "backup") -- with no file at all, "backup"
+    root_default = storage.root_path if has_file else "backup"
+    backup_storage = StorageConfig(
+        address=reader.host("minio.backupAddress", storage.address),
+        port=reader.port("minio.backupPort", storage.port),
+        access_key=reader.text("minio.backupAccessKeyID", storage.access_key),
+        secret_key=reader.text("minio.backupSecretAccessKey", storage.secret_key),
+        use_ssl=reader.flag("minio.backupUseSSL", storage.use_ssl),
+        bucket=reader.bucket("minio.backupBucketName", storage.bucket),
+        root_path=reader.text("minio.backupRootPath", root_default).strip("/"),
+        region=reader.text("minio.backupRegion", storage.region),
+    )
+    _gc_pause(reader, "backup.gcPause.enable")
+    return BackupConfig(
+        milvus=milvus,
+        storage=storage,
+        backup_storage=backup_storage,
+        parallelism=Parallelism(
+            copy_data=reader.positive("backup.parallelism.copydata", 128),
+            backup_collection=reader.positive("backup.parallelism.backupCollection", 4),
+            restore_collection=reader.positive("backup.parallelism.restoreCollection", 2),
+            import_job=reader.positive("backup.parallelism.importJob", 768),
+        ),
+        timeouts=_timeouts(reader),
+        keep_temp_files=reader.flag("backup.keepTempFiles", False),
+    )
+
+
+def _v1_key(key: str, prefix: str) -> str:
+    """``minio.token`` and its backup twin ``minio.backupToken``."""
+    if not prefix:
+        return key
+    section, _, name = key.partition(".")
+    return f"{section}.{prefix}{name[0].upper()}{name[1:]}"
+
+
+def _v2(reader: ConfigReader) -> BackupConfig:
+    """milvus-backup's current keys (``configVersion: v2``)."""
+    milvus = MilvusConfig(
+        address=reader.host("milvus.grpc.address", "localhost"),
+        port=reader.port("milvus.grpc.port", 19530),
+        user=reader.text("milvus.user", ""),
+        password=reader.text("milvus.password", ""),
+        tls_mode=_TLS_MODES[reader.choice("milvus.grpc.tlsMode", "disabled", tuple(_TLS_MODES))],
+        ca_cert_path=reader.text("milvus.grpc.caCertPath", ""),
+        server_name=reader.text("milvus.grpc.serverName", ""),
+        mtls_cert_path=reader.text("milvus.grpc.mtlsCertPath", ""),
+        mtls_key_path=reader.text("milvus.grpc.mtlsKeyPath", ""),
+    )
+    storage = _v2_storage(reader, "milvus.storage", None)
+    backup_storage = _v2_storage(reader, "backup.storage", storage)
+    _gc_pause(reader, "backup.pauseGC", default=True)
+    reader.choice("transfer.mode", "auto", ("auto",))
+    return BackupConfig(
+        milvus=milvus,
+        storage=storage,
+        backup_storage=backup_storage,
+        parallelism=Parallelism(
+            copy_data=reader.positive("transfer.concurrency", 128),
+            backup_collection=reader.positive("backup.concurrency.collections", 4),
+            restore_collection=reader.positive("restore.concurrency.collections", 2),
+            import_job=reader.positive("restore.concurrency.importJobs", 768),
+        ),
+        timeouts=_timeouts(reader),
+        keep_temp_files=reader.flag("restore.keepTempFiles", False),
+    )
+
+
+def _v2_storage(reader: ConfigReader, at: str, inherit: StorageConfig | None) -> StorageConfig:
+    """``milvus.storage`` or ``backup.storage`` (which inherits all but rootPath)."""
+    base = inherit or StorageConfig()
+    reader.choice(f"{at}.provider", "minio", S3_PROVIDERS)
+    reader.choice(f"{at}.auth.type", "static", ("static",))
+    for key in ("sessionToken", "accountKey", "credentialsFile", "endpoint"):
+        reader.unsupported(f"{at}.auth.{key}", f"auth.{key}")
+    reader.unsupported(f"{at}.accountName", "Azure storage")
+    if inherit is not None:
+        reader.unsupported(f"{at}.milvusAddress", "snapshot backups")
+        reader.unsupported(f"{at}.milvusPort", "snapshot backups")
+    return StorageConfig(
+        address=reader.host(f"{at}.address", base.address),
+        port=reader.port(f"{at}.port", base.port),
+        access_key=reader.text(f"{at}.auth.accessKeyID", base.access_key),
+        secret_key=reader.text(f"{at}.auth.secretAccessKey", base.secret_key),
+        use_ssl=reader.flag(f"{at}.useSSL", base.use_ssl),
+        bucket=reader.bucket(f"{at}.bucketName", base.bucket),
+        root_path=reader.text(f"{at}.rootPath", "backup" if inherit else base.root_path).strip("/"),
+        region=reader.text(f"{at}.region", base.region),
+    )
+
+
+def _gc_pause(reader: ConfigReader, key: str, default: bool = False) -> None:
+    """Pausing Milvus's GC is best effort in milvus-backup too (a failure only warns)."""
+    if reader.flag(key, default):
+        log.warning(
+            "%s: %s is set, but pausing Milvus's garbage collection is not supported yet: "
+            "backups run without it (a compaction during a long backup fails it, never "
+            "silently)",
+            reader.source,
+            key,
+        )
+
+
+def _timeouts(reader: ConfigReader) -> Timeouts:
+    """Our ``timeouts:`` section (seconds), in either format."""
+    defaults = Timeouts()
+    return Timeouts(
+        **{
+            name: reader.seconds(f"timeouts.{_camel(name)}", getattr(defaults, name))
+            for name in Timeouts.__dataclass_fields__
+        }
+    )
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """The file's mapping, and the line of each dotted key (for messages)."""
+    try:
+        text = path.read_text()
+        data = yaml.safe_load(text)
+        lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        raise InvalidRequestError(f"config file {path} is not valid YAML {_where(exc)}") from None
+    except yaml.YAMLError:
+        raise InvalidRequestError(f"config file {path} is not valid YAML") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise InvalidRequestError(f"cannot read config file {path}: {reason}") from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise InvalidRequestError(f"config file {path} must hold a mapping at the top level")
+    return data, lines
+
+
+def _where(exc: yaml.MarkedYAMLError) -> str:
+    """``at line L, column C (problem)``, with anything quoted from the file left out."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f"at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = re.sub(r"(['\"]).*?\1", "...", exc.problem or "")
+    return f"{where} ({problem}): fix the syntax there" if problem else f"{where}: fix it"
+
+
+def _key_lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            dotted = f"{prefix}{key.value}"
+            lines[dotted] = key.start_mark.line + 1
+            lines.update(_key_lines(value, dotted + "."))
+    return lines
+
+
+class ConfigReader:
+    """Looks up dotted keys in the YAML tree, checks their types and remembers what it read."""
+
+    def __init__(self, raw: Mapping[str, Any], source: str, lines: Mapping[str, int]) -> None:
+        self._raw = raw
+        self.source = source
+        self._lines = lines
+        self._read: set[str] = set()
+
+    def _get(self, key: str) -> Any:
+        self._read.add(key)
+        node: Any = self._raw
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    def _at(self, key: str) -> str:
+        line = f", line {self._lines[key]}" if key in self._lines else ""
+        return f"{self.source}{line}"
+
+    def _fail(self, key: str, expected: str, value: Any = None) -> InvalidRequestError:
+        """Name the file, line and key, never the value (it may be a secret)."""
+        return InvalidRequestError(
+            f"{self._at(key)}: {key} must be {expected} (the value is not shown)"
+        )
+
+    def refuse_unread(self, inert: tuple[str, ...]) -> None:
+        """Refuse the first key of the file that was neither read nor known to be inert."""
+        for key in _leaf_keys(self._raw):
+            if key in self._read or key in inert:
+                continue
+            raise InvalidRequestError(
+                f"{self._at(key)}: unknown key {key}: milvus-backup-operator does not know "
+                "it; remove it or fix its spelling (see the README's configuration section)"
+            )
+
+    def unsupported(self, key: str, what: str) -> None:
+        """Refuse ``key`` unless it is absent or at its zero value."""
+        if self._get(key) not in (None, "", False, 0, [], {}):
+            raise InvalidRequestError(
+                f"{self._at(key)}: {key}: {what} not supported by milvus-backup-operator; "
+                "remove it (only S3-compatible storage with an access key pair is)"
+            )
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(key, default)
+        if value not in choices:
+            raise self._fail(key, f"one of {', '.join(choices)} here")
+        return value
+
+    def text(self, key: str, default: str) -> str:
+        value = self._get(key)
+        if value is None or value == "":
+            return default
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise self._fail(key, "a string")
+        if _CONTROL.search(str(value)):
+            raise self._fail(key, "free of control characters (newlines, tabs, NUL)")
+        return str(value)
+
+    def host(self, key: str, default: str) -> str:
+        """A host name or IP address: no scheme, path, port or spaces."""
+        value = self.text(key, default)
+        if not _HOST.fullmatch(value):
+            raise self._fail(key, "a host name or IP address (no http://, path or port)")
+        return value
+
+    def bucket(self, key: str, default: str) -> str:
+        """A bucket name as S3 servers take it."""
+        value = self.text(key, default)
+        if not _BUCKET.fullmatch(value):
+            raise self._fail(key, "a bucket name (3-63 letters, digits, '.', '-' or '_')")
+        return value
+
+    def integer(self, key: str, default: int, choices: tuple[int, ...] = ()) -> int:
+        value = self._get(key)
+        if value is None or value == "":
+            return default
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise self._fail(key, "an integer") from None
+        if isinstance(value, bool) or (choices and number not in choices):
+            raise self._fail(key, f"one of {list(choices)}" if choices else "an integer")
+        return number
+
+    def port(self, key: str, default: int) -> int:
+        number = self.integer(key, default)
+        if not 0 < number < 65536:
+            raise self._fail(key, "a port between 1 and 65535")
+        return number
+
+    def positive(self, key: str, default: int) -> int:
+        number = self.integer(key, default)
+        if number < 1:
+            raise self._fail(key, "at least 1")
+        return number
+
+    def seconds(self, key: str, default: float) -> float:
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise self._fail(key, "a positive number of seconds")
+        return float(value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self._get(key)
+        if value is None or value == "":
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise self._fail(key, "true or false")
+
+
+def _leaf_keys(node: Any, prefix: str = "") -> Iterator[str]:
+    """Every dotted key of the tree whose value is not a mapping (a value, a list, empty)."""
+    for key, value in node.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            yield from _leaf_keys(value, dotted + ".")
+        else:
+            yield dotted
