@@ -30,6 +30,7 @@ from .engine.meta import CONSISTENCY_LEVELS, BackupInfo
 from .engine.progress import Progress
 from .engine.restore import RestoreRequest, parse_renames, restore_backup
 from .engine.selection import parse_list
+from .engine.verify import verify_backup
 
 DEFAULT_CONFIG = Path("configs/backup.yaml")
 DEFAULT_IMAGE = f"ghcr.io/milvus-backup-operator/milvus-backup-operator:{__version__}"
@@ -164,6 +165,21 @@ def describe_backup(info: BackupInfo) -> dict[str, Any]:
             for c in info.collection_backups
         ],
     }
+
+
+@main.command()
+@click.option("-n", "--name", required=True, help="Backup name.")
+@click.pass_context
+def verify(ctx: click.Context, name: str) -> None:
+    """Check that every object of a backup is there, with the size and checksum it was
+    stored with (exit 1, naming each missing or changed object, when it is not)."""
+    with _reasons():
+        report = verify_backup(Catalog.of(_config(ctx)), name)
+    for key, problem in report.problems:
+        click.echo(f"{key}: {problem}")
+    click.echo(report.verdict())
+    if not report.ok:
+        sys.exit(1)
 
 
 @main.command()

@@ -46,6 +46,7 @@ OPERATIONS = {
     ("POST", "/api/v1/restore"),
     ("GET", "/api/v1/get_restore"),
     ("GET", "/api/v1/check"),
+    ("GET", "/api/v1/verify"),
 }
 #: Swagger UI's own way of saying it could not show the document
 RENDER_ERRORS = ".swagger-ui .version-pragma, .swagger-ui .errors-wrapper"

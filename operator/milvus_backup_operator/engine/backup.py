@@ -30,6 +30,7 @@ from .progress import ProgressCallback, ProgressTracker
 from .reservation import Reservation, require_free, reserve
 from .selection import ALL, CollectionRef, check_known
 from .storage import ObjectStore, copy_object
+from .verify import MANIFEST, StoredObject, manifest_json
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +140,9 @@ class _BackupJob:
             segments = len(plan.info.segments())
             self.progress.add(segments_total=segments, bytes_total=plan.info.size)
         self.progress.phase("copying")
-        self._copy_all(plans)
+        etags = self._copy_all(plans)
         self.progress.phase("verifying")
-        _verify(self.target, self.layout, plans)
+        stored = _verify(self.target, self.layout, plans, etags)
         info = BackupInfo(
             id=backup_id,
             name=self.layout.name,
@@ -155,21 +156,24 @@ class _BackupJob:
         )
         self.progress.phase("writing meta")
         self.reservation.require()
+        self.target.put(self.layout.meta_key(MANIFEST), manifest_json(stored))
         for filename, content in render_meta_files(info).items():
             self.target.put(self.layout.meta_key(filename), content)
         self.reservation.release()
         return info
 
-    def _copy_all(self, plans: list[_CollectionPlan]) -> None:
+    def _copy_all(self, plans: list[_CollectionPlan]) -> dict[str, str]:
         """Copy every object, ``copydata`` at a time; stop at the first failure, or as soon
-        as the name is lost (its marker deleted or replaced)."""
+        as the name is lost (its marker deleted or replaced). Return each copy's ETag."""
         remaining = Counter(task.segment_id for plan in plans for task in plan.copies)
         lock = threading.Lock()
+        etags: dict[str, str] = {}
 
         def copy(task: ObjectCopy) -> None:
             self.reservation.check_not_lost()
-            copy_object(self.source, task.src_key, self.target, task.dst_key, task.size)
+            etag = copy_object(self.source, task.src_key, self.target, task.dst_key, task.size)
             with lock:
+                etags[task.dst_key] = etag
                 remaining[task.segment_id] -= 1
                 segment_done = remaining[task.segment_id] == 0
             self.progress.add(bytes_done=task.size, segments_done=int(segment_done))
@@ -182,6 +186,7 @@ class _BackupJob:
                 self.progress.add(collections_done=1)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        return etags
 
     def _plan(self, ref: CollectionRef) -> _CollectionPlan:
         """Flush one collection and describe everything to copy, without copying yet."""
@@ -311,15 +316,27 @@ def _resolve(milvus: Milvus, wanted: list[CollectionRef]) -> list[CollectionRef]
     return list(dict.fromkeys(expanded))
 
 
-def _verify(target: ObjectStore, layout: BackupLayout, plans: list[_CollectionPlan]) -> None:
-    """Every copied object is there with its source's size (milvus-backup's own check)."""
-    stored = {obj.key: obj.size for obj in target.list(layout.binlogs_dir() + "/")}
+def _verify(
+    target: ObjectStore, layout: BackupLayout, plans: list[_CollectionPlan], etags: dict[str, str]
+) -> dict[str, StoredObject]:
+    """Every copied object is there with its source's size and the ETag its copy returned;
+    return them, keyed relative to the backup (the manifest)."""
+    stored = {obj.key: obj for obj in target.list(layout.binlogs_dir() + "/")}
+    manifest: dict[str, StoredObject] = {}
     for task in (t for plan in plans for t in plan.copies):
-        if stored.get(task.dst_key) != task.size:
+        found = stored.get(task.dst_key)
+        if found is None or found.size != task.size:
             raise OperationError(
                 f"copy of {task.src_key!r} to {task.dst_key!r} is missing or has the wrong "
-                f"size ({stored.get(task.dst_key)} bytes, expected {task.size})"
+                f"size ({found.size if found else None} bytes, expected {task.size})"
             )
+        if etags.get(task.dst_key) and found.etag != etags[task.dst_key]:
+            raise OperationError(
+                f"copy of {task.src_key!r} to {task.dst_key!r} changed after it was written "
+                "(another ETag): another writer? take the backup again"
+            )
+        manifest[layout.relative(task.dst_key)] = StoredObject(task.size, found.etag)
+    return manifest
 
 
 def _discard(reservation: Reservation) -> None:

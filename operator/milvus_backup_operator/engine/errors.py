@@ -21,6 +21,10 @@ class MalformedMetaError(BackupError):
     """A backup's meta files are missing, truncated or not in milvus-backup's format."""
 
 
+class DamagedBackupError(MalformedMetaError):
+    """Objects a backup's meta names are missing, or not what was stored."""
+
+
 class UnreachableError(BackupError):
     """Milvus or the object store could not be reached or refused the credentials."""
 

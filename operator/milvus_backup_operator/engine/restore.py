@@ -25,6 +25,7 @@ from .names import validate_backup_name, validate_collection_suffix
 from .progress import ProgressCallback, ProgressTracker
 from .selection import ALL, CollectionRef, check_known
 from .storage import ObjectStore, copy_object
+from .verify import require_intact
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,10 @@ def _refuse_early(
     store = ObjectStore(config.backup_storage, config.timeouts, config.parallelism.copy_data)
     catalog = Catalog(store, config.backup_storage.root_path)
     backup = catalog.read(request.backup_name)
-    return store, catalog, _plan(backup.collection_backups, request)
+    plan = _plan(backup.collection_backups, request)
+    chosen = {info.collection_id for info, _ in plan}
+    require_intact(catalog, request.backup_name, backup, chosen)  # before anything is created
+    return store, catalog, plan
 
 
 def _plan(

@@ -35,6 +35,7 @@ _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenie
 class ObjectInfo:
     key: str
     size: int
+    etag: str = ""  # the server's checksum of the object (no quotes)
 
 
 class ObjectStore:
@@ -81,7 +82,8 @@ class ObjectStore:
         """Objects under ``prefix`` (or, not recursive, its first-level "directories")."""
         with self.translate_errors():
             for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=recursive):
-                yield ObjectInfo(str(obj.object_name), int(obj.size or 0))
+                etag = str(obj.etag or "").strip('"')
+                yield ObjectInfo(str(obj.object_name), int(obj.size or 0), etag)
 
     def has_any(self, prefix: str) -> bool:
         return next(iter(self.list(prefix)), None) is not None
@@ -183,23 +185,27 @@ class ObjectStore:
         return OperationError(f"S3 error on {key or self.bucket!r}: {exc.code}: {exc.message}")
 
 
-def copy_object(src: ObjectStore, src_key: str, dst: ObjectStore, dst_key: str, size: int) -> None:
-    """Copy one object: server-side on the same service, else streamed in bounded parts."""
+def copy_object(src: ObjectStore, src_key: str, dst: ObjectStore, dst_key: str, size: int) -> str:
+    """Copy one object: server-side on the same service, else streamed in bounded parts.
+
+    Returns the ETag the server gave the copy (its own checksum: no bytes are read here).
+    """
     if src.config.same_service(dst.config):
         with dst.translate_errors(src_key):
-            dst.client.copy_object(dst.bucket, dst_key, CopySource(src.bucket, src_key))
-        return
+            done = dst.client.copy_object(dst.bucket, dst_key, CopySource(src.bucket, src_key))
+        return str(done.etag or "").strip('"')
     with src.translate_errors(src_key):
         response = src.client.get_object(src.bucket, src_key)
     try:
         with dst.translate_errors(dst_key):
-            dst.client.put_object(
+            done = dst.client.put_object(
                 dst.bucket,
                 dst_key,
                 typing.cast(typing.BinaryIO, response),
                 length=size,
                 part_size=STREAM_PART_SIZE,
             )
+        return str(done.etag or "").strip('"')
     finally:
         response.close()
         response.release_conn()

@@ -145,6 +145,14 @@ def _routes(backend: Backend) -> APIRouter:
         backend.delete(backup_name)
         return envelope(None)  # msg "success", as milvus-backup answers (scripts compare it)
 
+    @router.get(
+        "/verify",
+        responses={200: {"model": Envelope}},
+        summary="Check a backup's objects (data.intact, data.problems)",
+    )
+    def verify(backup_name: Annotated[str, Query(min_length=1)]) -> dict[str, Any]:
+        return envelope(backend.verify(backup_name))
+
     @router.post("/restore", responses={200: {"model": Envelope}}, summary="Restore a backup")
     def restore(body: RestoreBackupRequest, request_id: RequestIdHeader = None) -> dict[str, Any]:
         given = request_id or body.request_id  # checked before any work

@@ -25,6 +25,7 @@ from ..engine.check import run_check
 from ..engine.config import BackupConfig
 from ..engine.errors import AlreadyExistsError, BackupError, NotFoundError
 from ..engine.restore import check_restore_request
+from ..engine.verify import verify_backup
 from ..k8s import resources
 from ..k8s.credentials import ApiSecrets, config_for
 from . import views
@@ -125,6 +126,9 @@ class ClusterBackend:
             if same and spec.backup_name == backup_name:
                 owners.append(body)
         return tuple(sorted(owners, key=lambda b: b["metadata"].get("creationTimestamp") or ""))
+
+    def verify(self, backup_name: str) -> dict[str, Any]:
+        return views.verification(verify_backup(self.catalog, backup_name))
 
     # ---- restores -------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from ..engine.restore import (
     restore_backup,
 )
 from ..engine.selection import CollectionRef
+from ..engine.verify import verify_backup
 from . import views
 from .protocol import CreateBackupRequest, RestoreBackupRequest, StateCode
 from .requests import backup_request, restore_request
@@ -112,6 +113,9 @@ class LocalBackend:
     def delete(self, backup_name: str) -> None:
         self._refuse_running(backup_name)
         self.catalog.delete(backup_name)
+
+    def verify(self, backup_name: str) -> dict[str, Any]:
+        return views.verification(verify_backup(self.catalog, backup_name))
 
     # ---- restores -------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from typing import Any
 from ..engine import codec
 from ..engine.catalog import COMPLETED, BackupSummary
 from ..engine.meta import BackupInfo
+from ..engine.verify import VerifyReport
 from .protocol import StateCode
 from .tasks import Task
 
@@ -87,3 +88,15 @@ def _collection_task(task: Task, index: int, entry: dict[str, Any]) -> dict[str,
     if entry.get("error"):
         data["errorMessage"] = entry["error"]
     return data
+
+
+def verification(report: VerifyReport) -> dict[str, Any]:
+    """``verify``: whether the backup is intact, which check ran, and each problem by key."""
+    return {
+        "name": report.name,
+        "intact": report.ok,
+        "check": report.check,
+        "objects": report.objects,
+        "problems": [{"key": key, "problem": problem} for key, problem in report.problems],
+        "summary": report.verdict(),
+    }
