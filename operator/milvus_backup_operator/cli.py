@@ -28,7 +28,12 @@ from .engine.config_file import load_config
 from .engine.errors import BackupError
 from .engine.meta import CONSISTENCY_LEVELS, BackupInfo
 from .engine.progress import Progress
-from .engine.restore import RestoreRequest, parse_renames, restore_backup
+from .engine.restore import (
+    RestoreRequest,
+    check_restore_request,
+    parse_renames,
+    restore_backup,
+)
 from .engine.selection import parse_list
 from .engine.verify import verify_backup
 
@@ -200,6 +205,7 @@ def delete(ctx: click.Context, name: str) -> None:
 @click.option("--drop_exist_collection", is_flag=True, help="Drop a target that exists.")
 @click.option("--rebuild_index", is_flag=True, help="Rebuild the indexes in the backup.")
 @click.option("--load", is_flag=True, help="Load each restored collection.")
+@click.option("--dry-run", is_flag=True, help="Make every check and print the plan; write nothing.")
 @click.pass_context
 def restore(
     ctx: click.Context,
@@ -211,9 +217,10 @@ def restore(
     drop_exist_collection: bool,
     rebuild_index: bool,
     load: bool,
+    dry_run: bool,
 ) -> None:
     """Restore collections from a backup (bulk import in backup mode)."""
-    with _reasons(), _progress_bar(sys.stderr.isatty()) as show:
+    with _reasons(), _progress_bar(sys.stderr.isatty() and not dry_run) as show:
         request = RestoreRequest(
             backup_name=name,
             collections=tuple(parse_list(colls)),
@@ -223,6 +230,9 @@ def restore(
             rebuild_index=rebuild_index,
             load=load,
         )
+        if dry_run:
+            click.echo("\n".join(check_restore_request(_config(ctx), request).render()))
+            return
         result = restore_backup(_config(ctx), request, show)
     for c in result.collections:
         detail = f"{c.rows} rows" if c.state == "Completed" else c.error

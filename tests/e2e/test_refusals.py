@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from tests import sample_data
 from tests.e2e.bed import NAMESPACE, OperatorProcess
 from tests.e2e.jobrunner import LocalJobRunner
 from tests.e2e.resources import (
@@ -193,3 +194,21 @@ def test_deleting_a_resource_whose_backup_name_holds_no_backup_deletes_nothing(
     assert [o.key for o in store.list("backup/hollow/")] == ["backup/hollow/notes.txt"]
     assert any("is not a backup" in message for _, _, message in events_for(kube, "hollow"))
     store.delete("backup/hollow/notes.txt")
+
+
+def test_a_dry_run_restore_records_the_plan_and_creates_nothing(
+    cluster: Cluster, kube: client.ApiClient, stack: Stack
+) -> None:
+    apply(cluster, milvus_backup("rehearsed", stack, collections=["tiny"]))
+    assert wait_for_phase(kube, "milvusbackups", "rehearsed")["phase"] == "Completed"
+    before = sorted(sample_data.client(stack.milvus.uri).list_collections())
+    apply(cluster, milvus_restore("rehearsal", backupRef="rehearsed", collectionSuffix="_dry",
+                                  dryRun=True, verify=True))  # fmt: skip
+    status = wait_for_phase(kube, "milvusrestores", "rehearsal")
+    assert status["phase"] == "Completed", status
+    assert status["message"].startswith("dry run: every check passed, nothing written")
+    assert "is intact" in status["message"]
+    assert status["plan"] == [status["plan"][0]] and status["plan"][0].startswith(
+        "tiny -> tiny_dry: create, 1 partition, import"
+    )
+    assert sorted(sample_data.client(stack.milvus.uri).list_collections()) == before

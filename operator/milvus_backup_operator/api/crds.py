@@ -108,6 +108,8 @@ RESTORE_SPEC = _obj(
         "dropExistingCollection": _bool("Drop a target collection that exists."),
         "rebuildIndex": _bool("Rebuild the indexes recorded in the backup."),
         "load": _bool("Load each restored collection."),
+        "dryRun": _bool("Make every check a restore makes (the backup's objects included) and record the plan in status.plan; create nothing."),
+        "verify": _bool("Check every object of the whole backup first, not only those of the collections restored."),
     },
 )  # fmt: skip
 
@@ -162,6 +164,11 @@ STATUS = _obj(
         "jobName": _string("The Job doing the work."),
         "progress": _PROGRESS,
         "collections": {"type": "array", "items": _COLLECTION_RESULT},
+        "plan": {
+            "type": "array",
+            "description": "A dry run's plan: what the restore would do, one line per collection.",
+            "items": {"type": "string"},
+        },
         "conditions": {"type": "array", "items": _CONDITION},
     },
 )

@@ -75,6 +75,8 @@ class RestoreSpec:
     drop_existing: bool = False
     rebuild_index: bool = False
     load: bool = False
+    dry_run: bool = False
+    verify: bool = False
 
     @property
     def target(self) -> str:
@@ -142,6 +144,8 @@ def parse_restore(spec: Mapping[str, Any]) -> RestoreSpec:
         drop_existing=bool(spec.get("dropExistingCollection", False)),
         rebuild_index=bool(spec.get("rebuildIndex", False)),
         load=bool(spec.get("load", False)),
+        dry_run=bool(spec.get("dryRun", False)),
+        verify=bool(spec.get("verify", False)),
     )
     if parsed.storage and parsed.backup_storage:
         _check_separate(parsed.storage, parsed.backup_storage)

@@ -98,7 +98,7 @@ def restore_backup(
 
     ``on_collection`` hears of each collection when it starts (``Running``) and when it ends.
     """
-    store, catalog, plan = _refuse_early(config, request)
+    store, catalog, plan, _ = _refuse_early(config, request)
     task_id = request.task_id or f"restore_{uuid.uuid4().hex[:12]}"
     result = RestoreResult(task_id, request.backup_name)
     milvus_store = ObjectStore(config.storage, config.timeouts, config.parallelism.copy_data)
@@ -131,17 +131,88 @@ def restore_backup(
     return result
 
 
-def check_restore_request(config: BackupConfig, request: RestoreRequest) -> None:
-    """Raise what :func:`restore_backup` would refuse before writing, and write nothing."""
-    _, _, plan = _refuse_early(config, request)
+@dataclass(frozen=True)
+class PlannedCollection:
+    """What a restore would do to one collection."""
+
+    source: str
+    target: str
+    replaces: bool  # the target exists and would be dropped first
+    partitions: int
+    segments: int
+    imports: int
+    rows: int  # rows in the backup's segments (rows deleted later included)
+    indexes: tuple[str, ...]  # rebuilt after the import
+    load: bool
+
+    def describe(self) -> str:
+        action = "drop and re-create" if self.replaces else "create"
+        then = [f"rebuild {', '.join(self.indexes)}"] if self.indexes else []
+        then += ["load"] if self.load else []
+        counts = (
+            f"{_count(self.partitions, 'partition')}, import "
+            f"{_count(self.segments, 'segment')} ({_count(self.rows, 'row')}) in "
+            f"{_count(self.imports, 'job')}"
+        )
+        tail = f", then {' and '.join(then)}" if then else ""
+        return f"{self.source} -> {self.target}: {action}, {counts}{tail}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """A dry run's result: every check passed, and what the restore would do."""
+
+    backup_name: str
+    integrity: str  # the verify verdict of the collections restored
+    collections: tuple[PlannedCollection, ...]
+
+    def render(self) -> list[str]:
+        return [
+            f"dry run of the restore of {self.backup_name}: every check passed, nothing written",
+            f"  {self.integrity}",
+            *(f"  {c.describe()}" for c in self.collections),
+        ]
+
+
+def check_restore_request(config: BackupConfig, request: RestoreRequest) -> RestorePlan:
+    """Every check :func:`restore_backup` makes before writing (request, backup intact,
+    targets free or droppable, both buckets reachable): raise what it would refuse, else
+    return what it would do. Nothing is written (a dry run)."""
+    _, _, plan, integrity = _refuse_early(config, request)
     with connect(config.milvus, config.timeouts) as milvus:
-        _precheck(milvus, plan, request.drop_existing)
+        existing = _precheck(milvus, plan, request.drop_existing)
     ObjectStore(config.storage, config.timeouts).require_bucket()
+    return RestorePlan(
+        request.backup_name,
+        integrity,
+        tuple(
+            PlannedCollection(
+                source=str(_source_ref(info)),
+                target=str(target),
+                replaces=target in existing,
+                partitions=len(info.partition_backups),
+                segments=len(info.segments()),
+                imports=len(_import_units(info)),
+                rows=info.row_count(),
+                indexes=tuple(i.index_name for i in info.index_infos)
+                if request.rebuild_index
+                else (),
+                load=request.load,
+            )
+            for info, target in plan
+        ),
+    )
 
 
 def _refuse_early(
     config: BackupConfig, request: RestoreRequest
-) -> tuple[ObjectStore, Catalog, list[tuple[CollectionBackupInfo, CollectionRef]]]:
+) -> tuple[ObjectStore, Catalog, list[tuple[CollectionBackupInfo, CollectionRef]], str]:
+    """Check the request and the backup (its objects included); return the plan and the
+    integrity verdict."""
     validate_backup_name(request.backup_name)
     if request.suffix and request.renames:
         raise InvalidRequestError("give either a collection suffix or renames, not both")
@@ -152,8 +223,8 @@ def _refuse_early(
     backup = catalog.read(request.backup_name)
     plan = _plan(backup.collection_backups, request)
     chosen = {info.collection_id for info, _ in plan}
-    require_intact(catalog, request.backup_name, backup, chosen)  # before anything is created
-    return store, catalog, plan
+    report = require_intact(catalog, request.backup_name, backup, chosen)  # before anything
+    return store, catalog, plan, report.verdict()
 
 
 def _plan(
@@ -217,17 +288,22 @@ def _source_ref(info: CollectionBackupInfo) -> CollectionRef:
 
 def _precheck(
     milvus: Milvus, plan: list[tuple[CollectionBackupInfo, CollectionRef]], drop: bool
-) -> None:
+) -> set[CollectionRef]:
+    """The targets that exist (to be dropped); raise for one that exists unless ``drop``."""
     existing_dbs = set(milvus.list_databases())
-    for _, target in plan:
-        if drop or target.db not in existing_dbs:
-            continue
-        if milvus.has_collection(target.db, target.name):
+    existing = {
+        target
+        for _, target in plan
+        if target.db in existing_dbs and milvus.has_collection(target.db, target.name)
+    }
+    for target in sorted(existing):
+        if not drop:
             raise AlreadyExistsError(
                 f"collection {target} already exists in Milvus at {milvus.config.endpoint}: "
                 "restore under another name (suffix or rename), or ask to drop it "
                 "(--drop_exist_collection)"
             )
+    return existing
 
 
 def _import_units(info: CollectionBackupInfo) -> list[tuple[PartitionBackupInfo, int]]:

@@ -134,6 +134,8 @@ class ClusterBackend:
 
     def restore(self, request: RestoreBackupRequest, task_id: str) -> dict[str, Any]:
         engine_request = restore_request(request, task_id)
+        if request.dry_run:
+            return views.restore_plan(check_restore_request(self.config, engine_request))
         check_restore_request(self.config, engine_request)
         spec: dict[str, Any] = {
             "backupName": request.backup_name,

@@ -121,6 +121,8 @@ class LocalBackend:
 
     def restore(self, request: RestoreBackupRequest, task_id: str) -> dict[str, Any]:
         engine_request = restore_request(request, task_id)
+        if request.dry_run:
+            return views.restore_plan(check_restore_request(self.config, engine_request))
         task = Task(task_id, RESTORE, request.backup_name, request.model_dump(by_alias=True))
         self.tasks.add(task)
         try:

@@ -90,6 +90,9 @@ class RestoreBackupRequest(_Request):
     drop_exist_collection: bool = Field(False, alias="dropExistCollection")
     restore_index: bool = Field(False, alias="restoreIndex")
     load: bool = Field(False, description="Load each restored collection (our addition).")
+    dry_run: bool = Field(
+        False, description="Make every check and answer the plan; write nothing (our addition)."
+    )
     run_async: bool = Field(False, alias="async")
 
     NOT_IMPLEMENTED = frozenset(

@@ -7,6 +7,7 @@ from typing import Any
 from ..engine import codec
 from ..engine.catalog import COMPLETED, BackupSummary
 from ..engine.meta import BackupInfo
+from ..engine.restore import RestorePlan
 from ..engine.verify import VerifyReport
 from .protocol import StateCode
 from .tasks import Task
@@ -99,4 +100,15 @@ def verification(report: VerifyReport) -> dict[str, Any]:
         "objects": report.objects,
         "problems": [{"key": key, "problem": problem} for key, problem in report.problems],
         "summary": report.verdict(),
+    }
+
+
+def restore_plan(plan: RestorePlan) -> dict[str, Any]:
+    """A dry run's answer: the checks passed and what the restore would do."""
+    return {
+        "backup_name": plan.backup_name,
+        "dry_run": True,
+        "integrity": plan.integrity,
+        "collections": [vars(c) | {"indexes": list(c.indexes)} for c in plan.collections],
+        "summary": plan.render(),
     }
