@@ -205,6 +205,7 @@ def delete(ctx: click.Context, name: str) -> None:
 @click.option("--drop_exist_collection", is_flag=True, help="Drop a target that exists.")
 @click.option("--rebuild_index", is_flag=True, help="Rebuild the indexes in the backup.")
 @click.option("--load", is_flag=True, help="Load each restored collection.")
+@click.option("--restore_aliases", is_flag=True, help="Recreate the aliases in the backup.")
 @click.option("--dry-run", is_flag=True, help="Make every check and print the plan; write nothing.")
 @click.pass_context
 def restore(
@@ -217,6 +218,7 @@ def restore(
     drop_exist_collection: bool,
     rebuild_index: bool,
     load: bool,
+    restore_aliases: bool,
     dry_run: bool,
 ) -> None:
     """Restore collections from a backup (bulk import in backup mode)."""
@@ -229,6 +231,7 @@ def restore(
             drop_existing=drop_exist_collection,
             rebuild_index=rebuild_index,
             load=load,
+            restore_aliases=restore_aliases,
         )
         if dry_run:
             click.echo("\n".join(check_restore_request(_config(ctx), request).render()))

@@ -218,6 +218,7 @@ def _restore_request(spec: RestoreSpec, name: str) -> RestoreRequest:
         drop_existing=spec.drop_existing,
         rebuild_index=spec.rebuild_index,
         load=spec.load,
+        restore_aliases=spec.restore_aliases,
         task_id=name,
     )
 

@@ -108,6 +108,7 @@ RESTORE_SPEC = _obj(
         "dropExistingCollection": _bool("Drop a target collection that exists."),
         "rebuildIndex": _bool("Rebuild the indexes recorded in the backup."),
         "load": _bool("Load each restored collection."),
+        "restoreAliases": _bool("Recreate the aliases the backup recorded (refused if one names another collection)."),
         "dryRun": _bool("Make every check a restore makes (the backup's objects included) and record the plan in status.plan; create nothing."),
         "verify": _bool("Check every object of the whole backup first, not only those of the collections restored."),
     },

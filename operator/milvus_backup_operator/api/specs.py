@@ -75,6 +75,7 @@ class RestoreSpec:
     drop_existing: bool = False
     rebuild_index: bool = False
     load: bool = False
+    restore_aliases: bool = False
     dry_run: bool = False
     verify: bool = False
 
@@ -144,6 +145,7 @@ def parse_restore(spec: Mapping[str, Any]) -> RestoreSpec:
         drop_existing=bool(spec.get("dropExistingCollection", False)),
         rebuild_index=bool(spec.get("rebuildIndex", False)),
         load=bool(spec.get("load", False)),
+        restore_aliases=bool(spec.get("restoreAliases", False)),
         dry_run=bool(spec.get("dryRun", False)),
         verify=bool(spec.get("verify", False)),
     )

@@ -129,6 +129,17 @@ class Milvus:
         )
         self._call("CreateCollection", request, db)
 
+    def collection_behind(self, db: str, name: str) -> str | None:
+        """The collection ``name`` resolves to (itself, or an alias's), or None."""
+        try:
+            return str(self.describe_collection(db, name).schema.name) or None
+        except NotFoundError:
+            return None
+
+    def create_alias(self, db: str, collection: str, alias: str) -> None:
+        request = milvus_pb2.CreateAliasRequest(db_name=db, collection_name=collection, alias=alias)
+        self._call("CreateAlias", request, db)
+
     def drop_collection(self, db: str, name: str) -> None:
         request = milvus_pb2.DropCollectionRequest(db_name=db, collection_name=name)
         self._call("DropCollection", request, db)

@@ -45,6 +45,7 @@ class RestoreRequest:
     drop_existing: bool = False
     rebuild_index: bool = False
     load: bool = False
+    restore_aliases: bool = False
     task_id: str = ""
 
 
@@ -105,6 +106,8 @@ def restore_backup(
     progress = ProgressTracker("restore", on_progress)
     with connect(config.milvus, config.timeouts) as milvus:
         _precheck(milvus, plan, request.drop_existing)
+        if request.restore_aliases:
+            _check_aliases(milvus, plan)
         milvus_store.require_bucket()
         progress.add(
             collections_total=len(plan),
@@ -144,11 +147,13 @@ class PlannedCollection:
     rows: int  # rows in the backup's segments (rows deleted later included)
     indexes: tuple[str, ...]  # rebuilt after the import
     load: bool
+    aliases: tuple[str, ...] = ()  # recreated at the end
 
     def describe(self) -> str:
         action = "drop and re-create" if self.replaces else "create"
         then = [f"rebuild {', '.join(self.indexes)}"] if self.indexes else []
         then += ["load"] if self.load else []
+        then += [f"alias it as {', '.join(self.aliases)}"] if self.aliases else []
         counts = (
             f"{_count(self.partitions, 'partition')}, import "
             f"{_count(self.segments, 'segment')} ({_count(self.rows, 'row')}) in "
@@ -185,6 +190,8 @@ def check_restore_request(config: BackupConfig, request: RestoreRequest) -> Rest
     _, _, plan, integrity = _refuse_early(config, request)
     with connect(config.milvus, config.timeouts) as milvus:
         existing = _precheck(milvus, plan, request.drop_existing)
+        if request.restore_aliases:
+            _check_aliases(milvus, plan)
     ObjectStore(config.storage, config.timeouts).require_bucket()
     return RestorePlan(
         request.backup_name,
@@ -202,6 +209,7 @@ def check_restore_request(config: BackupConfig, request: RestoreRequest) -> Rest
                 if request.rebuild_index
                 else (),
                 load=request.load,
+                aliases=tuple(info.aliases) if request.restore_aliases else (),
             )
             for info, target in plan
         ),
@@ -286,6 +294,19 @@ def _source_ref(info: CollectionBackupInfo) -> CollectionRef:
     return CollectionRef(info.db_name or "default", info.collection_name)
 
 
+def _check_aliases(milvus: Milvus, plan: list[tuple[CollectionBackupInfo, CollectionRef]]) -> None:
+    """Each alias to recreate must be free: no collection, and no alias of another one."""
+    for info, target in plan:
+        for alias in info.aliases:
+            behind = milvus.collection_behind(target.db, alias)
+            if behind is not None:
+                raise AlreadyExistsError(
+                    f"alias {alias} of {_source_ref(info)} cannot be restored: in Milvus at "
+                    f"{milvus.config.endpoint}, {alias!r} already names collection {behind} "
+                    f"(database {target.db}); restore without aliases, or drop that alias first"
+                )
+
+
 def _precheck(
     milvus: Milvus, plan: list[tuple[CollectionBackupInfo, CollectionRef]], drop: bool
 ) -> set[CollectionRef]:
@@ -343,6 +364,9 @@ class _RestoreJob:
                 self._rebuild_indexes(info, target)
             if self.request.load:
                 self.milvus.load_collection(target.db, target.name)
+            if self.request.restore_aliases:
+                for alias in info.aliases:
+                    self.milvus.create_alias(target.db, target.name, alias)
             result.state = COMPLETED
         except BackupError as exc:
             result.state, result.error = FAILED, str(exc)

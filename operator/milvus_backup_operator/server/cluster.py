@@ -148,6 +148,7 @@ class ClusterBackend:
             "dropExistingCollection": request.drop_exist_collection,
             "rebuildIndex": request.restore_index,
             "load": request.load,
+            "restoreAliases": request.restore_aliases,
         }  # fmt: skip
         spec = {k: v for k, v in spec.items() if v not in ("", [], {})}
         body = self._resource(RESTORE_KIND, resource_name(task_id), task_id, spec)

@@ -90,6 +90,11 @@ class RestoreBackupRequest(_Request):
     drop_exist_collection: bool = Field(False, alias="dropExistCollection")
     restore_index: bool = Field(False, alias="restoreIndex")
     load: bool = Field(False, description="Load each restored collection (our addition).")
+    restore_aliases: bool = Field(
+        False,
+        alias="restoreAliases",
+        description="Recreate the collections' aliases (milvus-backup master's restoreAliases).",
+    )
     dry_run: bool = Field(
         False, description="Make every check and answer the plan; write nothing (our addition)."
     )

@@ -71,6 +71,7 @@ def restore_request(request: RestoreBackupRequest, task_id: str) -> RestoreReque
         drop_existing=request.drop_exist_collection,
         rebuild_index=request.restore_index,
         load=request.load,
+        restore_aliases=request.restore_aliases,
         task_id=task_id,
     )
 
