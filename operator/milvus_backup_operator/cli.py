@@ -34,7 +34,7 @@ from .engine.restore import (
     parse_renames,
     restore_backup,
 )
-from .engine.selection import parse_list
+from .engine.selection import ALL, CollectionRef, collections, parse_list, unique
 from .engine.verify import verify_backup
 
 DEFAULT_CONFIG = Path("configs/backup.yaml")
@@ -112,14 +112,56 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[Progress], None] | None]:
         bar.close()
 
 
+def _unsupported(*flags: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """milvus-backup's flags that this command does not implement: refused by name (exit 2)."""
+
+    def refuse(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value not in (None, False, ""):
+            raise click.UsageError(
+                f"{param.opts[0]} is milvus-backup's, not supported by milvus-backup-operator: "
+                "leave it out (nothing was done)",
+                ctx,
+            )
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for flag in flags:
+            is_flag = flag in _BOOLEAN_FLAGS
+            command = click.option(flag, hidden=True, is_flag=is_flag, default=None,
+                                   expose_value=False, callback=refuse)(command)  # fmt: skip
+        return command
+
+    return decorate
+
+
+_BOOLEAN_FLAGS = {
+    "--force", "--meta_only", "--backup_index_extra", "--rbac", "--use_auto_index",
+    "--drop_exist_index", "--skip_create_collection", "--use_v2_restore",
+}  # fmt: skip
+
+
+def _selection(colls: str, databases: str, db_collections: str) -> tuple[CollectionRef, ...]:
+    """``-c``, ``-d db1,db2`` (every collection of each) and ``-a '{"db": ["coll"]}'``."""
+    refs = list(parse_list(colls))
+    refs += [CollectionRef.parse(f"{db.strip()}.{ALL}") for db in databases.split(",") if databases]
+    refs += collections([], db_collections or None)
+    return tuple(unique(refs))
+
+
 @main.command()
 @click.option("-n", "--name", required=True, help="Backup name.")
 @click.option("-c", "--colls", default="", help="Collections, comma-separated (default: all).")
+@click.option("-d", "--databases", default="", help="Every collection of these databases.")
+@click.option("-a", "--database_collections", default="", help='JSON: {"db": ["coll"]}.')
+@_unsupported("--filter", "--strategy", "--format", "--force", "--meta_only",
+              "--backup_index_extra", "--rbac")  # fmt: skip
 @click.pass_context
-def create(ctx: click.Context, name: str, colls: str) -> None:
+def create(
+    ctx: click.Context, name: str, colls: str, databases: str, database_collections: str
+) -> None:
     """Back up collections (flush, then copy their binlogs)."""
     with _reasons(), _progress_bar(sys.stderr.isatty()) as show:
-        request = BackupRequest(name=name, collections=tuple(parse_list(colls)))
+        selected = _selection(colls, databases, database_collections)
+        request = BackupRequest(name=name, collections=selected)
         info = create_backup(_config(ctx), request, show)
     names = ", ".join(c.qualified_name for c in info.collection_backups) or "none"
     click.echo(f"backup {info.name} created: {names} ({info.size} bytes)")
@@ -199,20 +241,30 @@ def delete(ctx: click.Context, name: str) -> None:
 
 @main.command()
 @click.option("-n", "--name", required=True, help="Backup name.")
-@click.option("-c", "--colls", default="", help="Collections to restore (default: all).")
+@click.option(
+    "-c", "--colls", "--collections", default="", help="Collections to restore (default: all)."
+)
+@click.option("-d", "--databases", default="", help="Every collection of these databases.")
+@click.option("-a", "--database_collections", default="", help='JSON: {"db": ["coll"]}.')
 @click.option("-s", "--suffix", default="", help="Append this suffix to restored collections.")
 @click.option("-r", "--rename", default="", help="Renames: old:new,db.old:db.new,...")
 @click.option("--drop_exist_collection", is_flag=True, help="Drop a target that exists.")
-@click.option("--rebuild_index", is_flag=True, help="Rebuild the indexes in the backup.")
+@click.option(
+    "--rebuild_index", "--restore_index", is_flag=True, help="Rebuild the indexes in the backup."
+)
 @click.option("--load", is_flag=True, help="Load each restored collection.")
 @click.option("--restore_aliases", is_flag=True, help="Recreate the aliases in the backup.")
 @click.option("--dry-run", is_flag=True, help="Make every check and print the plan; write nothing.")
+@_unsupported("--filter", "--meta_only", "--use_auto_index", "--drop_exist_index",
+              "--skip_create_collection", "--rbac", "--use_v2_restore")  # fmt: skip
 @click.pass_context
 def restore(
     ctx: click.Context,
     *,
     name: str,
     colls: str,
+    databases: str,
+    database_collections: str,
     suffix: str,
     rename: str,
     drop_exist_collection: bool,
@@ -225,7 +277,7 @@ def restore(
     with _reasons(), _progress_bar(sys.stderr.isatty() and not dry_run) as show:
         request = RestoreRequest(
             backup_name=name,
-            collections=tuple(parse_list(colls)),
+            collections=_selection(colls, databases, database_collections),
             suffix=suffix,
             renames=parse_renames(rename),
             drop_existing=drop_exist_collection,

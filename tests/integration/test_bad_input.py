@@ -211,3 +211,14 @@ def test_load_without_indexes_is_refused_before_writing(stack: Stack, base: str)
     assert result.code == 1 and "--rebuild_index" in result.stderr
     client = sample_data.client(stack.milvus.uri)
     assert not client.has_collection("tiny_noindex")
+
+
+def test_milvus_backup_s_database_flags_select_collections(stack: Stack, samples: Any) -> None:
+    """-d (every collection of a database) and -a (JSON), as milvus-backup 0.5 takes them."""
+    by_db = run_cli(stack.config_path, "create", "-n", "by_database", "-d", "db1")
+    assert by_db.code == 0 and "db1.docs" in by_db.stdout and "tiny" not in by_db.stdout
+    by_json = run_cli(stack.config_path, "create", "-n", "by_json", "-a", '{"default": ["tiny"]}')
+    assert by_json.code == 0 and "tiny" in by_json.stdout and "docs" not in by_json.stdout
+    restored = run_cli(stack.config_path, "restore", "-n", "by_database", "--collections",
+                       "db1.docs", "-s", "_bydb", "--dry-run")  # fmt: skip
+    assert restored.code == 0 and "db1.docs -> db1.docs_bydb" in restored.stdout

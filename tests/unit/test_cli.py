@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).parent / "milvus-backup-operator"
@@ -42,3 +44,22 @@ def test_restore_refuses_suffix_with_renames_before_reading_anything(tmp_path: P
     config.write_text("minio: {address: 192.0.2.1, backupRootPath: backup}\n")
     result = run("--config", str(config), "restore", "-n", "b", "-s", "_x", "-r", "a:b")
     assert result.returncode == 1 and "either a collection suffix or renames" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [("create", "--rbac"), ("create", "--strategy=meta_only"), ("create", "--force"),
+     ("create", "--filter=db1.c"), ("restore", "--use_v2_restore"), ("restore", "--meta_only"),
+     ("restore", "--skip_create_collection"), ("restore", "--rbac")],
+)  # fmt: skip
+def test_milvus_backup_flags_we_do_not_implement_are_refused_by_name(
+    command: str, flag: str
+) -> None:
+    result = run(command, "-n", "x", flag)
+    assert result.returncode == 2, result.stderr
+    assert f"{flag.split('=', maxsplit=1)[0]} is milvus-backup's, not supported" in result.stderr
+
+
+def test_a_flag_nobody_knows_is_a_usage_error() -> None:
+    result = run("create", "-n", "x", "--colections", "a")
+    assert result.returncode == 2 and "No such option '--colections'" in result.stderr

@@ -140,19 +140,9 @@ def _v1(reader: ConfigReader, has_file: bool) -> BackupConfig:
         region=reader.text("minio.backupRegion", storage.region),
     )
     _gc_pause(reader, "backup.gcPause.enable")
-    return BackupConfig(
-        milvus=milvus,
-        storage=storage,
-        backup_storage=backup_storage,
-        parallelism=Parallelism(
-            copy_data=reader.positive("backup.parallelism.copydata", 128),
-            backup_collection=reader.positive("backup.parallelism.backupCollection", 4),
-            restore_collection=reader.positive("backup.parallelism.restoreCollection", 2),
-            import_job=reader.positive("backup.parallelism.importJob", 768),
-        ),
-        timeouts=_timeouts(reader),
-        keep_temp_files=reader.flag("backup.keepTempFiles", False),
-    )
+    keys = ("copydata", "backupCollection", "restoreCollection", "importJob")
+    parallelism = tuple(f"backup.parallelism.{key}" for key in keys)
+    return _assemble(reader, milvus, (storage, backup_storage), parallelism, "backup.keepTempFiles")
 
 
 def _v1_key(key: str, prefix: str) -> str:
@@ -180,18 +170,36 @@ def _v2(reader: ConfigReader) -> BackupConfig:
     backup_storage = _v2_storage(reader, "backup.storage", storage)
     _gc_pause(reader, "backup.pauseGC", default=True)
     reader.choice("transfer.mode", "auto", ("auto",))
+    parallelism = ("transfer.concurrency", "backup.concurrency.collections",
+                   "restore.concurrency.collections", "restore.concurrency.importJobs")  # fmt: skip
+    return _assemble(
+        reader, milvus, (storage, backup_storage), parallelism, "restore.keepTempFiles"
+    )
+
+
+def _assemble(
+    reader: ConfigReader,
+    milvus: MilvusConfig,
+    storages: tuple[StorageConfig, StorageConfig],
+    parallelism: tuple[str, ...],
+    keep_temp_files: str,
+) -> BackupConfig:
+    """The settings every format has, under the format's own key names: ``parallelism``
+    names copy, backup-collection, restore-collection and import-job concurrency."""
+    defaults = Parallelism()
+    copy, backup, restore, imports = parallelism
     return BackupConfig(
         milvus=milvus,
-        storage=storage,
-        backup_storage=backup_storage,
+        storage=storages[0],
+        backup_storage=storages[1],
         parallelism=Parallelism(
-            copy_data=reader.positive("transfer.concurrency", 128),
-            backup_collection=reader.positive("backup.concurrency.collections", 4),
-            restore_collection=reader.positive("restore.concurrency.collections", 2),
-            import_job=reader.positive("restore.concurrency.importJobs", 768),
+            copy_data=reader.positive(copy, defaults.copy_data),
+            backup_collection=reader.positive(backup, defaults.backup_collection),
+            restore_collection=reader.positive(restore, defaults.restore_collection),
+            import_job=reader.positive(imports, defaults.import_job),
         ),
         timeouts=_timeouts(reader),
-        keep_temp_files=reader.flag("restore.keepTempFiles", False),
+        keep_temp_files=reader.flag(keep_temp_files, False),
     )
 
 
