@@ -27,10 +27,10 @@ from .api.specs import (
 )
 from .engine.backup import BackupRequest, create_backup
 from .engine.catalog import Catalog
-from .engine.errors import BackupError, DamagedBackupError, MalformedMetaError
+from .engine.errors import BackupError, MalformedMetaError
 from .engine.progress import Progress, human_size
 from .engine.restore import RestoreRequest, check_restore_request, restore_backup
-from .engine.verify import verify_backup
+from .engine.verify import require_intact
 from .k8s import resources
 from .k8s.credentials import ApiSecrets, SecretSource, config_for
 
@@ -158,9 +158,7 @@ def _restore(work: _Work, secrets: SecretSource) -> bool:
         )
     config = config_for(secrets, spec)
     if spec.verify:
-        report = verify_backup(Catalog.of(config), spec.backup_name)
-        if not report.ok:
-            raise DamagedBackupError(report.summary())
+        require_intact(Catalog.of(config), spec.backup_name)
     if spec.dry_run:
         plan = check_restore_request(config, _restore_request(spec, work.name))
         message = f"dry run: every check passed, nothing written; {plan.integrity}"

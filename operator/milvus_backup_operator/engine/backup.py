@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -66,9 +65,7 @@ def create_backup(
     with connect(config.milvus, config.timeouts) as milvus:
         refs = _resolve(milvus, list(request.collections))
         progress.add(collections_total=len(refs))
-        claim = reservation or reserve(
-            target, catalog.layout(request.name), request.backup_id or str(uuid.uuid4())
-        )
+        claim = reservation or reserve(target, catalog.layout(request.name), request.backup_id)
         job = _BackupJob(config, milvus, source, target, claim, progress)
         try:
             with claim.renewed(config.timeouts.writer_silence):
@@ -96,7 +93,7 @@ def reserve_backup(config: BackupConfig, request: BackupRequest) -> Reservation:
     _, target, catalog = _refuse_early(config, request)
     with connect(config.milvus, config.timeouts) as milvus:
         _resolve(milvus, list(request.collections))
-    return reserve(target, catalog.layout(request.name), request.backup_id or str(uuid.uuid4()))
+    return reserve(target, catalog.layout(request.name), request.backup_id)
 
 
 def _refuse_early(

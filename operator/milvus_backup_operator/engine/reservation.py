@@ -190,10 +190,19 @@ def require_free(store: ObjectStore, layout: BackupLayout) -> None:
         raise _taken(store, layout)
 
 
-def reserve(store: ObjectStore, layout: BackupLayout, backup_id: str) -> Reservation:
-    """Claim ``layout.name`` for one writer, or raise :class:`AlreadyExistsError`."""
+def reserve(store: ObjectStore, layout: BackupLayout, backup_id: str = "") -> Reservation:
+    """Claim ``layout.name`` for one writer, or raise :class:`AlreadyExistsError`.
+
+    ``backup_id`` (a new UUID when empty) becomes the backup's id, and names its owner.
+    """
     require_free(store, layout)
-    marker = Marker(backup_id, uuid.uuid4().hex, time.time(), socket.gethostname(), os.getpid())
+    marker = Marker(
+        backup_id or str(uuid.uuid4()),
+        uuid.uuid4().hex,
+        time.time(),
+        socket.gethostname(),
+        os.getpid(),
+    )
     try:
         etag = store.put_new(marker_key(layout), marker.to_json())
     except AlreadyExistsError:

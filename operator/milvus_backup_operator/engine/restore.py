@@ -105,9 +105,7 @@ def restore_backup(
     milvus_store = ObjectStore(config.storage, config.timeouts, config.parallelism.copy_data)
     progress = ProgressTracker("restore", on_progress)
     with connect(config.milvus, config.timeouts) as milvus:
-        _precheck(milvus, plan, request.drop_existing)
-        if request.restore_aliases:
-            _check_aliases(milvus, plan)
+        _precheck(milvus, plan, request)
         milvus_store.require_bucket()
         progress.add(
             collections_total=len(plan),
@@ -189,9 +187,7 @@ def check_restore_request(config: BackupConfig, request: RestoreRequest) -> Rest
     return what it would do. Nothing is written (a dry run)."""
     _, _, plan, integrity = _refuse_early(config, request)
     with connect(config.milvus, config.timeouts) as milvus:
-        existing = _precheck(milvus, plan, request.drop_existing)
-        if request.restore_aliases:
-            _check_aliases(milvus, plan)
+        existing = _precheck(milvus, plan, request)
     ObjectStore(config.storage, config.timeouts).require_bucket()
     return RestorePlan(
         request.backup_name,
@@ -308,22 +304,24 @@ def _check_aliases(milvus: Milvus, plan: list[tuple[CollectionBackupInfo, Collec
 
 
 def _precheck(
-    milvus: Milvus, plan: list[tuple[CollectionBackupInfo, CollectionRef]], drop: bool
+    milvus: Milvus, plan: list[tuple[CollectionBackupInfo, CollectionRef]], request: RestoreRequest
 ) -> set[CollectionRef]:
-    """The targets that exist (to be dropped); raise for one that exists unless ``drop``."""
+    """What Milvus must allow before anything is written: each target free (or dropped, when
+    asked) and, when asked, each alias free. Return the targets that exist."""
     existing_dbs = set(milvus.list_databases())
     existing = {
         target
         for _, target in plan
         if target.db in existing_dbs and milvus.has_collection(target.db, target.name)
     }
-    for target in sorted(existing):
-        if not drop:
-            raise AlreadyExistsError(
-                f"collection {target} already exists in Milvus at {milvus.config.endpoint}: "
-                "restore under another name (suffix or rename), or ask to drop it "
-                "(--drop_exist_collection)"
-            )
+    if existing and not request.drop_existing:
+        raise AlreadyExistsError(
+            f"collection {min(existing)} already exists in Milvus at {milvus.config.endpoint}: "
+            "restore under another name (suffix or rename), or ask to drop it "
+            "(--drop_exist_collection)"
+        )
+    if request.restore_aliases:
+        _check_aliases(milvus, plan)
     return existing
 
 

@@ -82,8 +82,7 @@ class ObjectStore:
         """Objects under ``prefix`` (or, not recursive, its first-level "directories")."""
         with self.translate_errors():
             for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=recursive):
-                etag = str(obj.etag or "").strip('"')
-                yield ObjectInfo(str(obj.object_name), int(obj.size or 0), etag)
+                yield ObjectInfo(str(obj.object_name), int(obj.size or 0), _unquoted(obj.etag))
 
     def has_any(self, prefix: str) -> bool:
         return next(iter(self.list(prefix)), None) is not None
@@ -130,7 +129,7 @@ class ObjectStore:
             # put_object would turn these headers into user metadata (x-amz-meta-...):
             # _put_object sends them as given (minio 7.2, pinned below 8)
             written = self.client._put_object(self.bucket, key, data, headers=headers)
-        return str(written.etag)
+        return _unquoted(written.etag)
 
     def modified(self, key: str) -> float | None:
         """When ``key`` was last written, by the server's clock (None when it is gone)."""
@@ -193,7 +192,7 @@ def copy_object(src: ObjectStore, src_key: str, dst: ObjectStore, dst_key: str, 
     if src.config.same_service(dst.config):
         with dst.translate_errors(src_key):
             done = dst.client.copy_object(dst.bucket, dst_key, CopySource(src.bucket, src_key))
-        return str(done.etag or "").strip('"')
+        return _unquoted(done.etag)
     with src.translate_errors(src_key):
         response = src.client.get_object(src.bucket, src_key)
     try:
@@ -205,7 +204,12 @@ def copy_object(src: ObjectStore, src_key: str, dst: ObjectStore, dst_key: str, 
                 length=size,
                 part_size=STREAM_PART_SIZE,
             )
-        return str(done.etag or "").strip('"')
+        return _unquoted(done.etag)
     finally:
         response.close()
         response.release_conn()
+
+
+def _unquoted(etag: str | None) -> str:
+    """An ETag as servers list it, without the quotes some SDK paths keep."""
+    return (etag or "").strip('"')

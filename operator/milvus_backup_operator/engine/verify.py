@@ -139,9 +139,13 @@ def _collection_of(key: str) -> int:
 
 
 def require_intact(
-    catalog: Catalog, name: str, info: BackupInfo, collections: set[int]
+    catalog: Catalog,
+    name: str,
+    info: BackupInfo | None = None,
+    collections: set[int] | None = None,
 ) -> VerifyReport:
-    """The report of intact ``collections``; damaged ones are refused, naming what is wrong."""
+    """The report of an intact backup (or of its intact ``collections``); a damaged one is
+    refused, naming what is wrong."""
     report = verify_backup(catalog, name, info, collections)
     if not report.ok:
         raise DamagedBackupError(f"{report.summary()}: nothing was restored; take a new backup")
