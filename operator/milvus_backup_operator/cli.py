@@ -26,6 +26,7 @@ from .engine.check import run_check
 from .engine.config import BackupConfig
 from .engine.config_file import load_config
 from .engine.errors import BackupError
+from .engine.manifest import Manifest
 from .engine.meta import CONSISTENCY_LEVELS, BackupInfo
 from .engine.progress import Progress
 from .engine.restore import (
@@ -187,12 +188,17 @@ def list_backups(ctx: click.Context) -> None:
 def get(ctx: click.Context, name: str) -> None:
     """Print one backup as JSON: name, state, size and its collections with row counts."""
     with _reasons():
-        info = Catalog.of(_config(ctx)).read(name)
-    click.echo(json.dumps(describe_backup(info), indent=2))
+        catalog = Catalog.of(_config(ctx))
+        info = catalog.read(name)
+        manifest = catalog.manifest(name)
+    click.echo(json.dumps(describe_backup(info, manifest), indent=2))
 
 
-def describe_backup(info: BackupInfo) -> dict[str, Any]:
-    """A backup as a user reads it (the full meta stays available in the bucket)."""
+def describe_backup(info: BackupInfo, manifest: Manifest | None) -> dict[str, Any]:
+    """A backup as a user reads it (the full meta stays available in the bucket).
+
+    ``rows`` counts every row of its segments, deleted ones too; ``live_rows`` those alive at
+    the backup, as recorded then (null for a backup that has no such record)."""
     return {
         "name": info.name,
         "state": "Completed",
@@ -203,6 +209,7 @@ def describe_backup(info: BackupInfo) -> dict[str, Any]:
             {
                 "name": c.qualified_name,
                 "rows": c.row_count(),
+                "live_rows": manifest.collection_rows(c.collection_id) if manifest else None,
                 "size": c.size,
                 "partitions": [p.partition_name for p in c.partition_backups],
                 "segments": len(c.segments()),
@@ -290,7 +297,7 @@ def restore(
             return
         result = restore_backup(_config(ctx), request, show)
     for c in result.collections:
-        detail = f"{c.rows} rows" if c.state == "Completed" else c.error
+        detail = f"{c.rows} rows: {c.checked}" if c.state == "Completed" else c.error
         click.echo(f"{c.source} -> {c.target}: {c.state} ({detail})")
     if not result.succeeded:
         _fail(f"restore of {name} failed for {result.failure_summary()}")

@@ -28,6 +28,8 @@ from .api.specs import (
 from .engine.backup import BackupRequest, create_backup
 from .engine.catalog import Catalog
 from .engine.errors import BackupError, MalformedMetaError
+from .engine.manifest import Manifest
+from .engine.meta import BackupInfo, CollectionBackupInfo
 from .engine.progress import Progress, human_size
 from .engine.restore import RestoreRequest, check_restore_request, restore_backup
 from .engine.verify import require_intact
@@ -115,7 +117,7 @@ def _backup(work: _Work, secrets: SecretSource) -> bool:
     work.reporter.write(st.running(work.generation, message, backupName=spec.backup_name))
     request = BackupRequest(spec.backup_name, spec.collections, backup_id=work.uid)
     info = create_backup(config, request, work.reporter)
-    work.reporter.write(_backup_completed(work.generation, info.size, info.collection_backups))
+    work.reporter.write(_backup_completed(work.generation, Catalog.of(config), info))
     return True
 
 
@@ -124,16 +126,23 @@ def _resume(catalog: Catalog, spec: BackupSpec, work: _Work) -> bool:
     info = catalog.finished_or_cleared(spec.backup_name, work.uid)
     if info is None:
         return False
-    work.reporter.write(_backup_completed(work.generation, info.size, info.collection_backups))
+    work.reporter.write(_backup_completed(work.generation, catalog, info))
     return True
 
 
-def _backup_completed(generation: int, size: int, collections: list[Any]) -> dict[str, Any]:
-    results = [
-        {"name": c.qualified_name, "state": st.COMPLETED, "rows": c.row_count(), "size": c.size}
-        for c in collections
+def _backup_completed(generation: int, catalog: Catalog, info: BackupInfo) -> dict[str, Any]:
+    manifest = catalog.manifest(info.name)
+    results: list[dict[str, Any]] = [
+        {
+            "name": c.qualified_name,
+            "state": st.COMPLETED,
+            "rows": _rows(c, manifest),
+            "size": c.size,
+        }
+        for c in info.collection_backups
     ]
-    names = ", ".join(r["name"] for r in results) or "no collections"
+    size = info.size
+    names = ", ".join(c.qualified_name for c in info.collection_backups) or "no collections"
     return st.completed(
         generation,
         f"backed up {names} ({human_size(size)})",
@@ -141,6 +150,12 @@ def _backup_completed(generation: int, size: int, collections: list[Any]) -> dic
         size=human_size(size),
         collections=results,
     )
+
+
+def _rows(collection: CollectionBackupInfo, manifest: Manifest | None) -> int:
+    """The live rows recorded at backup; the rows of its segments if none were."""
+    recorded = manifest.collection_rows(collection.collection_id) if manifest else None
+    return collection.row_count() if recorded is None else recorded
 
 
 def run_restore(namespace: str, name: str, secrets: SecretSource) -> bool:
@@ -168,7 +183,14 @@ def _restore(work: _Work, secrets: SecretSource) -> bool:
     work.reporter.write(st.running(work.generation, f"restoring {spec.backup_name}"))
     result = restore_backup(config, _restore_request(spec, work.name), work.reporter)
     collections = [
-        {"name": c.source, "target": c.target, "state": c.state, "rows": c.rows, "error": c.error}
+        {
+            "name": c.source,
+            "target": c.target,
+            "state": c.state,
+            "rows": c.rows,
+            "checked": c.checked,
+            "error": c.error,
+        }
         for c in result.collections
     ]
     if result.succeeded:

@@ -80,7 +80,8 @@ def test_walkthrough_scripts(stack: Stack, milvus: MilvusClient, backup: str) ->
 
     restored = run_cli(stack.config_path, "restore", "-n", backup, "-c", SOURCE, "-s", "_recover")
     assert restored.code == 0, restored.output
-    assert f"{SOURCE} -> {RECOVER}: Completed (2990 rows)" in restored.stdout
+    recovered = f"{SOURCE} -> {RECOVER}: Completed (2990 rows: 2990 live rows recorded at backup"
+    assert recovered in restored.stdout
 
     verified = run_example("verify_data.py", uri)
     assert verified.returncode == 0, output(verified)

@@ -147,6 +147,9 @@ _COLLECTION_RESULT = _obj(
         "state": _string("Completed or Failed."),
         "rows": _INT,
         "size": _INT,
+        "checked": _string(
+            "How the restored rows were checked against the backup (restores only)."
+        ),
         "error": _string("Why it failed."),
     },
 )

@@ -13,6 +13,8 @@ from .catalog import Catalog
 from .config import BackupConfig
 from .errors import InvalidRequestError, OperationError
 from .layout import BackupLayout, ObjectCopy, milvus_collection_dir
+from .live_rows import live_rows
+from .manifest import MANIFEST, Manifest, StoredObject
 from .meta import (
     BackupInfo,
     Binlog,
@@ -29,7 +31,6 @@ from .progress import ProgressCallback, ProgressTracker
 from .reservation import Reservation, require_free, reserve
 from .selection import ALL, CollectionRef, check_known
 from .storage import ObjectStore, copy_object
-from .verify import MANIFEST, StoredObject, manifest_json
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,8 @@ class _BackupJob:
         etags = self._copy_all(plans)
         self.progress.phase("verifying")
         stored = _verify(self.target, self.layout, plans, etags)
+        self.progress.phase("counting rows")
+        manifest = Manifest(stored, self._live_rows(plans))
         info = BackupInfo(
             id=backup_id,
             name=self.layout.name,
@@ -153,11 +156,19 @@ class _BackupJob:
         )
         self.progress.phase("writing meta")
         self.reservation.require()
-        self.target.put(self.layout.meta_key(MANIFEST), manifest_json(stored))
+        self.target.put(self.layout.meta_key(MANIFEST), manifest.to_json())
         for filename, content in render_meta_files(info).items():
             self.target.put(self.layout.meta_key(filename), content)
         self.reservation.release()
         return info
+
+    def _live_rows(self, plans: list[_CollectionPlan]) -> dict[int, dict[int, int]]:
+        """Each collection's live rows by partition, read from the copies just made."""
+        workers = self.config.parallelism.copy_data
+        return {
+            plan.info.collection_id: live_rows(self.target, self.layout, plan.info, workers)
+            for plan in plans
+        }
 
     def _copy_all(self, plans: list[_CollectionPlan]) -> dict[str, str]:
         """Copy every object, ``copydata`` at a time; stop at the first failure, or as soon

@@ -9,6 +9,7 @@ from typing import NoReturn
 from .config import BackupConfig, Timeouts
 from .errors import AlreadyExistsError, MalformedMetaError, NotABackupError, NotFoundError
 from .layout import BackupLayout, join
+from .manifest import Manifest, read_manifest
 from .meta import (
     BACKUP_META,
     FULL_META,
@@ -123,6 +124,10 @@ class Catalog:
                 raise MalformedMetaError(f"{where} is missing meta/{filename}")
             files[filename] = raw
         return assemble_from_level_files(files, f"{where}/meta")
+
+    def manifest(self, name: str) -> Manifest | None:
+        """Our records of the backup (:mod:`.manifest`); None for milvus-backup's backups."""
+        return read_manifest(self.store, self.layout(name))
 
     def _missing_or_not_a_backup(self, name: str) -> NoReturn:
         """Raise NotFound for an empty prefix, NotABackup for one that holds something else."""

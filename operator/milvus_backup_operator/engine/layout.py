@@ -62,18 +62,21 @@ class BackupLayout:
 
     def segment_copies(self, segment: SegmentBackupInfo) -> list[ObjectCopy]:
         """Every object of ``segment``: ``log_path`` in Milvus's bucket to its backup key."""
-        copies = []
-        insert_dir = self.segment_dir("insert_log", segment)
-        for field_binlog in segment.binlogs:
-            for b in field_binlog.binlogs:
-                dst = f"{insert_dir}{field_binlog.field_id}/{_log_id(b)}"
-                copies.append(ObjectCopy(b.log_path, dst, b.log_size, segment.segment_id))
-        delta_dir = self.segment_dir("delta_log", segment)
-        for field_binlog in segment.deltalogs:
-            for b in field_binlog.binlogs:
-                dst = f"{delta_dir}{_log_id(b)}"
-                copies.append(ObjectCopy(b.log_path, dst, b.log_size, segment.segment_id))
-        return copies
+        keyed = [
+            (b, self.insert_key(segment, fb.field_id, b))
+            for fb in segment.binlogs
+            for b in fb.binlogs
+        ]
+        keyed += [(b, self.delta_key(segment, b)) for fb in segment.deltalogs for b in fb.binlogs]
+        return [ObjectCopy(b.log_path, key, b.log_size, segment.segment_id) for b, key in keyed]
+
+    def insert_key(self, segment: SegmentBackupInfo, field_id: int, binlog: Binlog) -> str:
+        """The backup's copy of one insert log of ``field_id``."""
+        return f"{self.segment_dir('insert_log', segment)}{field_id}/{_log_id(binlog)}"
+
+    def delta_key(self, segment: SegmentBackupInfo, binlog: Binlog) -> str:
+        """The backup's copy of one delta log."""
+        return f"{self.segment_dir('delta_log', segment)}{_log_id(binlog)}"
 
     def binlogs_dir(self) -> str:
         return join(self.root_path, self.name, "binlogs")

@@ -231,6 +231,22 @@ class Milvus:
             f"imports into {collection!r} to settle",
         )
 
+    def count_rows(self, db: str, name: str) -> int:
+        """``count(*)`` of a loaded collection, strongly consistent (every write so far)."""
+        request = milvus_pb2.QueryRequest(
+            db_name=db,
+            collection_name=name,
+            expr="",
+            output_fields=["count(*)"],
+            consistency_level=common_pb2.ConsistencyLevel.Strong,
+            use_default_consistency=False,
+        )
+        response = self._call("Query", request, db)
+        for field_data in response.fields_data:
+            if field_data.field_name == "count(*)":
+                return int(field_data.scalars.long_data.data[0])
+        raise OperationError(f"Milvus answered count(*) of {name!r} without a count")
+
     # ---- indexes and loading --------------------------------------------------------------
 
     def describe_indexes(self, db: str, name: str) -> list[milvus_pb2.IndexDescription]:

@@ -19,13 +19,15 @@ from .catalog import Catalog
 from .config import BackupConfig
 from .errors import AlreadyExistsError, BackupError, InvalidRequestError, OperationError
 from .layout import BackupLayout, join
+from .live_rows import live_rows
+from .manifest import MANIFEST, Manifest
 from .meta import CollectionBackupInfo, PartitionBackupInfo
 from .milvus import Milvus, connect
 from .names import validate_backup_name, validate_collection_suffix
 from .progress import ProgressCallback, ProgressTracker
 from .selection import ALL, CollectionRef, check_known
 from .storage import ObjectStore, copy_object
-from .verify import require_intact
+from .verify import VerifyReport, require_intact
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class CollectionRestoreResult:
     rows: int = 0
     imports: int = 0
     error: str = ""
+    checked: str = ""  # how the restored rows were checked against the backup
 
 
 @dataclass
@@ -99,7 +102,7 @@ def restore_backup(
 
     ``on_collection`` hears of each collection when it starts (``Running``) and when it ends.
     """
-    store, catalog, plan, _ = _refuse_early(config, request)
+    store, catalog, plan, report = _refuse_early(config, request)
     task_id = request.task_id or f"restore_{uuid.uuid4().hex[:12]}"
     result = RestoreResult(task_id, request.backup_name)
     milvus_store = ObjectStore(config.storage, config.timeouts, config.parallelism.copy_data)
@@ -122,6 +125,7 @@ def restore_backup(
             progress,
             task_id,
             on_collection or (lambda _: None),
+            report.manifest,
         )
         with ThreadPoolExecutor(config.parallelism.restore_collection) as pool:
             result.collections = list(pool.map(lambda item: job.run(*item), plan))
@@ -143,6 +147,7 @@ class PlannedCollection:
     segments: int
     imports: int
     rows: int  # rows in the backup's segments (rows deleted later included)
+    live_rows: int | None  # rows alive at the backup, as recorded then (None: not recorded)
     indexes: tuple[str, ...]  # rebuilt after the import
     load: bool
     aliases: tuple[str, ...] = ()  # recreated at the end
@@ -152,9 +157,10 @@ class PlannedCollection:
         then = [f"rebuild {', '.join(self.indexes)}"] if self.indexes else []
         then += ["load"] if self.load else []
         then += [f"alias it as {', '.join(self.aliases)}"] if self.aliases else []
+        live = "" if self.live_rows is None else f", {self.live_rows} live"
         counts = (
             f"{_count(self.partitions, 'partition')}, import "
-            f"{_count(self.segments, 'segment')} ({_count(self.rows, 'row')}) in "
+            f"{_count(self.segments, 'segment')} ({_count(self.rows, 'row')}{live}) in "
             f"{_count(self.imports, 'job')}"
         )
         tail = f", then {' and '.join(then)}" if then else ""
@@ -185,13 +191,14 @@ def check_restore_request(config: BackupConfig, request: RestoreRequest) -> Rest
     """Every check :func:`restore_backup` makes before writing (request, backup intact,
     targets free or droppable, both buckets reachable): raise what it would refuse, else
     return what it would do. Nothing is written (a dry run)."""
-    _, _, plan, integrity = _refuse_early(config, request)
+    _, _, plan, report = _refuse_early(config, request)
+    manifest = report.manifest
     with connect(config.milvus, config.timeouts) as milvus:
         existing = _precheck(milvus, plan, request)
     ObjectStore(config.storage, config.timeouts).require_bucket()
     return RestorePlan(
         request.backup_name,
-        integrity,
+        report.verdict(),
         tuple(
             PlannedCollection(
                 source=str(_source_ref(info)),
@@ -201,6 +208,7 @@ def check_restore_request(config: BackupConfig, request: RestoreRequest) -> Rest
                 segments=len(info.segments()),
                 imports=len(_import_units(info)),
                 rows=info.row_count(),
+                live_rows=manifest.collection_rows(info.collection_id) if manifest else None,
                 indexes=tuple(i.index_name for i in info.index_infos)
                 if request.rebuild_index
                 else (),
@@ -214,9 +222,9 @@ def check_restore_request(config: BackupConfig, request: RestoreRequest) -> Rest
 
 def _refuse_early(
     config: BackupConfig, request: RestoreRequest
-) -> tuple[ObjectStore, Catalog, list[tuple[CollectionBackupInfo, CollectionRef]], str]:
+) -> tuple[ObjectStore, Catalog, list[tuple[CollectionBackupInfo, CollectionRef]], VerifyReport]:
     """Check the request and the backup (its objects included); return the plan and the
-    integrity verdict."""
+    integrity report."""
     validate_backup_name(request.backup_name)
     if request.suffix and request.renames:
         raise InvalidRequestError("give either a collection suffix or renames, not both")
@@ -228,7 +236,7 @@ def _refuse_early(
     plan = _plan(backup.collection_backups, request)
     chosen = {info.collection_id for info, _ in plan}
     report = require_intact(catalog, request.backup_name, backup, chosen)  # before anything
-    return store, catalog, plan, report.verdict()
+    return store, catalog, plan, report
 
 
 def _plan(
@@ -334,6 +342,13 @@ def _import_units(info: CollectionBackupInfo) -> list[tuple[PartitionBackupInfo,
     return units
 
 
+_DERIVED = "derived from the backup's binlogs: no count was recorded at backup"
+_IMPORT_DIFFERS = (
+    "Milvus imported another number of rows than the backup's binlogs hold (rows skipped or "
+    "delete logs not applied); check the import's logs in Milvus's data node"
+)
+
+
 @dataclass
 class _RestoreJob:
     config: BackupConfig
@@ -345,6 +360,7 @@ class _RestoreJob:
     progress: ProgressTracker
     task_id: str
     on_collection: CollectionCallback
+    manifest: Manifest | None
     _db_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self, info: CollectionBackupInfo, target: CollectionRef) -> CollectionRestoreResult:
@@ -357,11 +373,13 @@ class _RestoreJob:
             self._create_collection(info, target)
             created = True
             self._create_partitions(info, target)
-            self._import(info, target, result)
+            imported = self._import(info, target, result)
+            result.checked = self._check_rows(info, target, imported)
             if self.request.rebuild_index:
                 self._rebuild_indexes(info, target)
             if self.request.load:
                 self.milvus.load_collection(target.db, target.name)
+                result.checked += self._check_count(target, sum(imported.values()))
             if self.request.restore_aliases:
                 for alias in info.aliases:
                     self.milvus.create_alias(target.db, target.name, alias)
@@ -420,7 +438,8 @@ class _RestoreJob:
 
     def _import(
         self, info: CollectionBackupInfo, target: CollectionRef, result: CollectionRestoreResult
-    ) -> None:
+    ) -> dict[int, int]:
+        """Import every segment; return the rows Milvus imported into each partition."""
         units = _import_units(info)
         staging = self._stage(info, target) if self._needs_staging() else None
         try:
@@ -436,6 +455,10 @@ class _RestoreJob:
             if staging and not self.config.keep_temp_files:
                 self.milvus_store.delete_prefix(staging + "/")
         result.rows, result.imports = sum(rows), len(units)
+        imported = {p.partition_id: 0 for p in info.partition_backups}
+        for (partition, _), count in zip(units, rows, strict=True):
+            imported[partition.partition_id] += count
+        return imported
 
     def _import_unit(
         self,
@@ -474,6 +497,61 @@ class _RestoreJob:
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, IMPORT_POLL_MAX)
+
+    def _check_rows(
+        self, info: CollectionBackupInfo, target: CollectionRef, imported: dict[int, int]
+    ) -> str:
+        """The rows Milvus imported must be the backup's live rows, partition by partition:
+        as recorded at backup, or else as the backup's binlogs hold them. Say which."""
+        recorded = self.manifest.live_rows.get(info.collection_id) if self.manifest else None
+        expected = recorded if recorded is not None else self._derived_rows(info)
+        source = "recorded at backup" if recorded is not None else _DERIVED
+        got, want = sum(imported.values()), sum(expected.values())
+        if imported != {p: expected.get(p, 0) for p in imported} or got != want:
+            names = {p.partition_id: p.partition_name for p in info.partition_backups}
+            differ = [
+                f"{names.get(p, p)}: {imported.get(p, 0)} of {n}"
+                for p, n in sorted(expected.items())
+                if imported.get(p, 0) != n
+            ]
+            raise OperationError(
+                f"Milvus imported {got} rows into {target} but the backup holds {want} live "
+                f"rows ({source}; by partition, imported of expected: {', '.join(differ)}): "
+                f"{self._likely_cause(info, imported, recorded)}"
+            )
+        return f"{want} live rows {source}, {got} imported"
+
+    def _derived_rows(self, info: CollectionBackupInfo) -> dict[int, int]:
+        workers = self.config.parallelism.copy_data
+        return live_rows(self.backup_store, self.layout, info, workers)
+
+    def _likely_cause(
+        self, info: CollectionBackupInfo, imported: dict[int, int], recorded: dict[int, int] | None
+    ) -> str:
+        if recorded is None:
+            return _IMPORT_DIFFERS
+        derived = self._derived_rows(info)
+        if derived == recorded:
+            return _IMPORT_DIFFERS
+        if sum(derived.values()) == sum(imported.values()):
+            return (
+                f"the backup's binlogs hold the imported rows, so the count recorded in "
+                f"meta/{MANIFEST} was edited or damaged; take a new backup"
+            )
+        return (
+            f"the backup's binlogs hold {sum(derived.values())} live rows, neither: the backup "
+            "is damaged; take a new backup"
+        )
+
+    def _check_count(self, target: CollectionRef, want: int) -> str:
+        """Once loaded, ``count(*)`` must agree with the import."""
+        counted = self.milvus.count_rows(target.db, target.name)
+        if counted != want:
+            raise OperationError(
+                f"count(*) of {target} after load is {counted}, but {want} rows were imported: "
+                "Milvus lost or duplicated rows while loading; check its query node logs"
+            )
+        return ", count(*) after load agrees"
 
     def _needs_staging(self) -> bool:
         """Milvus imports only from its own bucket: stage when the backup lives elsewhere."""

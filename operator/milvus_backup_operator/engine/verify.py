@@ -1,32 +1,23 @@
 """Is a backup whole? Every object its meta names, with the size and checksum it was stored with.
 
-A backup of ours carries ``meta/operator_manifest.json``: each copied object's key (relative to
-the backup), size and the ETag the S3 server returned for the copy (computed by the server;
-no object bytes pass through us). milvus-backup's reader ignores the file. A backup without
-it (milvus-backup's, or older ones of ours) is checked against what its meta records: each
-binlog's key and ``log_size``. The report says which check ran.
+A backup of ours is checked against its manifest (:mod:`.manifest`): size and ETag of every
+object. A backup without one (milvus-backup's, or older ones of ours) is checked against
+what its meta records: each binlog's key and ``log_size``. The report says which check ran.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from .catalog import Catalog
-from .errors import DamagedBackupError, MalformedMetaError
+from .errors import DamagedBackupError
 from .layout import BackupLayout
+from .manifest import Manifest, StoredObject, read_manifest
 from .meta import BackupInfo
 
-MANIFEST = "operator_manifest.json"
 MANIFEST_CHECK = "size and ETag of every object (our manifest)"
 META_CHECK = "size of every object named by the meta (no manifest: milvus-backup's format)"
 SHOWN = 20  # problems named in a message; the report has them all
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    size: int
-    etag: str = ""
 
 
 @dataclass
@@ -35,6 +26,7 @@ class VerifyReport:
     check: str
     objects: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)  # (key, what is wrong)
+    manifest: Manifest | None = None
 
     @property
     def ok(self) -> bool:
@@ -58,33 +50,6 @@ class VerifyReport:
         return f"{self.verdict()}: {listed}" + (f"; and {more} more" if more > 0 else "")
 
 
-def manifest_json(objects: dict[str, StoredObject]) -> bytes:
-    """The manifest of a backup: keys relative to its prefix."""
-    body = {
-        "tool": "milvus-backup-operator",
-        "format": 1,
-        "objects": {key: {"size": o.size, "etag": o.etag} for key, o in sorted(objects.items())},
-    }
-    return json.dumps(body, indent=1).encode()
-
-
-def read_manifest(catalog: Catalog, layout: BackupLayout) -> dict[str, StoredObject] | None:
-    raw = catalog.store.get_if_exists(layout.meta_key(MANIFEST))
-    if raw is None:
-        return None
-    try:
-        data = json.loads(raw)
-        return {
-            key: StoredObject(int(value["size"]), str(value["etag"]))
-            for key, value in data["objects"].items()
-        }
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise MalformedMetaError(
-            f"backup {layout.name}: meta/{MANIFEST} is damaged: delete the backup and take a "
-            "new one"
-        ) from None
-
-
 def expected_objects(info: BackupInfo, layout: BackupLayout) -> dict[str, StoredObject]:
     """What the meta says the backup holds: every binlog's key in the backup, and its size."""
     return {
@@ -105,17 +70,19 @@ def verify_backup(
     meta, with one listing of its objects."""
     layout = catalog.layout(name)
     info = info or catalog.read(name)
-    manifest = read_manifest(catalog, layout)
+    manifest = read_manifest(catalog.store, layout)
     expected = expected_objects(info, layout)
+    recorded = manifest.objects if manifest is not None else None
     if collections is not None:
         expected = {k: v for k, v in expected.items() if _collection_of(k) in collections}
-        if manifest is not None:
-            manifest = {k: v for k, v in manifest.items() if _collection_of(k) in collections}
-    report = VerifyReport(name, MANIFEST_CHECK if manifest is not None else META_CHECK)
-    if manifest is not None:
-        unrecorded = sorted(set(expected) - set(manifest))
+        if recorded is not None:
+            recorded = {k: v for k, v in recorded.items() if _collection_of(k) in collections}
+    check = MANIFEST_CHECK if recorded is not None else META_CHECK
+    report = VerifyReport(name, check, manifest=manifest)
+    if recorded is not None:
+        unrecorded = sorted(set(expected) - set(recorded))
         report.problems += [(k, "named by the meta but not in the manifest") for k in unrecorded]
-        expected = manifest
+        expected = recorded
     stored = {
         layout.relative(o.key): StoredObject(o.size, o.etag)
         for o in catalog.store.list(layout.binlogs_dir() + "/")

@@ -86,6 +86,8 @@ def _collection_task(task: Task, index: int, entry: dict[str, Any]) -> dict[str,
         "restored_rows": entry.get("rows", 0),
         "progress": 100 if entry.get("state") == "Completed" else 0,
     }
+    if entry.get("checked"):
+        data["rows_checked"] = entry["checked"]  # ours: milvus-backup's clients ignore it
     if entry.get("error"):
         data["errorMessage"] = entry["error"]
     return data

@@ -1,0 +1,79 @@
+"""The binlog reader: Milvus's event layout, and damage refused by name."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from milvus_backup_operator.engine import binlog
+from milvus_backup_operator.engine.errors import DamagedBackupError
+
+
+def _event(code: int, body: bytes) -> bytes:
+    length = 17 + len(body)
+    return struct.pack("<QbiI", 0, code, length, 0) + body
+
+
+def _payload(table: pa.Table) -> bytes:
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    return struct.pack("<QQ", 1, 2) + out.getvalue()
+
+
+def make_binlog(code: int, *columns: list[object]) -> bytes:
+    """A binlog as Milvus lays it out: magic, descriptor event, one data event per column."""
+    events = [_event(code, _payload(pa.table({"val": values}))) for values in columns]
+    return struct.pack("<i", binlog.MAGIC) + _event(0, b"descriptor") + b"".join(events)
+
+
+def test_insert_values_of_every_event_in_order() -> None:
+    data = make_binlog(binlog.INSERT_EVENT, [1, 2, 3], [4])
+    assert binlog.insert_values(data, "k") == [1, 2, 3, 4]
+
+
+def test_deletes_in_both_record_formats() -> None:
+    records = ['{"pk":5,"ts":10,"pkType":5}', '{"pk":"a","ts":11,"pkType":21}', "7,12"]
+    assert binlog.deletes(make_binlog(binlog.DELETE_EVENT, records), "k") == [
+        (5, 10),
+        ("a", 11),
+        (7, 12),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (b"PK\x03\x04garbage", "not a Milvus binlog"),
+        (make_binlog(binlog.INSERT_EVENT, [1, 2, 3])[:-9], "cut short"),
+        (make_binlog(binlog.INSERT_EVENT, [1])[:30], "cut short"),
+        (
+            struct.pack("<i", binlog.MAGIC) + _event(binlog.INSERT_EVENT, bytes(16) + b"junk"),
+            "payload that cannot be read",
+        ),
+    ],
+)
+def test_damaged_insert_logs_are_refused_by_name(data: bytes, says: str) -> None:
+    with pytest.raises(DamagedBackupError, match=f"binlogs/x.*{says}"):
+        binlog.insert_values(data, "binlogs/x")
+
+
+def test_an_unknown_delete_record_is_refused_not_skipped() -> None:
+    data = make_binlog(binlog.DELETE_EVENT, ['{"primary":5}'])
+    with pytest.raises(DamagedBackupError, match="delete record this version does not read"):
+        binlog.deletes(data, "d")
+
+
+def test_a_delete_event_where_inserts_are_expected_is_refused() -> None:
+    with pytest.raises(DamagedBackupError, match="event of type 2"):
+        binlog.insert_values(make_binlog(binlog.DELETE_EVENT, ["1,2"]), "k")
+
+
+def test_a_payload_of_several_columns_is_refused_by_name() -> None:
+    table = pa.table({"pk": [1], "ts": [2]})
+    data = struct.pack("<i", binlog.MAGIC) + _event(binlog.DELETE_EVENT, _payload(table))
+    with pytest.raises(DamagedBackupError, match="2 columns"):
+        binlog.deletes(data, "k")
