@@ -135,7 +135,7 @@ def _unsupported(*flags: str) -> Callable[[Callable[..., Any]], Callable[..., An
 
 
 _BOOLEAN_FLAGS = {
-    "--force", "--meta_only", "--backup_index_extra", "--rbac", "--use_auto_index",
+    "--force", "--meta_only", "--backup_index_extra", "--use_auto_index",
     "--drop_exist_index", "--skip_create_collection", "--use_v2_restore",
 }  # fmt: skip
 
@@ -153,16 +153,23 @@ def _selection(colls: str, databases: str, db_collections: str) -> tuple[Collect
 @click.option("-c", "--colls", default="", help="Collections, comma-separated (default: all).")
 @click.option("-d", "--databases", default="", help="Every collection of these databases.")
 @click.option("-a", "--database_collections", default="", help='JSON: {"db": ["coll"]}.')
+@click.option("--rbac", is_flag=True, help="Back up Milvus's users, roles and grants too.")
 @_unsupported("--filter", "--strategy", "--format", "--force", "--meta_only",
-              "--backup_index_extra", "--rbac")  # fmt: skip
+              "--backup_index_extra")  # fmt: skip
 @click.pass_context
 def create(
-    ctx: click.Context, name: str, colls: str, databases: str, database_collections: str
+    ctx: click.Context,
+    *,
+    name: str,
+    colls: str,
+    databases: str,
+    database_collections: str,
+    rbac: bool,
 ) -> None:
     """Back up collections (flush, then copy their binlogs)."""
     with _reasons(), _progress_bar(sys.stderr.isatty()) as show:
         selected = _selection(colls, databases, database_collections)
-        request = BackupRequest(name=name, collections=selected)
+        request = BackupRequest(name=name, collections=selected, rbac=rbac)
         info = create_backup(_config(ctx), request, show)
     names = ", ".join(c.qualified_name for c in info.collection_backups) or "none"
     click.echo(f"backup {info.name} created: {names} ({info.size} bytes)")
@@ -262,8 +269,9 @@ def delete(ctx: click.Context, name: str) -> None:
 @click.option("--load", is_flag=True, help="Load each restored collection.")
 @click.option("--restore_aliases", is_flag=True, help="Recreate the aliases in the backup.")
 @click.option("--dry-run", is_flag=True, help="Make every check and print the plan; write nothing.")
+@click.option("--rbac", is_flag=True, help="Add the backup's users, roles and grants.")
 @_unsupported("--filter", "--meta_only", "--use_auto_index", "--drop_exist_index",
-              "--skip_create_collection", "--rbac", "--use_v2_restore")  # fmt: skip
+              "--skip_create_collection", "--use_v2_restore")  # fmt: skip
 @click.pass_context
 def restore(
     ctx: click.Context,
@@ -278,6 +286,7 @@ def restore(
     rebuild_index: bool,
     load: bool,
     restore_aliases: bool,
+    rbac: bool,
     dry_run: bool,
 ) -> None:
     """Restore collections from a backup (bulk import in backup mode)."""
@@ -291,11 +300,14 @@ def restore(
             rebuild_index=rebuild_index,
             load=load,
             restore_aliases=restore_aliases,
+            rbac=rbac,
         )
         if dry_run:
             click.echo("\n".join(check_restore_request(_config(ctx), request).render()))
             return
         result = restore_backup(_config(ctx), request, show)
+    if result.rbac:
+        click.echo(result.rbac)
     for c in result.collections:
         detail = f"{c.rows} rows: {c.checked}" if c.state == "Completed" else c.error
         click.echo(f"{c.source} -> {c.target}: {c.state} ({detail})")

@@ -115,7 +115,7 @@ def _backup(work: _Work, secrets: SecretSource) -> bool:
         return True
     message = f"backing up into {spec.backup_name}"
     work.reporter.write(st.running(work.generation, message, backupName=spec.backup_name))
-    request = BackupRequest(spec.backup_name, spec.collections, backup_id=work.uid)
+    request = BackupRequest(spec.backup_name, spec.collections, work.uid, spec.rbac)
     info = create_backup(config, request, work.reporter)
     work.reporter.write(_backup_completed(work.generation, Catalog.of(config), info))
     return True
@@ -239,6 +239,7 @@ def _restore_request(spec: RestoreSpec, name: str) -> RestoreRequest:
         rebuild_index=spec.rebuild_index,
         load=spec.load,
         restore_aliases=spec.restore_aliases,
+        rbac=spec.rbac,
         task_id=name,
     )
 

@@ -68,7 +68,6 @@ def test_get_backup_reads_storage_whoever_made_the_backup(
         ("POST", "/restore", {"backup_name": "api_sync"}, 409, "already exists"),
         ("POST", "/restore", {"collection_suffix": "_a"}, 400, "backup_name"),
         # milvus-backup's fields we do not implement are refused by name, never ignored
-        ("POST", "/create", {"backup_name": "api_r", "rbac": True}, 400, "rbac is milvus-backup's"),
         ("POST", "/create", {"backup_name": "api_r", "strategy": "meta_only"}, 400, "strategy"),
         ("POST", "/create", {"backup_name": "api_r", "gc_pause_enable": True}, 400,
          "gc_pause_enable"),
@@ -79,7 +78,9 @@ def test_get_backup_reads_storage_whoever_made_the_backup(
          "restorePlan"),
         ("POST", "/restore", {"backup_name": "api_sync", "skipParams": {"fieldIndex": ["x"]}},
          400, "skipParams"),
-        ("POST", "/restore", {"backup_name": "api_sync", "rbac": True}, 400, "rbac"),
+        ("POST", "/restore", {"backup_name": "api_sync", "collection_suffix": "_rb", "rbac": True},
+         400, "holds no users, roles or grants (it was taken without rbac)"),
+        ("POST", "/create", {"backup_name": "api_r", "rbac": "yes"}, 400, "rbac"),
     ],
 )  # fmt: skip
 def test_bad_requests_get_an_error_status_and_say_what_to_fix(

@@ -44,6 +44,9 @@ PORT_KEYS = (
 STOP_GRACE = 2.0
 
 
+ROOT_USER, ROOT_PASSWORD = "root", "Milvus"  # Milvus's default account
+
+
 @dataclass(frozen=True)
 class MilvusEndpoint:
     """Where Milvus' proxy answers gRPC."""
@@ -106,7 +109,12 @@ def _pick_ports() -> dict[str, int]:
 
 
 def _write_config(
-    dir: Path, s3: S3Endpoint, bucket: str, root_path: str, ports: dict[str, int]
+    dir: Path,
+    s3: S3Endpoint,
+    bucket: str,
+    root_path: str,
+    ports: dict[str, int],
+    authorization: bool = False,
 ) -> None:
     """Write ``dir/configs/milvus.yaml`` (through MilvusServerConfig) and the embedded etcd's."""
     from milvus import MilvusServerConfig
@@ -124,6 +132,7 @@ def _write_config(
     }
     for key, value in settings.items():
         cfg.set(key, value)
+    cfg.set("authorization_enabled", authorization)
     cfg.resolve()
     etcd_yaml = dir / "configs" / "embedEtcd.yaml"
     etcd_yaml.write_text(_etcd_yaml(ports))
@@ -182,7 +191,10 @@ def _answers(endpoint: MilvusEndpoint) -> bool:
 
     alias = f"stack-probe-{uuid.uuid4().hex[:8]}"
     try:
-        connections.connect(alias, host=endpoint.host, port=str(endpoint.port), timeout=5)
+        connections.connect(  # Milvus's default root account; ignored without authorization
+            alias, host=endpoint.host, port=str(endpoint.port), timeout=5,
+            user=ROOT_USER, password=ROOT_PASSWORD,
+        )  # fmt: skip
         return bool(utility.get_server_version(using=alias))
     except (MilvusException, OSError):
         return False
@@ -198,11 +210,13 @@ def start_milvus(
     *,
     timeout: float = 180.0,
     die_with_parent: bool = False,
+    authorization: bool = False,
 ) -> MilvusProcess:
     """Start a fresh Milvus in ``dir`` (created; must not hold an earlier Milvus' data).
 
     Its binlogs go to ``s3``'s ``bucket`` (created if missing) under ``root_path``. Returns once
-    ``/healthz`` is OK and pymilvus reads the server version; on failure or timeout the process
+    ``/healthz`` is OK and pymilvus reads the server version (as ``root`` with
+    ``authorization``: users, roles and grants enforced); on failure or timeout the process
     group is killed and StackError carries the log tail.
     """
     dir = dir.resolve()
@@ -211,7 +225,7 @@ def start_milvus(
     dir.mkdir(parents=True, exist_ok=True)
     s3.ensure_bucket(bucket)
     ports = _pick_ports()
-    _write_config(dir, s3, bucket, root_path, ports)
+    _write_config(dir, s3, bucket, root_path, ports, authorization)
     bin_dir = binaries_dir()
     daemon = spawn(
         "milvus",

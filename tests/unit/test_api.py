@@ -91,7 +91,9 @@ def test_restore_rules() -> None:
     restore = complete_restore(
         parse_restore({"backupRef": "b", "load": True}), parse_backup("b", SPEC)
     )
-    assert restore.backup_name == "b" and restore.load
+    assert restore.backup_name == "b" and restore.load and not restore.rbac
+    assert parse_restore({"backupRef": "b", "rbac": True}).rbac
+    assert parse_backup("b", {**SPEC, "rbac": True}).rbac and not parse_backup("b", SPEC).rbac
     assert restore.milvus is not None and restore.milvus.address == "my-release-milvus.milvus.svc"
 
 

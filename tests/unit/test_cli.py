@@ -48,9 +48,9 @@ def test_restore_refuses_suffix_with_renames_before_reading_anything(tmp_path: P
 
 @pytest.mark.parametrize(
     ("command", "flag"),
-    [("create", "--rbac"), ("create", "--strategy=meta_only"), ("create", "--force"),
-     ("create", "--filter=db1.c"), ("restore", "--use_v2_restore"), ("restore", "--meta_only"),
-     ("restore", "--skip_create_collection"), ("restore", "--rbac")],
+    [("create", "--strategy=meta_only"), ("create", "--force"), ("create", "--filter=db1.c"),
+     ("restore", "--use_v2_restore"), ("restore", "--meta_only"),
+     ("restore", "--skip_create_collection")],
 )  # fmt: skip
 def test_milvus_backup_flags_we_do_not_implement_are_refused_by_name(
     command: str, flag: str

@@ -90,6 +90,7 @@ BACKUP_SPEC = _obj(
         "collections": _collections(),
         "backupName": _string("milvus-backup name (default: from the resource name).", pattern=NAME_PATTERN, maxLength=128),
         "deletionPolicy": _string("Retain keeps the data when the resource is deleted; Delete removes it.", enum=["Retain", "Delete"], default="Retain"),
+        "rbac": _bool("Back up Milvus's users (passwords only where Milvus >= 2.5 gives them out), roles and grants too."),
     },
     ["milvus", "storage"],
 )  # fmt: skip
@@ -109,6 +110,7 @@ RESTORE_SPEC = _obj(
         "rebuildIndex": _bool("Rebuild the indexes recorded in the backup."),
         "load": _bool("Load each restored collection."),
         "restoreAliases": _bool("Recreate the aliases the backup recorded (refused if one names another collection)."),
+        "rbac": _bool("Add the backup's users, roles and grants that the target Milvus lacks (a user without a recorded password must exist there)."),
         "dryRun": _bool("Make every check a restore makes (the backup's objects included) and record the plan in status.plan; create nothing."),
         "verify": _bool("Check every object of the whole backup first, not only those of the collections restored."),
     },

@@ -60,6 +60,7 @@ class BackupSpec:
     backup_name: str
     collections: tuple[CollectionRef, ...] = ()
     deletion_policy: str = RETAIN
+    rbac: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class RestoreSpec:
     rebuild_index: bool = False
     load: bool = False
     restore_aliases: bool = False
+    rbac: bool = False
     dry_run: bool = False
     verify: bool = False
 
@@ -107,6 +109,7 @@ def parse_backup(resource_name: str, spec: Mapping[str, Any]) -> BackupSpec:
         backup_name=name,
         collections=tuple(_checked("spec.collections", parse_list, spec.get("collections"))),
         deletion_policy=_choice(spec, "deletionPolicy", (RETAIN, DELETE), RETAIN),
+        rbac=bool(spec.get("rbac", False)),
     )
 
 
@@ -146,6 +149,7 @@ def parse_restore(spec: Mapping[str, Any]) -> RestoreSpec:
         rebuild_index=bool(spec.get("rebuildIndex", False)),
         load=bool(spec.get("load", False)),
         restore_aliases=bool(spec.get("restoreAliases", False)),
+        rbac=bool(spec.get("rbac", False)),
         dry_run=bool(spec.get("dryRun", False)),
         verify=bool(spec.get("verify", False)),
     )

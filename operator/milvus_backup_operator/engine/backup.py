@@ -28,6 +28,7 @@ from .meta import (
 from .milvus import Milvus, SegmentInfo, connect
 from .names import validate_backup_name
 from .progress import ProgressCallback, ProgressTracker
+from .rbac import read_rbac
 from .reservation import Reservation, require_free, reserve
 from .selection import ALL, CollectionRef, check_known
 from .storage import ObjectStore, copy_object
@@ -40,6 +41,7 @@ class BackupRequest:
     name: str
     collections: tuple[CollectionRef, ...] = ()  # empty: every collection
     backup_id: str = ""  # recorded as the meta's id (milvus-backup: the task's id); default new
+    rbac: bool = False  # record Milvus's users, roles and grants too
 
 
 @dataclass
@@ -70,7 +72,7 @@ def create_backup(
         job = _BackupJob(config, milvus, source, target, claim, progress)
         try:
             with claim.renewed(config.timeouts.writer_silence):
-                info = job.run(refs)
+                info = job.run(refs, request.rbac)
         except BaseException:
             _discard(claim)
             raise
@@ -128,8 +130,9 @@ class _BackupJob:
     def layout(self) -> BackupLayout:
         return self.reservation.layout
 
-    def run(self, refs: list[CollectionRef]) -> BackupInfo:
+    def run(self, refs: list[CollectionRef], rbac: bool) -> BackupInfo:
         backup_id = self.reservation.marker.backup_id
+        rbac_meta = read_rbac(self.milvus) if rbac else None
         self.progress.phase("flushing")
         with ThreadPoolExecutor(self.config.parallelism.backup_collection) as pool:
             plans = list(pool.map(self._plan, refs))
@@ -150,6 +153,7 @@ class _BackupJob:
             collection_backups=[p.info for p in plans],
             size=sum(p.info.size for p in plans),
             milvus_version=self.milvus.version(),
+            rbac_meta=rbac_meta,
             database_backups=[
                 DatabaseBackupInfo(db_name=db) for db in sorted({r.db for r in refs})
             ],

@@ -157,6 +157,65 @@ class DatabaseBackupInfo:
     properties: list[KeyValuePair] = jfield("properties", [])
 
 
+# ---- RBAC (core/proto/backup.proto: RBACMeta and the entities it holds) ----------------------
+
+
+@dataclass
+class RoleEntity:
+    name: str = jfield("name", "")
+
+
+@dataclass
+class UserEntity:
+    name: str = jfield("name", "")
+
+
+@dataclass
+class ObjectEntity:
+    name: str = jfield("name", "")
+
+
+@dataclass
+class PrivilegeEntity:
+    name: str = jfield("name", "")
+
+
+@dataclass
+class GrantorEntity:
+    user: UserEntity | None = jfield("user", None)
+    privilege: PrivilegeEntity | None = jfield("privilege", None)
+
+
+@dataclass
+class GrantEntity:
+    role: RoleEntity | None = jfield("role", None)
+    object: ObjectEntity | None = jfield("object", None)
+    object_name: str = jfield("object_name", "")
+    grantor: GrantorEntity | None = jfield("grantor", None)
+    db_name: str = jfield("db_name", "")
+
+
+@dataclass
+class PrivilegeGroupInfo:
+    group_name: str = jfield("group_name", "")
+    privileges: list[PrivilegeEntity] = jfield("privileges", [])
+
+
+@dataclass
+class UserInfo:
+    user: str = jfield("user", "")
+    password: str = jfield("password", "")  # as Milvus stores it (encrypted); "" if unreadable
+    roles: list[RoleEntity] = jfield("roles", [])
+
+
+@dataclass
+class RBACMeta:
+    users: list[UserInfo] = jfield("users", [])
+    roles: list[RoleEntity] = jfield("roles", [])
+    grants: list[GrantEntity] = jfield("grants", [])
+    privilege_groups: list[PrivilegeGroupInfo] = jfield("privilege_groups", [])
+
+
 @dataclass
 class BackupInfo:
     id: str = jfield("id", "")
@@ -166,6 +225,7 @@ class BackupInfo:
     collection_backups: list[CollectionBackupInfo] = jfield("collection_backups", [])
     size: int = jfield("size", 0, always=True)
     milvus_version: str = jfield("milvus_version", "")
+    rbac_meta: RBACMeta | None = jfield("rbac_meta", None)  # full_meta.json only
     database_backups: list[DatabaseBackupInfo] = jfield("database_backups", [])
     format: str = jfield("format", "")
 

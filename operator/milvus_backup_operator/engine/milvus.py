@@ -94,6 +94,55 @@ class Milvus:
     def create_database(self, db: str) -> None:
         self._call("CreateDatabase", milvus_pb2.CreateDatabaseRequest(db_name=db), DEFAULT_DB)
 
+    # ---- users, roles and grants ----------------------------------------------------------
+
+    def backup_rbac(self) -> milvus_pb2.RBACMeta | None:
+        """Every user (with its stored password), role, grant and privilege group, in one
+        call; None from a Milvus without ``BackupRBAC`` (before 2.5)."""
+        request = milvus_pb2.BackupRBACMetaRequest()
+        response = self._call_if_served("BackupRBAC", request)
+        return None if response is None else response.RBAC_meta
+
+    def restore_rbac(self, meta: milvus_pb2.RBACMeta) -> None:
+        """Create what ``meta`` holds (``RestoreRBAC``, Milvus >= 2.5)."""
+        self._call("RestoreRBAC", milvus_pb2.RestoreRBACMetaRequest(RBAC_meta=meta), DEFAULT_DB)
+
+    def list_users(self) -> list[str]:
+        response = self._call("ListCredUsers", milvus_pb2.ListCredUsersRequest(), DEFAULT_DB)
+        return list(response.usernames)
+
+    def users_and_roles(self) -> dict[str, list[str]]:
+        """Each user and the roles bound to it."""
+        request = milvus_pb2.SelectUserRequest(include_role_info=True)
+        results = self._call("SelectUser", request, DEFAULT_DB).results
+        return {r.user.name: [role.name for role in r.roles] for r in results}
+
+    def roles(self) -> list[str]:
+        results = self._call("SelectRole", milvus_pb2.SelectRoleRequest(), DEFAULT_DB).results
+        return [r.role.name for r in results]
+
+    def grants(self, role: str, db: str) -> list[milvus_pb2.GrantEntity]:
+        """The privileges granted to ``role`` in database ``db``."""
+        entity = milvus_pb2.GrantEntity(role=milvus_pb2.RoleEntity(name=role), db_name=db)
+        request = milvus_pb2.SelectGrantRequest(entity=entity)
+        return list(self._call("SelectGrant", request, db).entities)
+
+    def create_role(self, role: str) -> None:
+        entity = milvus_pb2.RoleEntity(name=role)
+        self._call("CreateRole", milvus_pb2.CreateRoleRequest(entity=entity), DEFAULT_DB)
+
+    def bind_role(self, user: str, role: str) -> None:
+        request = milvus_pb2.OperateUserRoleRequest(
+            username=user, role_name=role, type=milvus_pb2.OperateUserRoleType.AddUserToRole
+        )
+        self._call("OperateUserRole", request, DEFAULT_DB)
+
+    def grant(self, grant: milvus_pb2.GrantEntity) -> None:
+        request = milvus_pb2.OperatePrivilegeRequest(
+            entity=grant, type=milvus_pb2.OperatePrivilegeType.Grant
+        )
+        self._call("OperatePrivilege", request, grant.db_name or DEFAULT_DB)
+
     # ---- collections ----------------------------------------------------------------------
 
     def list_collections(self, db: str) -> list[str]:
@@ -308,6 +357,19 @@ class Milvus:
             raise self._rpc_error(exc, method, deadline) from None
         status = response if isinstance(response, common_pb2.Status) else response.status
         _check_status(status, method)
+        return response
+
+    def _call_if_served(self, method: str, request: Any) -> Any | None:
+        """``_call``, or None when this Milvus does not know ``method`` (an older version)."""
+        try:
+            response = getattr(self._stub, method)(
+                request, timeout=self.timeouts.rpc, metadata=[*self._auth, ("dbname", DEFAULT_DB)]
+            )
+        except grpc.RpcError as exc:
+            if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return None
+            raise self._rpc_error(exc, method, self.timeouts.rpc) from None
+        _check_status(response.status, method)
         return response
 
     def _rpc_error(self, exc: grpc.RpcError, method: str, deadline: float) -> BackupError:

@@ -21,10 +21,11 @@ from .errors import AlreadyExistsError, BackupError, InvalidRequestError, Operat
 from .layout import BackupLayout, join
 from .live_rows import live_rows
 from .manifest import MANIFEST, Manifest
-from .meta import CollectionBackupInfo, PartitionBackupInfo
+from .meta import BackupInfo, CollectionBackupInfo, PartitionBackupInfo
 from .milvus import Milvus, connect
 from .names import validate_backup_name, validate_collection_suffix
 from .progress import ProgressCallback, ProgressTracker
+from .rbac import apply_rbac, plan_rbac
 from .selection import ALL, CollectionRef, check_known
 from .storage import ObjectStore, copy_object
 from .verify import VerifyReport, require_intact
@@ -48,6 +49,7 @@ class RestoreRequest:
     rebuild_index: bool = False
     load: bool = False
     restore_aliases: bool = False
+    rbac: bool = False  # add the backup's users, roles and grants the target lacks
     task_id: str = ""
 
 
@@ -67,6 +69,7 @@ class RestoreResult:
     task_id: str
     backup_name: str
     collections: list[CollectionRestoreResult] = field(default_factory=list)
+    rbac: str = ""  # what was added of the backup's users, roles and grants
 
     @property
     def succeeded(self) -> bool:
@@ -102,14 +105,18 @@ def restore_backup(
 
     ``on_collection`` hears of each collection when it starts (``Running``) and when it ends.
     """
-    store, catalog, plan, report = _refuse_early(config, request)
+    store, catalog, plan, report, backup = _refuse_early(config, request)
     task_id = request.task_id or f"restore_{uuid.uuid4().hex[:12]}"
     result = RestoreResult(task_id, request.backup_name)
     milvus_store = ObjectStore(config.storage, config.timeouts, config.parallelism.copy_data)
     progress = ProgressTracker("restore", on_progress)
     with connect(config.milvus, config.timeouts) as milvus:
         _precheck(milvus, plan, request)
+        rbac = plan_rbac(milvus, backup.rbac_meta, request.backup_name) if request.rbac else None
         milvus_store.require_bucket()
+        if rbac is not None:
+            apply_rbac(milvus, rbac)
+            result.rbac = rbac.describe()
         progress.add(
             collections_total=len(plan),
             segments_total=sum(len(info.segments()) for info, _ in plan),
@@ -178,11 +185,13 @@ class RestorePlan:
     backup_name: str
     integrity: str  # the verify verdict of the collections restored
     collections: tuple[PlannedCollection, ...]
+    rbac: str = ""  # what would be added of the backup's users, roles and grants
 
     def render(self) -> list[str]:
         return [
             f"dry run of the restore of {self.backup_name}: every check passed, nothing written",
             f"  {self.integrity}",
+            *([f"  {self.rbac}"] if self.rbac else []),
             *(f"  {c.describe()}" for c in self.collections),
         ]
 
@@ -191,10 +200,11 @@ def check_restore_request(config: BackupConfig, request: RestoreRequest) -> Rest
     """Every check :func:`restore_backup` makes before writing (request, backup intact,
     targets free or droppable, both buckets reachable): raise what it would refuse, else
     return what it would do. Nothing is written (a dry run)."""
-    _, _, plan, report = _refuse_early(config, request)
+    _, _, plan, report, backup = _refuse_early(config, request)
     manifest = report.manifest
     with connect(config.milvus, config.timeouts) as milvus:
         existing = _precheck(milvus, plan, request)
+        rbac = plan_rbac(milvus, backup.rbac_meta, request.backup_name) if request.rbac else None
     ObjectStore(config.storage, config.timeouts).require_bucket()
     return RestorePlan(
         request.backup_name,
@@ -217,14 +227,17 @@ def check_restore_request(config: BackupConfig, request: RestoreRequest) -> Rest
             )
             for info, target in plan
         ),
+        rbac.describe() if rbac else "",
     )
 
 
 def _refuse_early(
     config: BackupConfig, request: RestoreRequest
-) -> tuple[ObjectStore, Catalog, list[tuple[CollectionBackupInfo, CollectionRef]], VerifyReport]:
-    """Check the request and the backup (its objects included); return the plan and the
-    integrity report."""
+) -> tuple[
+    ObjectStore, Catalog, list[tuple[CollectionBackupInfo, CollectionRef]], VerifyReport, BackupInfo
+]:
+    """Check the request and the backup (its objects included); return the plan, the
+    integrity report and the backup."""
     validate_backup_name(request.backup_name)
     if request.suffix and request.renames:
         raise InvalidRequestError("give either a collection suffix or renames, not both")
@@ -236,7 +249,7 @@ def _refuse_early(
     plan = _plan(backup.collection_backups, request)
     chosen = {info.collection_id for info, _ in plan}
     report = require_intact(catalog, request.backup_name, backup, chosen)  # before anything
-    return store, catalog, plan, report
+    return store, catalog, plan, report, backup
 
 
 def _plan(

@@ -72,6 +72,8 @@ class ClusterBackend:
         spec.update(
             backupName=engine_request.name, collections=[str(r) for r in engine_request.collections]
         )
+        if request.rbac:
+            spec["rbac"] = True
         owners = self._owners(engine_request.name)
         if any(st.phase_of(o.get("status")) != st.FAILED for o in owners):
             raise AlreadyExistsError(
@@ -149,6 +151,7 @@ class ClusterBackend:
             "rebuildIndex": request.restore_index,
             "load": request.load,
             "restoreAliases": request.restore_aliases,
+            "rbac": request.rbac,
         }  # fmt: skip
         spec = {k: v for k, v in spec.items() if v not in ("", [], {})}
         body = self._resource(RESTORE_KIND, resource_name(task_id), task_id, spec)

@@ -71,10 +71,11 @@ class CreateBackupRequest(_Request):
     db_collections: str | dict[str, list[str]] | None = Field(
         None, description='{"db": ["coll", ...]} (an empty list: every collection of db)'
     )
+    rbac: bool = Field(False, description="Back up Milvus's users, roles and grants too.")
     run_async: bool = Field(False, alias="async")
 
     NOT_IMPLEMENTED = frozenset(
-        {"force", "meta_only", "gc_pause_enable", "gc_pause_seconds", "gc_pause_address", "rbac",
+        {"force", "meta_only", "gc_pause_enable", "gc_pause_seconds", "gc_pause_address",
          "backup_root_path", "filter", "strategy", "with_index_extra", "format"}
     )  # fmt: skip
 
@@ -98,11 +99,12 @@ class RestoreBackupRequest(_Request):
     dry_run: bool = Field(
         False, description="Make every check and answer the plan; write nothing (our addition)."
     )
+    rbac: bool = Field(False, description="Add the backup's users, roles and grants it lacks.")
     run_async: bool = Field(False, alias="async")
 
     NOT_IMPLEMENTED = frozenset(
         {"bucket_name", "path", "metaOnly", "useAutoIndex", "dropExistIndex",
-         "skipCreateCollection", "skipImportDiskQuotaCheck", "rbac", "maxShardNum", "skipParams",
+         "skipCreateCollection", "skipImportDiskQuotaCheck", "maxShardNum", "skipParams",
          "useV2Restore", "truncateBinlogByTs", "db_collections_after_rename", "restorePlan",
          "ezkMapping"}
     )  # fmt: skip

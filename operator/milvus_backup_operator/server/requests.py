@@ -18,6 +18,7 @@ def backup_request(request: CreateBackupRequest) -> BackupRequest:
     return BackupRequest(
         name=request.backup_name or default_backup_name(),
         collections=collections(request.collection_names, request.db_collections),
+        rbac=request.rbac,
     )
 
 
@@ -32,6 +33,7 @@ def restore_request(request: RestoreBackupRequest, task_id: str) -> RestoreReque
         rebuild_index=request.restore_index,
         load=request.load,
         restore_aliases=request.restore_aliases,
+        rbac=request.rbac,
         task_id=task_id,
     )
 
