@@ -41,7 +41,10 @@ def test_a_dry_run_prints_the_plan_and_writes_nothing(stack: Stack, rehearsed: s
     assert lines[0] == f"dry run of the restore of {rehearsed}: every check passed, nothing written"
     assert "is intact" in lines[1]
     books = next(line for line in lines if line.strip().startswith("books -> books_dry"))
-    shape = r": create, 2 partitions, import \d+ segments \(\d+ rows\) in \d+ jobs, then rebuild "
+    shape = (
+        r": create, 2 partitions, import \d+ segments \(\d+ rows, \d+ live\) in \d+ jobs, "
+        r"then rebuild "
+    )
     assert re.search(shape, books) and books.endswith(" and load"), books
     assert any(line.strip().startswith("db1.docs -> db1.docs_dry: create") for line in lines)
     assert everything(stack) == before
