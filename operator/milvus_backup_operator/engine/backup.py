@@ -12,6 +12,7 @@ from . import schema
 from .catalog import Catalog
 from .config import BackupConfig
 from .errors import InvalidRequestError, OperationError
+from .gc_pause import gc_paused
 from .layout import BackupLayout, ObjectCopy, milvus_collection_dir
 from .live_rows import live_rows
 from .manifest import MANIFEST, Manifest, StoredObject
@@ -70,8 +71,10 @@ def create_backup(
         progress.add(collections_total=len(refs))
         claim = reservation or reserve(target, catalog.layout(request.name), request.backup_id)
         job = _BackupJob(config, milvus, source, target, claim, progress)
+        gc = gc_paused(config.gc_pause, config.milvus, milvus.capabilities, config.timeouts.rpc)
         try:
-            with claim.renewed(config.timeouts.writer_silence):
+            with claim.renewed(config.timeouts.writer_silence), gc as paused:
+                log.info("backup %s: %s", request.name, paused.text)
                 info = job.run(refs, request.rbac)
         except BaseException:
             _discard(claim)

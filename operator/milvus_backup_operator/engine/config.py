@@ -108,6 +108,18 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class GcPause:
+    """Pause Milvus's garbage collector while a backup copies (milvus-backup's gcPause)."""
+
+    enabled: bool = True  # where the Milvus serves it (2.4 and later)
+    seconds: int = 7200  # each pause; renewed at half of it while the backup runs
+    address: str = ""  # its management endpoint; default http://<milvus.address>:9091
+
+    def endpoint(self, milvus: MilvusConfig) -> str:
+        return (self.address or f"http://{milvus.address}:9091").rstrip("/")
+
+
+@dataclass(frozen=True)
 class BackupConfig:
     """Everything the engine needs to talk to Milvus and both buckets."""
 
@@ -117,6 +129,7 @@ class BackupConfig:
     parallelism: Parallelism = field(default_factory=Parallelism)
     timeouts: Timeouts = field(default_factory=Timeouts)
     keep_temp_files: bool = False
+    gc_pause: GcPause = field(default_factory=GcPause)
 
     def __post_init__(self) -> None:
         """No configuration whose backups could overlap Milvus's data can exist."""

@@ -15,9 +15,9 @@ come from the environment (milvus-backup #197).
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import yaml
 
 from .config import (
     BackupConfig,
+    GcPause,
     MilvusConfig,
     Parallelism,
     StorageConfig,
@@ -32,8 +33,6 @@ from .config import (
     apply_credential_env,
 )
 from .errors import InvalidRequestError
-
-log = logging.getLogger(__name__)
 
 #: S3-compatible providers (``minio.storageType`` in v1, ``provider`` in v2)
 S3_PROVIDERS = ("minio", "s3", "aws")
@@ -45,12 +44,12 @@ INERT = {
         "cloud.address", "cloud.apikey", "milvus.rpcChannelName", "milvus.etcd.endpoints",
         "milvus.etcd.rootPath", "minio.gcpCredentialJSON", "minio.backupGcpCredentialJSON",
         "minio.crossStorage", "minio.multipartCopyThresholdMiB",
-        "backup.parallelism.backupSegment", "backup.gcPause.address",
+        "backup.parallelism.backupSegment",
     ),
     "v2": (
         "configVersion", "log.level", "log.console", "log.file.path", "log.file.maxSizeMiB",
         "log.file.maxDays", "log.file.maxBackups", "server.debugMode", "server.swaggerBasePath",
-        "milvus.rest.endpoint", "milvus.management.endpoint",
+        "milvus.rest.endpoint",
         "milvus.replicate.rpcChannelName", "milvus.etcd.endpoints", "milvus.etcd.rootPath",
         "backup.concurrency.segments", "restore.maxSegmentsPerImportJob",
         "transfer.multipartCopyThresholdMiB", "zillizCloud.endpoint", "zillizCloud.apiKey",
@@ -139,10 +138,17 @@ def _v1(reader: ConfigReader, has_file: bool) -> BackupConfig:
         root_path=reader.text("minio.backupRootPath", root_default).strip("/"),
         region=reader.text("minio.backupRegion", storage.region),
     )
-    _gc_pause(reader, "backup.gcPause.enable")
+    gc_pause = GcPause(
+        enabled=reader.flag("backup.gcPause.enable", True),
+        seconds=reader.positive("backup.gcPause.seconds", GcPause.seconds),
+        address=reader.text("backup.gcPause.address", ""),
+    )
     keys = ("copydata", "backupCollection", "restoreCollection", "importJob")
     parallelism = tuple(f"backup.parallelism.{key}" for key in keys)
-    return _assemble(reader, milvus, (storage, backup_storage), parallelism, "backup.keepTempFiles")
+    config = _assemble(
+        reader, milvus, (storage, backup_storage), parallelism, "backup.keepTempFiles"
+    )
+    return replace(config, gc_pause=gc_pause)
 
 
 def _v1_key(key: str, prefix: str) -> str:
@@ -168,13 +174,17 @@ def _v2(reader: ConfigReader) -> BackupConfig:
     )
     storage = _v2_storage(reader, "milvus.storage", None)
     backup_storage = _v2_storage(reader, "backup.storage", storage)
-    _gc_pause(reader, "backup.pauseGC", default=True)
+    gc_pause = GcPause(
+        enabled=reader.flag("backup.pauseGC", True),
+        address=reader.text("milvus.management.endpoint", ""),
+    )
     reader.choice("transfer.mode", "auto", ("auto",))
     parallelism = ("transfer.concurrency", "backup.concurrency.collections",
                    "restore.concurrency.collections", "restore.concurrency.importJobs")  # fmt: skip
-    return _assemble(
+    config = _assemble(
         reader, milvus, (storage, backup_storage), parallelism, "restore.keepTempFiles"
     )
+    return replace(config, gc_pause=gc_pause)
 
 
 def _assemble(
@@ -224,18 +234,6 @@ def _v2_storage(reader: ConfigReader, at: str, inherit: StorageConfig | None) ->
         root_path=reader.text(f"{at}.rootPath", "backup" if inherit else base.root_path).strip("/"),
         region=reader.text(f"{at}.region", base.region),
     )
-
-
-def _gc_pause(reader: ConfigReader, key: str, default: bool = False) -> None:
-    """Pausing Milvus's GC is best effort in milvus-backup too (a failure only warns)."""
-    if reader.flag(key, default):
-        log.warning(
-            "%s: %s is set, but pausing Milvus's garbage collection is not supported yet: "
-            "backups run without it (a compaction during a long backup fails it, never "
-            "silently)",
-            reader.source,
-            key,
-        )
 
 
 def _timeouts(reader: ConfigReader) -> Timeouts:

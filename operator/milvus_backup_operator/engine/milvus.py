@@ -12,12 +12,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import grpc
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
 
+from .capabilities import Capabilities
 from .config import MilvusConfig, Timeouts
 from .errors import BackupError, NotFoundError, OperationError, UnreachableError
 from .selection import DEFAULT_DB
@@ -83,6 +85,11 @@ class Milvus:
     def version(self) -> str:
         response = self._call("GetVersion", milvus_pb2.GetVersionRequest(), DEFAULT_DB)
         return str(response.version)
+
+    @cached_property
+    def capabilities(self) -> Capabilities:
+        """What this Milvus can do, by its version (read once)."""
+        return Capabilities.of(self.version())
 
     def list_databases(self) -> list[str]:
         try:

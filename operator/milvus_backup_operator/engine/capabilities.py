@@ -1,0 +1,88 @@
+"""What a Milvus can do, from the version it reports: the one place the engine asks.
+
+The gates follow milvus-backup's (``internal/client/milvus/grpc.go``, ``_featureTuples``) and
+Milvus's own releases:
+
+- L0 segments and the ``l0_import`` import option: Milvus 2.4 (deletes moved to L0
+  segments; ``internal/datacoord/import_util.go``).
+- the management endpoint's GC pause (``/management/datacoord/garbage_collection/pause``,
+  ``internal/http/server.go``): Milvus 2.4; 2.3.5 answers 404 (measured here).
+- storage v2 segments (``storage_version`` 2, passed to the import): Milvus 2.6, its default
+  there (milvus PR #43652).
+- several L0 segments in one import job: 2.6.5 (``MultiL0InOneJob``).
+- the snapshot backup format: 3.0 (``Snapshot``).
+
+A version string this module cannot read is refused by name: guessing could import deletes
+into a Milvus that ignores them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import OperationError
+
+#: a development build (``master-20260226-abcdef``) is taken as newer than every release,
+#: as milvus-backup does (``_latestDevVersion``)
+DEVELOPMENT = (99, 0, 0)
+_RELEASE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
+_DEV_BUILD = re.compile(r"^(master|unknown)-\d{8}")
+_HEAD_OF_LINE = 9999  # "2.6-20260404-31fb3fc": somewhere on the 2.6 line, most likely its head
+
+#: storage versions of a segment: 0 and 1 are the classic binlogs, 2 the v2 (Parquet
+#: column groups) layout
+STORAGE_V1 = frozenset({0, 1})
+STORAGE_V2 = 2
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    version: str  # as Milvus reported it
+    release: tuple[int, int, int]
+
+    @classmethod
+    def of(cls, version: str) -> Capabilities:
+        """Read ``GetVersion``'s answer (``v2.3.5-lite``, ``2.6.3``, ``master-2026...``)."""
+        text = version.strip()
+        if _DEV_BUILD.match(text):
+            return cls(text, DEVELOPMENT)
+        found = _RELEASE.match(text)
+        if found is None:
+            raise OperationError(
+                f"Milvus reports version {version!r}, which this tool cannot read: it cannot "
+                "tell what that Milvus supports (L0 deletes, storage v2); report it"
+            )
+        major, minor, patch = found.groups()
+        dated = patch is None and text[found.end() :].startswith("-")
+        level = _HEAD_OF_LINE if dated else int(patch or 0)
+        return cls(text, (int(major), int(minor), level))
+
+    def at_least(self, *release: int) -> bool:
+        return self.release >= tuple(release)
+
+    @property
+    def l0_import(self) -> bool:
+        """Imports L0 segments (``l0_import=true``): deletes restored after the inserts."""
+        return self.at_least(2, 4)
+
+    @property
+    def gc_pause(self) -> bool:
+        """Serves the GC pause of its management endpoint."""
+        return self.at_least(2, 4)
+
+    @property
+    def storage_versions(self) -> frozenset[int]:
+        """The segment storage versions its import reads."""
+        return STORAGE_V1 | {STORAGE_V2} if self.at_least(2, 6) else STORAGE_V1
+
+    @property
+    def several_l0_per_job(self) -> bool:
+        return self.at_least(2, 6, 5)
+
+    @property
+    def snapshot_format(self) -> bool:
+        return self.at_least(3, 0)
+
+    def describe(self) -> str:
+        return f"Milvus {self.version}"
