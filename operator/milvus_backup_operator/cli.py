@@ -211,6 +211,7 @@ def describe_backup(info: BackupInfo, manifest: Manifest | None) -> dict[str, An
         "state": "Completed",
         "size": info.size,
         "milvus_version": info.milvus_version,
+        "format": info.format or "binlog",
         "backup_timestamp": info.backup_timestamp,
         "collections": [
             {
@@ -222,6 +223,7 @@ def describe_backup(info: BackupInfo, manifest: Manifest | None) -> dict[str, An
                 "segments": len(c.segments()),
                 "consistency_level": CONSISTENCY_LEVELS.get(c.consistency_level, "Unknown"),
                 "indexes": [i.index_name for i in c.index_infos],
+                **({"snapshot_files": c.snapshot_backup.total_files} if c.snapshot_backup else {}),
             }
             for c in info.collection_backups
         ],

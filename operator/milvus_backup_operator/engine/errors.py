@@ -13,6 +13,10 @@ class NotFoundError(BackupError):
     """A backup, collection or object the request refers to does not exist."""
 
 
+class UnsupportedError(InvalidRequestError):
+    """The request needs something this version, or the target Milvus, cannot do (named)."""
+
+
 class AlreadyExistsError(BackupError):
     """The request would overwrite something that exists."""
 

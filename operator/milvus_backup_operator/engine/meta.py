@@ -13,7 +13,7 @@ from typing import Any
 
 from . import codec
 from .codec import jfield
-from .errors import MalformedMetaError
+from .errors import MalformedMetaError, UnsupportedError
 
 # commonpb.ConsistencyLevel
 CONSISTENCY_LEVELS = {0: "Strong", 1: "Session", 2: "Bounded", 3: "Eventually", 4: "Customized"}
@@ -111,6 +111,15 @@ class PartitionBackupInfo:
 
 
 @dataclass
+class SnapshotBackupInfo:
+    """Where a collection's exported snapshot bundle lives (milvus-backup master, Milvus 3.0)."""
+
+    metadata_path: str = jfield("metadata_path", "")
+    total_files: int = jfield("total_files", 0)
+    total_bytes: int = jfield("total_bytes", 0)
+
+
+@dataclass
 class CollectionBackupInfo:
     id: str = jfield("id", "")  # the backup's ID
     collection_id: int = jfield("collection_id", 0)
@@ -134,6 +143,7 @@ class CollectionBackupInfo:
     virtual_channel_names: list[str] = jfield("virtual_channel_names", [])
     physical_channel_names: list[str] = jfield("physical_channel_names", [])
     aliases: list[str] = jfield("aliases", [])
+    snapshot_backup: SnapshotBackupInfo | None = jfield("snapshot_backup", None)
 
     @property
     def qualified_name(self) -> str:
@@ -227,7 +237,26 @@ class BackupInfo:
     milvus_version: str = jfield("milvus_version", "")
     rbac_meta: RBACMeta | None = jfield("rbac_meta", None)  # full_meta.json only
     database_backups: list[DatabaseBackupInfo] = jfield("database_backups", [])
-    format: str = jfield("format", "")
+    format: str = jfield("format", "")  # BINLOG_FORMAT, or SNAPSHOT_FORMAT
+
+    def require_binlog_format(self) -> None:
+        """Refuse by name what this version cannot restore or verify: any format but binlogs."""
+        if self.format == BINLOG_FORMAT:
+            return
+        what = (
+            "milvus-backup's snapshot format (exported by Milvus >= 3.0 itself)"
+            if self.format == SNAPSHOT_FORMAT
+            else f"the format {self.format!r}"
+        )
+        raise UnsupportedError(
+            f"backup {self.name!r} is in {what}, which this version cannot restore or verify; "
+            "nothing was done: restore it with milvus-backup"
+        )
+
+
+#: ``BackupInfo.format`` (``internal/meta/meta.go`` in milvus-backup master)
+BINLOG_FORMAT = ""
+SNAPSHOT_FORMAT = "snapshot"
 
 
 # ---- the five meta files ---------------------------------------------------------------------

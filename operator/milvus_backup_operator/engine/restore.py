@@ -246,6 +246,7 @@ def _refuse_early(
     store = ObjectStore(config.backup_storage, config.timeouts, config.parallelism.copy_data)
     catalog = Catalog(store, config.backup_storage.root_path)
     backup = catalog.read(request.backup_name)
+    backup.require_binlog_format()
     plan = _plan(backup.collection_backups, request)
     chosen = {info.collection_id for info, _ in plan}
     report = require_intact(catalog, request.backup_name, backup, chosen)  # before anything

@@ -70,6 +70,7 @@ def verify_backup(
     meta, with one listing of its objects."""
     layout = catalog.layout(name)
     info = info or catalog.read(name)
+    info.require_binlog_format()
     manifest = read_manifest(catalog.store, layout)
     expected = expected_objects(info, layout)
     recorded = manifest.objects if manifest is not None else None
