@@ -149,6 +149,17 @@ class CollectionBackupInfo:
         """Rows stored in the binlogs (before the segments' deltas are applied)."""
         return sum(s.num_of_rows for s in self.segments())
 
+    @property
+    def meta_only(self) -> bool:
+        """True when the backup recorded this collection's schema but none of its data.
+
+        milvus-backup marks nothing: its ``meta_only`` strategy records the schema, indexes
+        and partitions and skips the flush, so no backup timestamp (set only when data is
+        backed up: ``metaBuilder.addPOS``, ``core/backup`` at v0.5.16) and no segment is
+        recorded. A backup of an empty collection has its flush's timestamp.
+        """
+        return self.backup_timestamp == 0 and not self.segments() and not self.l0_segments
+
 
 @dataclass
 class DatabaseBackupInfo:
@@ -168,6 +179,12 @@ class BackupInfo:
     milvus_version: str = jfield("milvus_version", "")
     database_backups: list[DatabaseBackupInfo] = jfield("database_backups", [])
     format: str = jfield("format", "")
+
+    @property
+    def meta_only(self) -> bool:
+        """True when the backup holds collections but no data for any (``meta_only``)."""
+        colls = self.collection_backups
+        return bool(colls) and all(c.meta_only for c in colls)
 
 
 # ---- the five meta files ---------------------------------------------------------------------
