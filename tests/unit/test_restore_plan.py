@@ -3,6 +3,7 @@ collections a restore would create (``core/server/restore.go`` at v0.5.16)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -149,3 +150,19 @@ def test_meta_only_is_read_from_what_milvus_backup_records() -> None:
     assert BackupInfo(collection_backups=[schema_only]).meta_only
     assert not BackupInfo(collection_backups=[schema_only, empty_but_flushed]).meta_only
     assert not BackupInfo().meta_only
+
+
+def test_a_stored_request_reads_back_the_same_after_a_server_restart() -> None:
+    """The REST server stores each task's body (``model_dump(by_alias=True)``) as JSON."""
+    body = {"backup_name": "b", "metaOnly": True, "restorePlan": {
+        "mapping": [{"source": "db1", "target": "db2", "colls": [
+            {"source": "a", "target": "a2", "override": {"shardNum": 2}}]}],
+        "filter": {"db2": {"colls": ["*"]}}}}  # fmt: skip
+    restore = RestoreBackupRequest.model_validate(body)
+    stored = json.loads(json.dumps(restore.model_dump(by_alias=True)))
+    assert RestoreBackupRequest.model_validate(stored) == restore
+    create = CreateBackupRequest.model_validate(
+        {"filter": {"db1": {"colls": ["a"]}}, "strategy": "meta_only"}
+    )
+    stored = json.loads(json.dumps(create.model_dump(by_alias=True)))
+    assert CreateBackupRequest.model_validate(stored) == create

@@ -198,7 +198,7 @@ class PlannedCollection:
         then += ["load"] if self.load else []
         then += [f"alias it as {', '.join(self.aliases)}"] if self.aliases else []
         live = "" if self.live_rows is None else f", {self.live_rows} live"
-        counts = f"{_count(self.shards_num, 'shard')}, {_count(self.partitions, 'partition')}, " + (
+        counts = f"{_count(self.partitions, 'partition')}, " + (
             f"no data: {self.meta_only}"
             if self.meta_only
             else f"import {_count(self.segments, 'segment')} ({_count(self.rows, 'row')}{live}) "
