@@ -20,12 +20,12 @@ import click
 import yaml
 
 from . import __version__
-from .engine.backup import BackupRequest, create_backup
+from .engine.backup import BackupRequest, create_backup, is_meta_only
 from .engine.catalog import Catalog
 from .engine.check import run_check
 from .engine.config import BackupConfig
 from .engine.config_file import load_config
-from .engine.errors import BackupError
+from .engine.errors import BackupError, InvalidRequestError
 from .engine.manifest import Manifest
 from .engine.meta import CONSISTENCY_LEVELS, BackupInfo
 from .engine.progress import Progress
@@ -135,7 +135,7 @@ def _unsupported(*flags: str) -> Callable[[Callable[..., Any]], Callable[..., An
 
 
 _BOOLEAN_FLAGS = {
-    "--force", "--meta_only", "--backup_index_extra", "--use_auto_index",
+    "--force", "--backup_index_extra", "--use_auto_index",
     "--drop_exist_index", "--skip_create_collection", "--use_v2_restore",
 }  # fmt: skip
 
@@ -148,14 +148,38 @@ def _selection(colls: str, databases: str, db_collections: str) -> tuple[Collect
     return tuple(unique(refs))
 
 
+def _filter(text: str) -> tuple[CollectionRef, ...]:
+    """milvus-backup's ``--filter``: ``db1.coll1,db2.*,coll3`` (``db.``, a database without
+    its collections, is refused: we restore and back up collections)."""
+    bare = [item for item in text.split(",") if item.endswith(".")]
+    if bare:
+        raise InvalidRequestError(
+            f"--filter {bare[0]}: a database without collections is not supported; name its "
+            f"collections ({bare[0]}*: all of them)"
+        )
+    return tuple(parse_list(text))
+
+
+def _filtered(filter_: str, colls: str, databases: str, db_colls: str) -> tuple[CollectionRef, ...]:
+    """``--filter``, or else ``-c``/``-d``/``-a``: given together, refused (as milvus-backup's
+    restore does; its create would ignore the latter)."""
+    if filter_ and (colls or databases or db_colls):
+        raise InvalidRequestError(
+            "give --filter or -c/-d/-a (--colls, --databases, --database_collections), not both"
+        )
+    return _filter(filter_) if filter_ else _selection(colls, databases, db_colls)
+
+
 @main.command()
 @click.option("-n", "--name", required=True, help="Backup name.")
 @click.option("-c", "--colls", default="", help="Collections, comma-separated (default: all).")
 @click.option("-d", "--databases", default="", help="Every collection of these databases.")
 @click.option("-a", "--database_collections", default="", help='JSON: {"db": ["coll"]}.')
+@click.option("--filter", "filter_", default="", help="Collections: db1.coll1,db2.*,coll3.")
+@click.option("--meta_only", is_flag=True, help="Schemas, indexes and partitions only; no data.")
+@click.option("--strategy", default="", help="meta_only (the same as --meta_only).")
 @click.option("--rbac", is_flag=True, help="Back up Milvus's users, roles and grants too.")
-@_unsupported("--filter", "--strategy", "--format", "--force", "--meta_only",
-              "--backup_index_extra")  # fmt: skip
+@_unsupported("--format", "--force", "--backup_index_extra")
 @click.pass_context
 def create(
     ctx: click.Context,
@@ -164,15 +188,20 @@ def create(
     colls: str,
     databases: str,
     database_collections: str,
+    filter_: str,
+    meta_only: bool,
+    strategy: str,
     rbac: bool,
 ) -> None:
     """Back up collections (flush, then copy their binlogs)."""
     with _reasons(), _progress_bar(sys.stderr.isatty()) as show:
-        selected = _selection(colls, databases, database_collections)
-        request = BackupRequest(name=name, collections=selected, rbac=rbac)
+        selected = _filtered(filter_, colls, databases, database_collections)
+        meta_only = meta_only or is_meta_only(strategy)
+        request = BackupRequest(name=name, collections=selected, meta_only=meta_only, rbac=rbac)
         info = create_backup(_config(ctx), request, show)
     names = ", ".join(c.qualified_name for c in info.collection_backups) or "none"
-    click.echo(f"backup {info.name} created: {names} ({info.size} bytes)")
+    kind = "meta only: no data" if info.meta_only else f"{info.size} bytes"
+    click.echo(f"backup {info.name} created: {names} ({kind})")
 
 
 @main.command(name="list")
@@ -183,7 +212,8 @@ def list_backups(ctx: click.Context) -> None:
         summaries = Catalog.of(_config(ctx)).list()
     rows = [("NAME", "STATE", "SIZE", "MILVUS", "COLLECTIONS")]
     for s in summaries:
-        rows.append((s.name, s.state, str(s.size), s.milvus_version, ",".join(s.collections)))
+        state = f"{s.state} (meta only)" if s.meta_only else s.state
+        rows.append((s.name, state, str(s.size), s.milvus_version, ",".join(s.collections)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
@@ -210,13 +240,14 @@ def describe_backup(info: BackupInfo, manifest: Manifest | None) -> dict[str, An
         "name": info.name,
         "state": "Completed",
         "size": info.size,
+        "meta_only": info.meta_only,
         "milvus_version": info.milvus_version,
         "format": info.format or "binlog",
         "backup_timestamp": info.backup_timestamp,
         "collections": [
             {
                 "name": c.qualified_name,
-                "rows": c.row_count(),
+                "rows": None if c.meta_only else c.row_count(),
                 "live_rows": manifest.collection_rows(c.collection_id) if manifest else None,
                 "size": c.size,
                 "partitions": [p.partition_name for p in c.partition_backups],
@@ -271,8 +302,12 @@ def delete(ctx: click.Context, name: str) -> None:
 @click.option("--load", is_flag=True, help="Load each restored collection.")
 @click.option("--restore_aliases", is_flag=True, help="Recreate the aliases in the backup.")
 @click.option("--dry-run", is_flag=True, help="Make every check and print the plan; write nothing.")
+@click.option(
+    "--filter", "filter_", default="", help="Restore only these targets (after renaming)."
+)
+@click.option("--meta_only", is_flag=True, help="Create the collections; import no data.")
 @click.option("--rbac", is_flag=True, help="Add the backup's users, roles and grants.")
-@_unsupported("--filter", "--meta_only", "--use_auto_index", "--drop_exist_index",
+@_unsupported("--use_auto_index", "--drop_exist_index",
               "--skip_create_collection", "--use_v2_restore")  # fmt: skip
 @click.pass_context
 def restore(
@@ -290,12 +325,20 @@ def restore(
     restore_aliases: bool,
     rbac: bool,
     dry_run: bool,
+    filter_: str,
+    meta_only: bool,
 ) -> None:
     """Restore collections from a backup (bulk import in backup mode)."""
     with _reasons(), _progress_bar(sys.stderr.isatty() and not dry_run) as show:
+        if filter_ and (colls or databases or database_collections):
+            raise InvalidRequestError(
+                "--filter names the targets to restore: give it without -c/-d/-a (as milvus-backup)"
+            )
         request = RestoreRequest(
             backup_name=name,
             collections=_selection(colls, databases, database_collections),
+            only=_filter(filter_),
+            meta_only=meta_only,
             suffix=suffix,
             renames=parse_renames(rename),
             drop_existing=drop_exist_collection,

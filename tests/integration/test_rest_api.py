@@ -68,7 +68,8 @@ def test_get_backup_reads_storage_whoever_made_the_backup(
         ("POST", "/restore", {"backup_name": "api_sync"}, 409, "already exists"),
         ("POST", "/restore", {"collection_suffix": "_a"}, 400, "backup_name"),
         # milvus-backup's fields we do not implement are refused by name, never ignored
-        ("POST", "/create", {"backup_name": "api_r", "strategy": "meta_only"}, 400, "strategy"),
+        ("POST", "/create", {"backup_name": "api_r", "strategy": "skip_flush"}, 400,
+         "strategy skip_flush is milvus-backup's"),
         ("POST", "/create", {"backup_name": "api_r", "gc_pause_enable": True}, 400,
          "gc_pause_enable"),
         ("POST", "/create", {"backup_name": "api_r", "filter": {"db.c": {}}}, 400, "filter"),

@@ -48,8 +48,7 @@ def test_restore_refuses_suffix_with_renames_before_reading_anything(tmp_path: P
 
 @pytest.mark.parametrize(
     ("command", "flag"),
-    [("create", "--strategy=meta_only"), ("create", "--force"), ("create", "--filter=db1.c"),
-     ("restore", "--use_v2_restore"), ("restore", "--meta_only"),
+    [("create", "--format=snapshot"), ("create", "--force"), ("restore", "--use_v2_restore"),
      ("restore", "--skip_create_collection")],
 )  # fmt: skip
 def test_milvus_backup_flags_we_do_not_implement_are_refused_by_name(
@@ -63,3 +62,23 @@ def test_milvus_backup_flags_we_do_not_implement_are_refused_by_name(
 def test_a_flag_nobody_knows_is_a_usage_error() -> None:
     result = run("create", "-n", "x", "--colections", "a")
     assert result.returncode == 2 and "No such option '--colections'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("create", "-n", "x", "--strategy", "skip_flush"), "strategy skip_flush is milvus-backup"),
+        (("create", "-n", "x", "--filter", "db1."), "a database without collections"),
+        (("create", "-n", "x", "--filter", "db1.*", "-c", "a"), "give --filter or -c/-d/-a"),
+        (("restore", "-n", "x", "--filter", "db1.*", "-d", "db1"), "--filter names the targets"),
+    ],
+)
+def test_filter_and_strategy_refused_before_any_connection(
+    tmp_path: Path, args: tuple[str, ...], fragment: str
+) -> None:
+    config = tmp_path / "backup.yaml"
+    config.write_text(
+        "milvus: {address: 192.0.2.1}\nminio: {address: 192.0.2.1, backupRootPath: backup}\n"
+    )
+    result = run("--config", str(config), *args)
+    assert result.returncode == 1 and fragment in result.stderr, result.stderr

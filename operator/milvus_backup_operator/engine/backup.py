@@ -43,6 +43,29 @@ class BackupRequest:
     collections: tuple[CollectionRef, ...] = ()  # empty: every collection
     backup_id: str = ""  # recorded as the meta's id (milvus-backup: the task's id); default new
     rbac: bool = False  # record Milvus's users, roles and grants too
+    #: record schemas, indexes and partitions only: no flush, no binlog copied (milvus-backup's
+    #: ``strategy=meta_only``); such a backup restores as empty collections
+    meta_only: bool = False
+
+
+META_ONLY = "meta_only"
+#: milvus-backup's other strategies (``core/backup/func.go`` at v0.5.16): how it flushes
+FLUSH_STRATEGIES = ("skip_flush", "bulk_flush", "serial_flush")
+
+
+def is_meta_only(strategy: str) -> bool:
+    """milvus-backup's ``strategy``: "" or ``meta_only``; its flush strategies are refused."""
+    if strategy in ("", META_ONLY):
+        return strategy == META_ONLY
+    if strategy in FLUSH_STRATEGIES:
+        raise InvalidRequestError(
+            f"strategy {strategy} is milvus-backup's, not supported by milvus-backup-operator "
+            "(it always flushes each collection it backs up): leave it out, or use meta_only"
+        )
+    raise InvalidRequestError(
+        f"invalid strategy {strategy!r}: use meta_only, or leave it out "
+        f"(milvus-backup also has {', '.join(FLUSH_STRATEGIES)})"
+    )
 
 
 @dataclass
@@ -70,7 +93,7 @@ def create_backup(
         refs = _resolve(milvus, list(request.collections))
         progress.add(collections_total=len(refs))
         claim = reservation or reserve(target, catalog.layout(request.name), request.backup_id)
-        job = _BackupJob(config, milvus, source, target, claim, progress)
+        job = _BackupJob(config, milvus, source, target, claim, progress, request.meta_only)
         gc = gc_paused(config.gc_pause, config.milvus, milvus.capabilities, config.timeouts.rpc)
         try:
             with claim.renewed(config.timeouts.writer_silence), gc as paused:
@@ -128,6 +151,7 @@ class _BackupJob:
     target: ObjectStore
     reservation: Reservation
     progress: ProgressTracker
+    meta_only: bool = False
 
     @property
     def layout(self) -> BackupLayout:
@@ -136,7 +160,7 @@ class _BackupJob:
     def run(self, refs: list[CollectionRef], rbac: bool) -> BackupInfo:
         backup_id = self.reservation.marker.backup_id
         rbac_meta = read_rbac(self.milvus) if rbac else None
-        self.progress.phase("flushing")
+        self.progress.phase("describing" if self.meta_only else "flushing")
         with ThreadPoolExecutor(self.config.parallelism.backup_collection) as pool:
             plans = list(pool.map(self._plan, refs))
         for plan in plans:
@@ -175,6 +199,7 @@ class _BackupJob:
         return {
             plan.info.collection_id: live_rows(self.target, self.layout, plan.info, workers)
             for plan in plans
+            if not plan.info.meta_only  # no data recorded: no count (never a false 0)
         }
 
     def _copy_all(self, plans: list[_CollectionPlan]) -> dict[str, str]:
@@ -210,12 +235,15 @@ class _BackupJob:
         info.index_infos = [schema.index_from_proto(i) for i in milvus.describe_indexes(*at)]
         info.has_index = bool(info.index_infos)
         info.load_state = schema.load_state(milvus.loading_progress(*at))
-        flushed = milvus.flush(*at)
-        info.backup_timestamp = flushed.flush_ts
-        info.backup_physical_timestamp = flushed.seal_time
-        info.channel_checkpoints = flushed.channel_checkpoints
-        segments = [s for s in milvus.persistent_segments(*at) if s.is_flushed and s.num_rows]
-        binlogs = self._list_binlogs(info.collection_id)
+        segments: list[SegmentInfo] = []
+        binlogs = _Binlogs()
+        if not self.meta_only:  # as milvus-backup's meta_only: no flush, no timestamp
+            flushed = milvus.flush(*at)
+            info.backup_timestamp = flushed.flush_ts
+            info.backup_physical_timestamp = flushed.seal_time
+            info.channel_checkpoints = flushed.channel_checkpoints
+            segments = [s for s in milvus.persistent_segments(*at) if s.is_flushed and s.num_rows]
+            binlogs = self._list_binlogs(info.collection_id)
         for name, partition_id in milvus.partitions(*at).items():
             partition = PartitionBackupInfo(
                 partition_id=partition_id,

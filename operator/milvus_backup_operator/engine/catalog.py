@@ -39,6 +39,7 @@ class BackupSummary:
     backup_timestamp: int = 0
     collections: tuple[str, ...] = ()
     error: str = ""
+    meta_only: bool = False  # schemas only, no data (milvus-backup's ``meta_only`` strategy)
 
 
 class Catalog:
@@ -99,6 +100,7 @@ class Catalog:
             milvus_version=info.milvus_version,
             backup_timestamp=info.backup_timestamp,
             collections=tuple(c.qualified_name for c in info.collection_backups),
+            meta_only=info.meta_only,
         )
 
     def read(self, name: str) -> BackupInfo:

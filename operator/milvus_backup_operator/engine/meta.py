@@ -159,6 +159,17 @@ class CollectionBackupInfo:
         """Rows stored in the binlogs (before the segments' deltas are applied)."""
         return sum(s.num_of_rows for s in self.segments())
 
+    @property
+    def meta_only(self) -> bool:
+        """True when the backup recorded this collection's schema but none of its data.
+
+        milvus-backup marks nothing: its ``meta_only`` strategy records the schema, indexes
+        and partitions and skips the flush, so no backup timestamp (set only when data is
+        backed up: ``metaBuilder.addPOS``, ``core/backup`` at v0.5.16) and no segment is
+        recorded. A backup of an empty collection has its flush's timestamp.
+        """
+        return self.backup_timestamp == 0 and not self.segments() and not self.l0_segments
+
 
 @dataclass
 class DatabaseBackupInfo:
@@ -252,6 +263,12 @@ class BackupInfo:
             f"backup {self.name!r} is in {what}, which this version cannot restore or verify; "
             "nothing was done: restore it with milvus-backup"
         )
+
+    @property
+    def meta_only(self) -> bool:
+        """True when the backup holds collections but no data for any (``meta_only``)."""
+        colls = self.collection_backups
+        return bool(colls) and all(c.meta_only for c in colls)
 
 
 #: ``BackupInfo.format`` (``internal/meta/meta.go`` in milvus-backup master)

@@ -40,6 +40,34 @@ FAILED = "Failed"
 
 
 @dataclass(frozen=True)
+class CollectionOverride:
+    """What a restored collection gets instead of the backup's (milvus-backup's
+    ``RestoreCollectionOverride``): 0 and "" keep the backup's."""
+
+    shards_num: int = 0
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RestoreMapping:
+    """milvus-backup's ``restorePlan`` (``core/server/restore.go`` at v0.5.16).
+
+    Each selected collection is restored into each of its ``targets`` (a source may be
+    mapped more than once), or under its own name when it has none. Its filter is the
+    request's ``only``.
+    """
+
+    targets: tuple[tuple[CollectionRef, CollectionRef], ...] = ()  # (source, target)
+    overrides: tuple[tuple[CollectionRef, CollectionOverride], ...] = ()  # by target
+
+    def targets_of(self, source: CollectionRef) -> list[CollectionRef]:
+        return [target for s, target in self.targets if s == source] or [source]
+
+    def override(self, target: CollectionRef) -> CollectionOverride:
+        return dict(self.overrides).get(target, CollectionOverride())
+
+
+@dataclass(frozen=True)
 class RestoreRequest:
     backup_name: str
     collections: tuple[CollectionRef, ...] = ()  # empty: every collection in the backup
@@ -51,6 +79,15 @@ class RestoreRequest:
     restore_aliases: bool = False
     rbac: bool = False  # add the backup's users, roles and grants the target lacks
     task_id: str = ""
+    mapping: RestoreMapping | None = None  # restorePlan; excludes suffix and renames
+    #: restore only these targets (``db.*``: every target in db), picked after naming them
+    #: (milvus-backup's restorePlan.filter and restore ``--filter``); empty: every target
+    only: tuple[CollectionRef, ...] = ()
+    meta_only: bool = False  # create collections, partitions (indexes if asked): import nothing
+
+    def imports(self, info: CollectionBackupInfo) -> bool:
+        """Whether this restore imports the collection's data (a meta-only one has none)."""
+        return not (self.meta_only or info.meta_only)
 
 
 @dataclass
@@ -117,10 +154,11 @@ def restore_backup(
         if rbac is not None:
             apply_rbac(milvus, rbac)
             result.rbac = rbac.describe()
+        data = [info for info, _ in plan if request.imports(info)]
         progress.add(
             collections_total=len(plan),
-            segments_total=sum(len(info.segments()) for info, _ in plan),
-            imports_total=sum(len(_import_units(info)) for info, _ in plan),
+            segments_total=sum(len(info.segments()) for info in data),
+            imports_total=sum(len(_import_units(info)) for info in data),
         )
         job = _RestoreJob(
             config,
@@ -158,6 +196,8 @@ class PlannedCollection:
     indexes: tuple[str, ...]  # rebuilt after the import
     load: bool
     aliases: tuple[str, ...] = ()  # recreated at the end
+    shards_num: int = 0  # the shards it is created with
+    meta_only: str = ""  # why no data is imported ("": data is imported)
 
     def describe(self) -> str:
         action = "drop and re-create" if self.replaces else "create"
@@ -165,10 +205,11 @@ class PlannedCollection:
         then += ["load"] if self.load else []
         then += [f"alias it as {', '.join(self.aliases)}"] if self.aliases else []
         live = "" if self.live_rows is None else f", {self.live_rows} live"
-        counts = (
-            f"{_count(self.partitions, 'partition')}, import "
-            f"{_count(self.segments, 'segment')} ({_count(self.rows, 'row')}{live}) in "
-            f"{_count(self.imports, 'job')}"
+        counts = f"{_count(self.partitions, 'partition')}, " + (
+            f"no data: {self.meta_only}"
+            if self.meta_only
+            else f"import {_count(self.segments, 'segment')} ({_count(self.rows, 'row')}{live}) "
+            f"in {_count(self.imports, 'job')}"
         )
         tail = f", then {' and '.join(then)}" if then else ""
         return f"{self.source} -> {self.target}: {action}, {counts}{tail}"
@@ -224,6 +265,8 @@ def check_restore_request(config: BackupConfig, request: RestoreRequest) -> Rest
                 else (),
                 load=request.load,
                 aliases=tuple(info.aliases) if request.restore_aliases else (),
+                shards_num=_shards_num(info, request, target),
+                meta_only=_no_data_reason(info, request),
             )
             for info, target in plan
         ),
@@ -241,6 +284,11 @@ def _refuse_early(
     validate_backup_name(request.backup_name)
     if request.suffix and request.renames:
         raise InvalidRequestError("give either a collection suffix or renames, not both")
+    if request.mapping is not None and (request.suffix or request.renames):
+        raise InvalidRequestError(
+            "restorePlan cannot be given with a collection suffix or renames (milvus-backup "
+            "refuses both combinations too): name each target in restorePlan.mapping"
+        )
     if request.suffix:
         validate_collection_suffix(request.suffix)
     store = ObjectStore(config.backup_storage, config.timeouts, config.parallelism.copy_data)
@@ -258,14 +306,15 @@ def _plan(
 ) -> list[tuple[CollectionBackupInfo, CollectionRef]]:
     """Pick the requested collections of the backup and name their targets."""
     by_ref = {_source_ref(c): c for c in collections}
+    where = f"backup {request.backup_name!r}"
     wanted = _expand(list(request.collections) or list(by_ref), by_ref, request.backup_name)
-    check_known(wanted, by_ref, f"backup {request.backup_name!r}")
-    renames = dict(request.renames)
-    check_known(list(renames), wanted, "the collections being restored")
-    plan = []
-    for ref in wanted:
-        target = renames.get(ref) or CollectionRef(ref.db, ref.name + request.suffix)
-        plan.append((by_ref[ref], target.exact()))
+    check_known(wanted, by_ref, where)
+    check_known(list(dict(request.renames)), wanted, "the collections being restored")
+    if request.mapping is not None:
+        check_known([source for source, _ in request.mapping.targets], by_ref, where)
+    plan = [(by_ref[ref], target.exact()) for ref in wanted for target in _targets(ref, request)]
+    if request.only:
+        plan = _keep_only(plan, request.only)
     targets = [t for _, t in plan]
     duplicates = sorted({str(t) for t in targets if targets.count(t) > 1})
     if duplicates:
@@ -273,6 +322,46 @@ def _plan(
     if request.load:
         _check_loadable(plan, request.rebuild_index)
     return plan
+
+
+def _targets(ref: CollectionRef, request: RestoreRequest) -> list[CollectionRef]:
+    """Where one selected collection is restored: restorePlan's mapping, a rename or suffix."""
+    if request.mapping is not None:
+        return request.mapping.targets_of(ref)
+    return [dict(request.renames).get(ref) or CollectionRef(ref.db, ref.name + request.suffix)]
+
+
+def _keep_only(
+    plan: list[tuple[CollectionBackupInfo, CollectionRef]], only: tuple[CollectionRef, ...]
+) -> list[tuple[CollectionBackupInfo, CollectionRef]]:
+    """The targets ``only`` names (milvus-backup's task filter: it names targets)."""
+    kept = [
+        (info, target)
+        for info, target in plan
+        if target in only or CollectionRef(target.db, ALL) in only
+    ]
+    if not kept:
+        names = ", ".join(str(t) for _, t in plan) or "none"
+        raise InvalidRequestError(
+            "the filter (restorePlan.filter, --filter) keeps none of the collections this "
+            f"restore would create: it names targets, after renaming; they are: {names}"
+        )
+    return kept
+
+
+def _shards_num(info: CollectionBackupInfo, request: RestoreRequest, target: CollectionRef) -> int:
+    """The backup's shard number, unless restorePlan overrides it for this target."""
+    override = request.mapping.override(target) if request.mapping else CollectionOverride()
+    return override.shards_num or info.shards_num or 1
+
+
+def _no_data_reason(info: CollectionBackupInfo, request: RestoreRequest) -> str:
+    """Why a collection is restored without data ("" when its data is imported)."""
+    if info.meta_only:
+        return "the backup is meta only (schema, indexes and partitions; no data)"
+    if request.meta_only:
+        return "meta only restore (metaOnly, --meta_only)"
+    return ""
 
 
 def _expand(
@@ -387,8 +476,12 @@ class _RestoreJob:
             self._create_collection(info, target)
             created = True
             self._create_partitions(info, target)
-            imported = self._import(info, target, result)
-            result.checked = self._check_rows(info, target, imported)
+            imported: dict[int, int] = {}
+            if self.request.imports(info):
+                imported = self._import(info, target, result)
+                result.checked = self._check_rows(info, target, imported)
+            else:
+                result.checked = f"no rows imported: {_no_data_reason(info, self.request)}"
             if self.request.rebuild_index:
                 self._rebuild_indexes(info, target)
             if self.request.load:
@@ -421,10 +514,13 @@ class _RestoreJob:
             raise OperationError(f"backup has no schema for collection {info.collection_name}")
         has_key = any(f.is_partition_key for f in info.schema.fields)
         properties = {kv.key: kv.value for kv in info.properties or info.schema.properties}
+        proto = schema.schema_to_proto(info.schema, target.name)
+        if self.request.mapping and self.request.mapping.override(target).description:
+            proto.description = self.request.mapping.override(target).description
         self.milvus.create_collection(
             target.db,
-            schema.schema_to_proto(info.schema, target.name),
-            shards_num=info.shards_num or 1,
+            proto,
+            shards_num=_shards_num(info, self.request, target),
             consistency_level=info.consistency_level,
             properties=properties,
             num_partitions=len(info.partition_backups) if has_key else 0,

@@ -17,6 +17,7 @@ from .meta import BackupInfo
 
 MANIFEST_CHECK = "size and ETag of every object (our manifest)"
 META_CHECK = "size of every object named by the meta (no manifest: milvus-backup's format)"
+META_ONLY_NOTE = "it is meta only: no data, it restores as empty collections"
 SHOWN = 20  # problems named in a message; the report has them all
 
 
@@ -27,6 +28,7 @@ class VerifyReport:
     objects: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)  # (key, what is wrong)
     manifest: Manifest | None = None
+    meta_only: bool = False  # the backup holds no data at all (``meta_only``)
 
     @property
     def ok(self) -> bool:
@@ -35,7 +37,11 @@ class VerifyReport:
     def verdict(self) -> str:
         """One line: intact, or how many objects are wrong, and which check ran."""
         if self.ok:
-            return f"backup {self.name} is intact: {self.objects} objects checked ({self.check})"
+            note = f"; {META_ONLY_NOTE}" if self.meta_only else ""
+            return (
+                f"backup {self.name} is intact: {self.objects} objects checked ({self.check})"
+                + note
+            )
         return (
             f"backup {self.name} is damaged: {len(self.problems)} of {self.objects} objects "
             f"missing or changed ({self.check})"
@@ -79,7 +85,7 @@ def verify_backup(
         if recorded is not None:
             recorded = {k: v for k, v in recorded.items() if _collection_of(k) in collections}
     check = MANIFEST_CHECK if recorded is not None else META_CHECK
-    report = VerifyReport(name, check, manifest=manifest)
+    report = VerifyReport(name, check, manifest=manifest, meta_only=info.meta_only)
     if recorded is not None:
         unrecorded = sorted(set(expected) - set(recorded))
         report.problems += [(k, "named by the meta but not in the manifest") for k in unrecorded]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 
@@ -64,6 +64,16 @@ class _Request(BaseModel):
         return {k: v for k, v in data.items() if k in known}
 
 
+class CollFilter(_Request):
+    """milvus-backup's ``CollFilter``: the collections of one database (``["*"]``: all)."""
+
+    colls: list[str] = Field(default_factory=list)
+
+
+#: ``filter``: database -> its collections; milvus-backup's ``map<string, CollFilter>``
+Filter = dict[str, CollFilter]
+
+
 class CreateBackupRequest(_Request):
     request_id: str = Field("", alias="requestId")
     backup_name: str = ""
@@ -72,12 +82,59 @@ class CreateBackupRequest(_Request):
         None, description='{"db": ["coll", ...]} (an empty list: every collection of db)'
     )
     rbac: bool = Field(False, description="Back up Milvus's users, roles and grants too.")
+    filter: Filter | None = Field(
+        None, description='{"db": {"colls": ["coll", ...]}} ({"colls": ["*"]}: all of db)'
+    )
+    meta_only: bool = Field(
+        False, description="Deprecated by milvus-backup for strategy=meta_only: the same."
+    )
+    strategy: str = Field(
+        "", description='"meta_only": schemas, indexes and partitions only, no data.'
+    )
     run_async: bool = Field(False, alias="async")
 
+    @field_validator("filter", mode="before")
+    @classmethod
+    def _empty_is_absent(cls, value: Any) -> Any:
+        """``{}`` is what a script sending every field at its default sends: no filter."""
+        return None if value == {} else value
+
     NOT_IMPLEMENTED = frozenset(
-        {"force", "meta_only", "gc_pause_enable", "gc_pause_seconds", "gc_pause_address",
-         "backup_root_path", "filter", "strategy", "with_index_extra", "format"}
+        {"force", "gc_pause_enable", "gc_pause_seconds", "gc_pause_address",
+         "backup_root_path", "with_index_extra", "format"}
     )  # fmt: skip
+
+
+class CollectionOverride(_Request):
+    """milvus-backup's ``RestoreCollectionOverride``: 0 and "" keep the backup's."""
+
+    shard_num: int = Field(0, alias="shardNum", ge=0)
+    description: str = ""
+
+
+class CollectionMapping(_Request):
+    """milvus-backup's ``RestoreCollectionMapping``: one collection of the source database."""
+
+    source: str = ""
+    target: str = ""
+    override: CollectionOverride | None = None
+
+
+class DatabaseMapping(_Request):
+    """milvus-backup's ``RestoreMapping``: collections of ``source`` restored into ``target``."""
+
+    source: str = ""
+    target: str = ""
+    colls: list[CollectionMapping] = Field(default_factory=list)
+
+    NOT_IMPLEMENTED = frozenset({"withProp"})  # we create databases without properties
+
+
+class RestorePlan(_Request):
+    """milvus-backup's ``RestorePlan``: a mapping of collections, and the targets to restore."""
+
+    mapping: list[DatabaseMapping] = Field(default_factory=list)
+    filter: Filter = Field(default_factory=dict)
 
 
 class RestoreBackupRequest(_Request):
@@ -100,13 +157,22 @@ class RestoreBackupRequest(_Request):
         False, description="Make every check and answer the plan; write nothing (our addition)."
     )
     rbac: bool = Field(False, description="Add the backup's users, roles and grants it lacks.")
+    meta_only: bool = Field(
+        False, alias="metaOnly", description="Create the collections; import no data."
+    )
+    restore_plan: RestorePlan | None = Field(None, alias="restorePlan")
     run_async: bool = Field(False, alias="async")
 
+    @field_validator("restore_plan", mode="before")
+    @classmethod
+    def _empty_is_absent(cls, value: Any) -> Any:
+        """``{}`` is what a script sending every field at its default sends: no plan."""
+        return None if value == {} else value
+
     NOT_IMPLEMENTED = frozenset(
-        {"bucket_name", "path", "metaOnly", "useAutoIndex", "dropExistIndex",
+        {"bucket_name", "path", "useAutoIndex", "dropExistIndex",
          "skipCreateCollection", "skipImportDiskQuotaCheck", "maxShardNum", "skipParams",
-         "useV2Restore", "truncateBinlogByTs", "db_collections_after_rename", "restorePlan",
-         "ezkMapping"}
+         "useV2Restore", "truncateBinlogByTs", "db_collections_after_rename", "ezkMapping"}
     )  # fmt: skip
 
 

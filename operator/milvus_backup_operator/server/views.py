@@ -24,6 +24,8 @@ def backup(info: BackupInfo, task: Task | None = None) -> dict[str, Any]:
     """A finished backup as stored (the meta's BackupInfo), marked successful."""
     data = codec.encode(info)
     data.update(state_code=int(StateCode.SUCCESS), progress=100)
+    if info.meta_only:
+        data["meta_only"] = True  # ours: milvus-backup's meta has no such mark
     if task is not None:
         data.update(start_time=task.start_time, end_time=task.end_time)
     return data
@@ -64,6 +66,8 @@ def summary(entry: BackupSummary) -> dict[str, Any]:
         data["backup_timestamp"] = entry.backup_timestamp
     if entry.collections:
         data["collection_names"] = list(entry.collections)
+    if entry.meta_only:
+        data["meta_only"] = True  # ours: the backup holds schemas, no data
     if entry.error:
         data["errorMessage"] = entry.error
     return data
