@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import struct
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from milvus_backup_operator.engine import binlog
 from milvus_backup_operator.engine.errors import DamagedBackupError
-
-
-def _event(code: int, body: bytes) -> bytes:
-    length = 17 + len(body)
-    return struct.pack("<QbiI", 0, code, length, 0) + body
-
-
-def _payload(table: pa.Table) -> bytes:
-    out = io.BytesIO()
-    pq.write_table(table, out)
-    return struct.pack("<QQ", 1, 2) + out.getvalue()
-
-
-def make_binlog(code: int, *columns: list[object]) -> bytes:
-    """A binlog as Milvus lays it out: magic, descriptor event, one data event per column."""
-    events = [_event(code, _payload(pa.table({"val": values}))) for values in columns]
-    return struct.pack("<i", binlog.MAGIC) + _event(0, b"descriptor") + b"".join(events)
+from tests.standin.binlogs import event as _event
+from tests.standin.binlogs import make_binlog
+from tests.standin.binlogs import payload as _payload
 
 
 def test_insert_values_of_every_event_in_order() -> None:

@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import schema
+from .capabilities import KNOWN_STORAGE_VERSIONS
 from .catalog import Catalog
 from .config import BackupConfig
-from .errors import InvalidRequestError, OperationError
+from .errors import InvalidRequestError, OperationError, UnsupportedError
 from .gc_pause import gc_paused
 from .layout import BackupLayout, ObjectCopy, milvus_collection_dir
 from .live_rows import live_rows
@@ -26,7 +27,7 @@ from .meta import (
     SegmentBackupInfo,
     render_meta_files,
 )
-from .milvus import Milvus, SegmentInfo, connect
+from .milvus import ALL_PARTITIONS, Milvus, SegmentInfo, connect
 from .names import validate_backup_name
 from .progress import ProgressCallback, ProgressTracker
 from .rbac import read_rbac
@@ -165,7 +166,7 @@ class _BackupJob:
             plans = list(pool.map(self._plan, refs))
         for plan in plans:
             plan.info.id = backup_id
-            segments = len(plan.info.segments())
+            segments = len(plan.info.all_segments())
             self.progress.add(segments_total=segments, bytes_total=plan.info.size)
         self.progress.phase("copying")
         etags = self._copy_all(plans)
@@ -194,13 +195,19 @@ class _BackupJob:
         return info
 
     def _live_rows(self, plans: list[_CollectionPlan]) -> dict[int, dict[int, int]]:
-        """Each collection's live rows by partition, read from the copies just made."""
+        """Each collection's live rows by partition, read from the copies just made; none
+        for a collection without data (never a false 0) or whose binlogs are not read here
+        (storage v2: the restore then says its rows were not checked)."""
         workers = self.config.parallelism.copy_data
-        return {
-            plan.info.collection_id: live_rows(self.target, self.layout, plan.info, workers)
-            for plan in plans
-            if not plan.info.meta_only  # no data recorded: no count (never a false 0)
-        }
+        counts = {}
+        for plan in (p for p in plans if not p.info.meta_only):
+            try:
+                counts[plan.info.collection_id] = live_rows(
+                    self.target, self.layout, plan.info, workers
+                )
+            except UnsupportedError as exc:
+                log.warning("%s: %s", plan.info.qualified_name, exc)
+        return counts
 
     def _copy_all(self, plans: list[_CollectionPlan]) -> dict[str, str]:
         """Copy every object, ``copydata`` at a time; stop at the first failure, or as soon
@@ -242,8 +249,14 @@ class _BackupJob:
             info.backup_timestamp = flushed.flush_ts
             info.backup_physical_timestamp = flushed.seal_time
             info.channel_checkpoints = flushed.channel_checkpoints
-            segments = [s for s in milvus.persistent_segments(*at) if s.is_flushed and s.num_rows]
+            found = milvus.persistent_segments(*at)
+            segments = [s for s in found if s.is_flushed and (s.num_rows or s.is_l0)]
             binlogs = self._list_binlogs(info.collection_id)
+            info.l0_segments = [
+                self._segment(info.collection_id, s, binlogs)
+                for s in segments
+                if s.partition_id == ALL_PARTITIONS
+            ]
         for name, partition_id in milvus.partitions(*at).items():
             partition = PartitionBackupInfo(
                 partition_id=partition_id,
@@ -259,8 +272,10 @@ class _BackupJob:
             partition.size = sum(s.size for s in partition.segment_backups)
             info.partition_backups.append(partition)
         info.size = sum(p.size for p in info.partition_backups)
-        copies = [task for seg in info.segments() for task in self.layout.segment_copies(seg)]
-        log.info("planned %s: %d segments, %d bytes", ref, len(info.segments()), info.size)
+        info.size += sum(s.size for s in info.l0_segments)
+        everything = info.all_segments()
+        copies = [task for seg in everything for task in self.layout.segment_copies(seg)]
+        log.info("planned %s: %d segments, %d bytes", ref, len(everything), info.size)
         return _CollectionPlan(info, copies)
 
     def _list_binlogs(self, collection_id: int) -> _Binlogs:
@@ -287,10 +302,18 @@ class _BackupJob:
     def _segment(
         self, collection_id: int, segment: SegmentInfo, binlogs: _Binlogs
     ) -> SegmentBackupInfo:
-        """Describe one segment's binlogs."""
+        """Describe one segment's binlogs (an L0 segment has delta logs only)."""
+        if segment.storage_version not in KNOWN_STORAGE_VERSIONS:
+            raise UnsupportedError(
+                f"segment {segment.segment_id} is in storage version {segment.storage_version}, "
+                "which this version does not know how to back up; nothing was kept"
+            )
         by_field: dict[int, list[Binlog]] = binlogs.inserts.get(segment.segment_id, {})
-        _check_insert_logs(segment.segment_id, by_field, self.source, self.config.storage.root_path)
+        if not segment.is_l0:
+            root = self.config.storage.root_path
+            _check_insert_logs(segment.segment_id, by_field, self.source, root)
         deltas = binlogs.deltas.get(segment.segment_id, [])
+        whole_collection = segment.partition_id == ALL_PARTITIONS
         info = SegmentBackupInfo(
             segment_id=segment.segment_id,
             collection_id=collection_id,
@@ -300,7 +323,9 @@ class _BackupJob:
                 FieldBinlog(field_id=f, binlogs=_by_id(by_field[f])) for f in sorted(by_field)
             ],
             deltalogs=[FieldBinlog(binlogs=_by_id(deltas))] if deltas else [],
-            group_id=segment.segment_id,
+            group_id=0 if whole_collection else segment.segment_id,  # as milvus-backup's groupID
+            is_l0=segment.is_l0,
+            storage_version=segment.storage_version,
         )
         info.size = info.log_bytes()
         return info

@@ -34,6 +34,7 @@ _HEAD_OF_LINE = 9999  # "2.6-20260404-31fb3fc": somewhere on the 2.6 line, most 
 #: column groups) layout
 STORAGE_V1 = frozenset({0, 1})
 STORAGE_V2 = 2
+KNOWN_STORAGE_VERSIONS = STORAGE_V1 | {STORAGE_V2}
 
 
 @dataclass(frozen=True)

@@ -8,19 +8,20 @@ gives the rows at the backup's flush exactly, whatever was written to Milvus aft
 without loading the collection: Milvus 2.3 ignores a query's travel or guarantee timestamp
 for ``count(*)`` and counts only loaded collections.
 
-A segment without delta logs holds ``num_of_rows`` live rows; only segments with deletes
-are read (their primary key and timestamp columns and their delta logs).
+A segment that no delete reaches holds ``num_of_rows`` live rows; only segments with deletes
+are read (their primary key and timestamp columns and the delta logs).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 from . import binlog
-from .errors import DamagedBackupError, MalformedMetaError
+from .capabilities import STORAGE_V1
+from .errors import DamagedBackupError, MalformedMetaError, UnsupportedError
 from .layout import BackupLayout
 from .meta import CollectionBackupInfo, SegmentBackupInfo
+from .milvus import ALL_PARTITIONS
 from .storage import ObjectStore
 
 TIMESTAMP_FIELD = 1  # Milvus's system field of each row's write timestamp (common.TimeStampField)
@@ -29,17 +30,31 @@ TIMESTAMP_FIELD = 1  # Milvus's system field of each row's write timestamp (comm
 def live_rows(
     store: ObjectStore, layout: BackupLayout, info: CollectionBackupInfo, workers: int = 8
 ) -> dict[int, int]:
-    """Live rows of each partition of a backed-up collection (partition ID -> rows)."""
+    """Live rows of each partition of a backed-up collection (partition ID -> rows).
+
+    L0 segments (Milvus >= 2.4) hold no rows; their deletes apply to every segment of their
+    partition, or of the whole collection. Raise :class:`UnsupportedError` for a segment
+    that must be read but is in storage v2 (Parquet column groups, not read here).
+    """
     pk_field = _primary_key_field(info)
-    counts: defaultdict[int, int] = defaultdict(int)
-    for partition in info.partition_backups:
-        counts[partition.partition_id] += 0
-    segments = info.segments()
+    counts = {partition.partition_id: 0 for partition in info.partition_backups}
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="rows") as pool:
-        alive = pool.map(lambda s: _segment_live_rows(store, layout, s, pk_field), segments)
-        for segment, rows in zip(segments, alive, strict=True):
-            counts[segment.partition_id] += rows
-    return dict(counts)
+        l0 = {s.segment_id: s for s in info.all_segments() if s.is_l0}
+        read = pool.map(lambda s: _deletes(store, layout, s), l0.values())
+        l0_deletes = dict(zip(l0, read, strict=True))
+        segments = [s for s in info.segments() if not s.is_l0]
+
+        def alive(segment: SegmentBackupInfo) -> int:
+            scope = [
+                l0_deletes[i]
+                for i, s in l0.items()
+                if s.partition_id in (segment.partition_id, ALL_PARTITIONS)
+            ]
+            return _segment_live_rows(store, layout, segment, pk_field, scope)
+
+        for segment, rows in zip(segments, pool.map(alive, segments), strict=True):
+            counts[segment.partition_id] = counts.get(segment.partition_id, 0) + rows
+    return counts
 
 
 def _primary_key_field(info: CollectionBackupInfo) -> int:
@@ -54,15 +69,19 @@ def _primary_key_field(info: CollectionBackupInfo) -> int:
 
 
 def _segment_live_rows(
-    store: ObjectStore, layout: BackupLayout, segment: SegmentBackupInfo, pk_field: int
+    store: ObjectStore,
+    layout: BackupLayout,
+    segment: SegmentBackupInfo,
+    pk_field: int,
+    l0_deletes: list[dict[int | str, int]],
 ) -> int:
-    delta_keys = [layout.delta_key(segment, b) for fb in segment.deltalogs for b in fb.binlogs]
-    if not delta_keys:
-        return segment.num_of_rows
-    latest: dict[int | str, int] = {}
-    for key in delta_keys:
-        for pk, ts in binlog.deletes(store.get(key), key):
+    latest = _deletes(store, layout, segment)
+    for deletes in l0_deletes:
+        for pk, ts in deletes.items():
             latest[pk] = max(ts, latest.get(pk, ts))
+    if not latest:
+        return segment.num_of_rows
+    _require_readable(segment)
     keys = _column(store, layout, segment, pk_field)
     stamps = [int(ts) for ts in _column(store, layout, segment, TIMESTAMP_FIELD)]
     if not len(keys) == len(stamps) == segment.num_of_rows:
@@ -73,6 +92,28 @@ def _segment_live_rows(
         )
     alive = [latest.get(pk, -1) <= ts for pk, ts in zip(keys, stamps, strict=True)]
     return alive.count(True)
+
+
+def _deletes(
+    store: ObjectStore, layout: BackupLayout, segment: SegmentBackupInfo
+) -> dict[int | str, int]:
+    """The latest delete timestamp of each primary key a segment's delta logs delete."""
+    keys = [layout.delta_key(segment, b) for fb in segment.deltalogs for b in fb.binlogs]
+    if keys:
+        _require_readable(segment)
+    latest: dict[int | str, int] = {}
+    for key in keys:
+        for pk, ts in binlog.deletes(store.get(key), key):
+            latest[pk] = max(ts, latest.get(pk, ts))
+    return latest
+
+
+def _require_readable(segment: SegmentBackupInfo) -> None:
+    if segment.storage_version not in STORAGE_V1:
+        raise UnsupportedError(
+            f"segment {segment.segment_id} is in storage version {segment.storage_version}, "
+            "whose binlogs this version does not read: its live rows are not counted"
+        )
 
 
 def _column(

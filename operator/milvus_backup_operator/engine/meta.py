@@ -155,6 +155,10 @@ class CollectionBackupInfo:
         """Every segment of every partition (collection-wide L0 segments excluded)."""
         return [s for p in self.partition_backups for s in p.segment_backups]
 
+    def all_segments(self) -> list[SegmentBackupInfo]:
+        """Every segment whose objects the backup holds, collection-wide L0 ones included."""
+        return self.segments() + self.l0_segments
+
     def row_count(self) -> int:
         """Rows stored in the binlogs (before the segments' deltas are applied)."""
         return sum(s.num_of_rows for s in self.segments())

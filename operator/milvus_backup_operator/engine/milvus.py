@@ -32,10 +32,20 @@ class SegmentInfo:
     num_rows: int
     state: int
     level: int  # 0 legacy, 1 L0 (deletes only), 2 L1, 3 L2
+    storage_version: int = 0  # 0/1 classic binlogs, 2 storage v2 (Milvus 2.6)
 
     @property
     def is_flushed(self) -> bool:
         return bool(self.state == common_pb2.SegmentState.Flushed)
+
+    @property
+    def is_l0(self) -> bool:
+        """Deletes only (Milvus >= 2.4); partition ``ALL_PARTITIONS`` when collection-wide."""
+        return bool(self.level == common_pb2.SegmentLevel.L0)
+
+
+#: the partition ID of a collection-wide L0 segment (milvus-backup's ``_allPartitionID``)
+ALL_PARTITIONS = -1
 
 
 @dataclass(frozen=True)
@@ -242,21 +252,33 @@ class Milvus:
         request = milvus_pb2.GetPersistentSegmentInfoRequest(dbName=db, collectionName=name)
         response = self._call("GetPersistentSegmentInfo", request, db)
         return [
-            SegmentInfo(s.segmentID, s.partitionID, s.num_rows, s.state, s.level)
+            SegmentInfo(s.segmentID, s.partitionID, s.num_rows, s.state, s.level,
+                        s.storage_version)
             for s in response.infos
-        ]
+        ]  # fmt: skip
 
-    def import_backup(self, db: str, collection: str, partition: str, paths: list[str]) -> int:
-        """Start a bulk import of binlog directories in backup mode; return the task ID."""
+    def import_backup(
+        self,
+        db: str,
+        collection: str,
+        partition: str,
+        paths: list[str],
+        *,
+        l0: bool = False,
+        storage_version: int = 0,
+    ) -> int:
+        """Start a bulk import of binlog directories in backup mode (of an L0 segment's
+        delta logs with ``l0``); return the task ID. The options are milvus-backup's
+        (``internal/client/milvus/grpc.go``, ``GrpcBulkInsertInput.opts``)."""
+        options = {"skip_disk_quota_check": "true", ("l0_import" if l0 else "backup"): "true"}
+        if storage_version > 0:
+            options["storage_version"] = str(storage_version)
         request = milvus_pb2.ImportRequest(
             db_name=db,
             collection_name=collection,
             partition_name=partition,
             files=paths,
-            options=[
-                common_pb2.KeyValuePair(key="backup", value="true"),
-                common_pb2.KeyValuePair(key="skip_disk_quota_check", value="true"),
-            ],
+            options=[common_pb2.KeyValuePair(key=k, value=v) for k, v in options.items()],
         )
         response = self._call("Import", request, db)
         if not response.tasks:

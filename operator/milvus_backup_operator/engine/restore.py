@@ -17,11 +17,17 @@ from dataclasses import dataclass, field
 from . import schema
 from .catalog import Catalog
 from .config import BackupConfig
-from .errors import AlreadyExistsError, BackupError, InvalidRequestError, OperationError
+from .errors import (
+    AlreadyExistsError,
+    BackupError,
+    InvalidRequestError,
+    OperationError,
+    UnsupportedError,
+)
 from .layout import BackupLayout, join
 from .live_rows import live_rows
 from .manifest import MANIFEST, Manifest
-from .meta import BackupInfo, CollectionBackupInfo, PartitionBackupInfo
+from .meta import BackupInfo, CollectionBackupInfo, PartitionBackupInfo, SegmentBackupInfo
 from .milvus import Milvus, connect
 from .names import validate_backup_name, validate_collection_suffix
 from .progress import ProgressCallback, ProgressTracker
@@ -433,16 +439,46 @@ def _precheck(
         )
     if request.restore_aliases:
         _check_aliases(milvus, plan)
+    for info, _ in plan:
+        if request.imports(info):
+            _check_importable(milvus, info)
     return existing
 
 
+def _check_importable(milvus: Milvus, info: CollectionBackupInfo) -> None:
+    """Refuse, before anything is created, data the target Milvus cannot import whole."""
+    can = milvus.capabilities
+    where = f"{can.describe()} at {milvus.config.endpoint}"
+    if not can.l0_import and any(s.is_l0 for s in info.all_segments()):
+        raise UnsupportedError(
+            f"{_source_ref(info)} of the backup keeps deletes in L0 segments (Milvus >= 2.4), "
+            f"which {where} cannot import (no l0_import); without them deleted rows would come "
+            "back: restore into Milvus 2.4 or later"
+        )
+    unknown = sorted({s.storage_version for s in info.all_segments()} - can.storage_versions)
+    if unknown:
+        raise UnsupportedError(
+            f"{_source_ref(info)} of the backup has segments in storage version "
+            f"{', '.join(map(str, unknown))}, which {where} cannot import: restore into a "
+            "Milvus that writes them (storage v2: Milvus 2.6)"
+        )
+
+
 def _import_units(info: CollectionBackupInfo) -> list[tuple[PartitionBackupInfo, int]]:
-    """(partition, group) pairs: one import job each (a whole partition for legacy backups)."""
+    """(partition, group) pairs: one import job each (a whole partition for legacy backups).
+    L0 segments are imported apart, after these (:func:`_l0_units`)."""
     units: list[tuple[PartitionBackupInfo, int]] = []
     for partition in info.partition_backups:
-        groups = dict.fromkeys(s.group_id for s in partition.segment_backups)
+        groups = dict.fromkeys(s.group_id for s in partition.segment_backups if not s.is_l0)
         units.extend((partition, group) for group in groups)
     return units
+
+
+def _l0_units(info: CollectionBackupInfo) -> list[tuple[str, SegmentBackupInfo]]:
+    """(partition name, L0 segment): one import each, "" naming the whole collection."""
+    units = [(p.partition_name, s) for p in info.partition_backups for s in p.segment_backups]
+    units = [(name, s) for name, s in units if s.is_l0]
+    return units + [("", s) for s in info.l0_segments]
 
 
 _DERIVED = "derived from the backup's binlogs: no count was recorded at backup"
@@ -486,7 +522,7 @@ class _RestoreJob:
                 self._rebuild_indexes(info, target)
             if self.request.load:
                 self.milvus.load_collection(target.db, target.name)
-                result.checked += self._check_count(target, sum(imported.values()))
+                result.checked += self._check_count(target, self._expected_count(info, imported))
             if self.request.restore_aliases:
                 for alias in info.aliases:
                     self.milvus.create_alias(target.db, target.name, alias)
@@ -561,10 +597,12 @@ class _RestoreJob:
                         units,
                     )
                 )
+            for partition_name, segment in _l0_units(info):  # deletes, after every insert
+                self._import_l0(info, target, partition_name, segment, staging)
         finally:
             if staging and not self.config.keep_temp_files:
                 self.milvus_store.delete_prefix(staging + "/")
-        result.rows, result.imports = sum(rows), len(units)
+        result.rows, result.imports = sum(rows), len(units) + len(_l0_units(info))
         imported = {p.partition_id: 0 for p in info.partition_backups}
         for (partition, _), count in zip(units, rows, strict=True):
             imported[partition.partition_id] += count
@@ -586,10 +624,34 @@ class _RestoreJob:
         ]
         if staging:
             paths = [join(staging, self.layout.relative(p)) + "/" for p in paths]
-        task = self.milvus.import_backup(target.db, target.name, partition.partition_name, paths)
+        version = max((s.storage_version for s in segments), default=0)  # one per group
+        task = self.milvus.import_backup(
+            target.db, target.name, partition.partition_name, paths, storage_version=version
+        )
         rows = self._wait_import(task, target, paths[0])
         self.progress.add(imports_done=1, segments_done=len(segments))
         return rows
+
+    def _import_l0(
+        self,
+        info: CollectionBackupInfo,
+        target: CollectionRef,
+        partition_name: str,
+        segment: SegmentBackupInfo,
+        staging: str | None,
+    ) -> None:
+        """Import one L0 segment's deletes (milvus-backup: ``restoreL0SegV1``)."""
+        path = self.layout.binlog_dir(
+            "delta_log", info.collection_id, segment.partition_id, segment.segment_id
+        )
+        if staging:
+            path = join(staging, self.layout.relative(path)) + "/"
+        task = self.milvus.import_backup(
+            target.db, target.name, partition_name, [path], l0=True,
+            storage_version=segment.storage_version,
+        )  # fmt: skip
+        self._wait_import(task, target, path)
+        self.progress.add(imports_done=1, segments_done=1)
 
     def _wait_import(self, task: int, target: CollectionRef, path: str) -> int:
         deadline = time.monotonic() + self.config.timeouts.import_job
@@ -614,7 +676,15 @@ class _RestoreJob:
         """The rows Milvus imported must be the backup's live rows, partition by partition:
         as recorded at backup, or else as the backup's binlogs hold them. Say which."""
         recorded = self.manifest.live_rows.get(info.collection_id) if self.manifest else None
-        expected = recorded if recorded is not None else self._derived_rows(info)
+        if _l0_units(info):
+            return (
+                f"{sum(imported.values())} rows imported before Milvus applied the L0 deletes: "
+                "the live rows are checked by count(*) after load only"
+            )
+        try:
+            expected = recorded if recorded is not None else self._derived_rows(info)
+        except UnsupportedError as exc:
+            return f"{sum(imported.values())} rows imported, not checked: {exc}"
         source = "recorded at backup" if recorded is not None else _DERIVED
         got, want = sum(imported.values()), sum(expected.values())
         if imported != {p: expected.get(p, 0) for p in imported} or got != want:
@@ -630,6 +700,14 @@ class _RestoreJob:
                 f"{self._likely_cause(info, imported, recorded)}"
             )
         return f"{want} live rows {source}, {got} imported"
+
+    def _expected_count(self, info: CollectionBackupInfo, imported: dict[int, int]) -> int:
+        """What count(*) must say once loaded: the recorded live rows where L0 deletes were
+        applied after the import, else what was imported (already checked against them)."""
+        recorded = self.manifest.collection_rows(info.collection_id) if self.manifest else None
+        if _l0_units(info) and recorded is not None:
+            return recorded
+        return sum(imported.values())
 
     def _derived_rows(self, info: CollectionBackupInfo) -> dict[int, int]:
         workers = self.config.parallelism.copy_data

@@ -61,7 +61,7 @@ def expected_objects(info: BackupInfo, layout: BackupLayout) -> dict[str, Stored
     return {
         layout.relative(copy.dst_key): StoredObject(copy.size)
         for collection in info.collection_backups
-        for segment in collection.segments()
+        for segment in collection.all_segments()
         for copy in layout.segment_copies(segment)
     }
 

@@ -1,0 +1,202 @@
+"""Milvus 2.5/2.6 paths at the protocol level: L0 segments, storage v2, and the refusals.
+
+No Milvus newer than 2.3.5 runs here, so a stand-in gRPC server (``tests/standin/milvus.py``,
+answering as Milvus's ``internal/proxy/impl.go`` does) plays Milvus, while the objects live
+in the real S3 server, laid out as Milvus writes them. What is asserted follows milvus-backup
+master: ``core/backup/coll_dml_task.go`` (every persistent segment, ``is_l0``, collection-wide
+L0 segments in ``l0_segments`` with group 0, ``storage_version``), ``core/restore/coll_task.go``
+(L0 segments imported after every partition's data, ``restoreL0SegV1``: one delta directory,
+``l0_import=true``, partition "" for the collection-wide ones) and
+``internal/client/milvus/grpc.go`` (``GrpcBulkInsertInput.opts``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from pymilvus.grpc_gen import common_pb2, schema_pb2
+
+from milvus_backup_operator.engine.backup import BackupRequest, create_backup
+from milvus_backup_operator.engine.catalog import Catalog
+from milvus_backup_operator.engine.config import BackupConfig, MilvusConfig
+from milvus_backup_operator.engine.errors import UnsupportedError
+from milvus_backup_operator.engine.restore import RestoreRequest, restore_backup
+from milvus_backup_operator.engine.storage import ObjectStore
+from tests import sample_data
+from tests.conftest import stack_config
+from tests.stack import Stack
+from tests.standin.binlogs import delta_log, insert_log
+from tests.standin.milvus import Collection, Segment, StandInMilvus
+
+pytestmark = pytest.mark.integration
+
+BUCKET, ROOT = "standin-bucket", "files"
+L0 = common_pb2.SegmentLevel.L0
+COLL, DEFAULT, P1 = 7001, 7002, 7003
+
+
+def schema(name: str) -> schema_pb2.CollectionSchema:
+    return schema_pb2.CollectionSchema(
+        name=name,
+        fields=[
+            schema_pb2.FieldSchema(fieldID=100, name="id", is_primary_key=True, data_type=5),
+            schema_pb2.FieldSchema(
+                fieldID=101, name="v", data_type=101,
+                type_params=[common_pb2.KeyValuePair(key="dim", value="2")],
+            ),
+        ],
+    )  # fmt: skip
+
+
+def write_segment(store: ObjectStore, c: int, p: int, s: int, pks: list[int], ts: int) -> None:
+    """Insert logs of fields 0 (row ID), 1 (timestamp), 100 (pk) and 101, one log each."""
+    columns = {0: pks, 1: [ts] * len(pks), 100: pks, 101: pks}
+    for field_id, values in columns.items():
+        store.put(f"{ROOT}/insert_log/{c}/{p}/{s}/{field_id}/{s}{field_id}", insert_log(values))
+
+
+def write_deletes(
+    store: ObjectStore, c: int, p: int, s: int, deletes: list[tuple[int, int]]
+) -> None:
+    store.put(f"{ROOT}/delta_log/{c}/{p}/{s}/{s}1", delta_log(deletes))
+
+
+@pytest.fixture(scope="module")
+def standin(stack: Stack) -> Iterator[tuple[StandInMilvus, BackupConfig]]:
+    """Milvus 2.5 holding ``events``: two partitions, data in storage v1, deletes in L0
+    segments of a partition and of the whole collection."""
+    stack.s3.ensure_bucket(BUCKET)
+    real = stack_config(stack)
+    storage = replace(real.storage, bucket=BUCKET, root_path=ROOT)
+    store = ObjectStore(storage, real.timeouts)
+    write_segment(store, COLL, DEFAULT, 7101, [1, 2, 3, 4], ts=100)
+    write_segment(store, COLL, P1, 7102, [10, 11], ts=100)
+    write_deletes(store, COLL, DEFAULT, 7103, [(2, 200), (4, 50)])  # 4 was written at 100
+    write_deletes(store, COLL, -1, 7104, [(11, 300)])  # the whole collection
+    events = Collection(
+        COLL, "events", schema("events"), {"_default": DEFAULT, "p1": P1},
+        [Segment(7101, DEFAULT, 4), Segment(7102, P1, 2), Segment(7103, DEFAULT, 0, L0),
+         Segment(7104, -1, 0, L0)],
+    )  # fmt: skip
+    server = StandInMilvus("v2.5.20", [events]).start()
+    config = replace(
+        real,
+        milvus=MilvusConfig(address="127.0.0.1", port=server.port),
+        storage=storage,
+        backup_storage=replace(storage, root_path="backup"),
+    )
+    try:
+        yield server, config
+    finally:
+        server.stop()
+
+
+def test_l0_segments_are_backed_up_as_milvus_backup_records_them(
+    standin: tuple[StandInMilvus, BackupConfig],
+) -> None:
+    _, config = standin
+    info = create_backup(config, BackupRequest("sb_l0", (), rbac=False))
+    (events,) = info.collection_backups
+    default = next(p for p in events.partition_backups if p.partition_name == "_default")
+    assert [(s.segment_id, s.is_l0, s.group_id) for s in default.segment_backups] == [
+        (7101, False, 7101), (7103, True, 7103),
+    ]  # fmt: skip
+    (whole,) = events.l0_segments
+    assert (whole.segment_id, whole.partition_id, whole.group_id, whole.is_l0) == (
+        7104,
+        -1,
+        0,
+        True,
+    )
+    catalog = Catalog.of(config)
+    keys = {o.key for o in catalog.store.list("backup/sb_l0/binlogs/")}
+    assert "backup/sb_l0/binlogs/delta_log/7001/-1/7104/71041" in keys
+    assert "backup/sb_l0/binlogs/delta_log/7001/7002/7103/7103/71031" in keys
+    manifest = catalog.manifest("sb_l0")
+    assert manifest is not None
+    # pk 2 deleted by the partition's L0, pk 11 by the collection's; pk 4's delete is older
+    assert manifest.live_rows[COLL] == {DEFAULT: 3, P1: 1}
+    assert catalog.read("sb_l0").collection_backups[0].l0_segments[0].segment_id == 7104
+
+
+def test_l0_deletes_are_imported_after_every_insert(
+    standin: tuple[StandInMilvus, BackupConfig],
+) -> None:
+    server, config = standin
+    if not Catalog.of(config).exists("sb_l0"):
+        create_backup(config, BackupRequest("sb_l0"))
+    server.calls.clear()
+    result = restore_backup(config, RestoreRequest("sb_l0", suffix="_r"))
+    assert result.succeeded, result.failure_summary()
+    imports = [
+        (r.partition_name, list(r.files), {kv.key: kv.value for kv in r.options})
+        for r in server.requests("Import")
+    ]
+    inserts, deletes = imports[:2], imports[2:]
+    base = "backup/sb_l0/binlogs"
+    assert sorted(inserts) == [
+        ("_default", [f"{base}/insert_log/7001/7002/7101/", f"{base}/delta_log/7001/7002/7101/"],
+         {"skip_disk_quota_check": "true", "backup": "true"}),
+        ("p1", [f"{base}/insert_log/7001/7003/7102/", f"{base}/delta_log/7001/7003/7102/"],
+         {"skip_disk_quota_check": "true", "backup": "true"}),
+    ]  # fmt: skip
+    assert deletes == [
+        ("_default", [f"{base}/delta_log/7001/7002/7103/"],
+         {"skip_disk_quota_check": "true", "l0_import": "true"}),
+        ("", [f"{base}/delta_log/7001/-1/7104/"],
+         {"skip_disk_quota_check": "true", "l0_import": "true"}),
+    ]  # fmt: skip
+    (events,) = result.collections
+    assert "before Milvus applied the L0 deletes" in events.checked
+
+
+def test_milvus_2_3_refuses_l0_deletes_before_creating_anything(
+    stack: Stack, standin: tuple[StandInMilvus, BackupConfig], samples: object
+) -> None:
+    _, config = standin
+    if not Catalog.of(config).exists("sb_l0"):
+        create_backup(config, BackupRequest("sb_l0"))
+    real = stack_config(stack)
+    into_real = replace(real, backup_storage=config.backup_storage)
+    before = sorted(sample_data.client(stack.milvus.uri).list_collections())
+    with pytest.raises(
+        UnsupportedError, match=r"events of the backup keeps deletes in L0 .* Milvus v2\.3\.5"
+    ):
+        restore_backup(into_real, RestoreRequest("sb_l0", suffix="_l0"))
+    assert sorted(sample_data.client(stack.milvus.uri).list_collections()) == before
+
+
+def test_storage_v2_is_recorded_passed_and_refused_where_unknown(
+    standin: tuple[StandInMilvus, BackupConfig],
+) -> None:
+    server, config = standin
+    store = ObjectStore(config.storage, config.timeouts)
+    write_segment(store, 7201, 7202, 7211, [1, 2], ts=100)  # the listing reads keys only
+    write_deletes(store, 7201, 7202, 7212, [(1, 200)])
+    server.collections["events_v2"] = Collection(
+        7201, "events_v2", schema("events_v2"), {"_default": 7202},
+        [Segment(7211, 7202, 2, storage_version=2), Segment(7212, 7202, 0, L0, 2)],
+    )  # fmt: skip
+    server.version = "v2.6.3"
+    try:
+        info = create_backup(config, BackupRequest("sb_v2", (), rbac=False))
+        events = next(c for c in info.collection_backups if c.collection_name == "events_v2")
+        assert {s.storage_version for s in events.segments()} == {2}
+        manifest = Catalog.of(config).manifest("sb_v2")
+        assert manifest is not None and manifest.collection_rows(7201) is None  # not read here
+        server.calls.clear()
+        request = RestoreRequest("sb_v2", collections=(), renames=(), suffix="_r2")
+        result = restore_backup(config, request)
+        assert result.succeeded, result.failure_summary()
+        v2_imports = [r for r in server.requests("Import") if r.collection_name == "events_v2_r2"]
+        assert {
+            kv.value for r in v2_imports for kv in r.options if kv.key == "storage_version"
+        } == {"2"}
+        server.version = "v2.5.20"
+        with pytest.raises(UnsupportedError, match=r"storage version 2, which Milvus v2\.5\.20"):
+            restore_backup(config, RestoreRequest("sb_v2", suffix="_r3"))
+    finally:
+        server.version = "v2.5.20"
+        server.collections.pop("events_v2", None)

@@ -1,0 +1,208 @@
+"""A stand-in Milvus 2.5/2.6 gRPC server: the calls a backup and a restore make, answered as
+that Milvus answers them, over pymilvus's generated service.
+
+What it follows (milvus-io/milvus):
+- ``GetPersistentSegmentInfo`` reports each flushed segment's ``level`` (L0 = 1 for delete-only
+  segments, collection-wide ones in partition -1) and, from 2.6, its ``storage_version``
+  (``internal/proxy/impl.go``; ``milvus.proto`` PersistentSegmentInfo).
+- ``Import`` in backup mode takes the options ``backup``/``l0_import``,
+  ``skip_disk_quota_check`` and ``storage_version`` (``internal/util/importutilv2/option.go``;
+  milvus-backup's ``internal/client/milvus/grpc.go``), and ``GetImportState`` reports the rows.
+- ``Flush`` answers the segment IDs, flush timestamp and seal time per collection.
+
+The objects live in the real S3 server, laid out as Milvus writes them
+(``<root>/insert_log/<c>/<p>/<s>/<field>/<log>``, ``<root>/delta_log/<c>/<p>/<s>/<log>``);
+the test writes them. Every request the engine sends is recorded for the test to assert.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
+
+OK = common_pb2.Status()
+
+
+@dataclass
+class Segment:
+    segment_id: int
+    partition_id: int
+    rows: int
+    level: int = common_pb2.SegmentLevel.L1
+    storage_version: int = 0
+
+
+@dataclass
+class Collection:
+    collection_id: int
+    name: str
+    schema: schema_pb2.CollectionSchema
+    partitions: dict[str, int]
+    segments: list[Segment] = field(default_factory=list)
+
+
+class StandInMilvus(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
+    """Serve ``collections`` as Milvus ``version`` does; record every call."""
+
+    def __init__(self, version: str, collections: list[Collection]) -> None:
+        self.version = version
+        self.collections = {c.name: c for c in collections}
+        self.calls: list[tuple[str, Any]] = []
+        self.imports: dict[int, milvus_pb2.ImportRequest] = {}
+        self._ids = itertools.count(9000)
+        self._lock = threading.Lock()
+        self._server: grpc.Server | None = None
+        self.port = 0
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> StandInMilvus:
+        self._server = grpc.server(futures.ThreadPoolExecutor(8))
+        milvus_pb2_grpc.add_MilvusServiceServicer_to_server(self, self._server)
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(0)
+
+    def requests(self, method: str) -> list[Any]:
+        return [request for name, request in self.calls if name == method]
+
+    def _record(self, method: str, request: Any) -> None:
+        with self._lock:
+            self.calls.append((method, request))
+
+    # ---- the calls ------------------------------------------------------------------------
+
+    def GetVersion(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return milvus_pb2.GetVersionResponse(status=OK, version=self.version)
+
+    def ListDatabases(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return milvus_pb2.ListDatabasesResponse(status=OK, db_names=["default"])
+
+    def ShowCollections(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return milvus_pb2.ShowCollectionsResponse(
+            status=OK, collection_names=sorted(self.collections)
+        )
+
+    def HasCollection(self, request: Any, context: Any) -> Any:  # noqa: N802
+        found = request.collection_name in self.collections
+        return milvus_pb2.BoolResponse(status=OK, value=found)
+
+    def DescribeCollection(self, request: Any, context: Any) -> Any:  # noqa: N802
+        found = self.collections.get(request.collection_name)
+        if found is None:
+            reason = f"collection not found[collection={request.collection_name}]"
+            status = common_pb2.Status(error_code=common_pb2.CollectionNotExists, code=100,
+                                       reason=reason)  # fmt: skip
+            return milvus_pb2.DescribeCollectionResponse(status=status)
+        return milvus_pb2.DescribeCollectionResponse(
+            status=OK,
+            schema=found.schema,
+            collectionID=found.collection_id,
+            collection_name=found.name,
+            shards_num=1,
+            consistency_level=common_pb2.ConsistencyLevel.Bounded,
+            db_name="default",
+        )
+
+    def DescribeIndex(self, request: Any, context: Any) -> Any:  # noqa: N802
+        status = common_pb2.Status(error_code=common_pb2.IndexNotExist, code=700,
+                                   reason="index not found")  # fmt: skip
+        return milvus_pb2.DescribeIndexResponse(status=status)
+
+    def GetLoadingProgress(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return milvus_pb2.GetLoadingProgressResponse(status=OK, progress=0)
+
+    def ShowPartitions(self, request: Any, context: Any) -> Any:  # noqa: N802
+        found = self.collections[request.collection_name]
+        return milvus_pb2.ShowPartitionsResponse(
+            status=OK,
+            partition_names=list(found.partitions),
+            partitionIDs=list(found.partitions.values()),
+        )
+
+    def Flush(self, request: Any, context: Any) -> Any:  # noqa: N802
+        self._record("Flush", request)
+        (name,) = request.collection_names
+        segments = [s.segment_id for s in self.collections[name].segments]
+        return milvus_pb2.FlushResponse(
+            status=OK,
+            db_name="default",
+            coll_segIDs={name: schema_pb2.LongArray(data=segments)},
+            coll_flush_ts={name: 462000000000000000},
+            coll_seal_times={name: 1764590000},
+        )
+
+    def GetFlushState(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return milvus_pb2.GetFlushStateResponse(status=OK, flushed=True)
+
+    def GetPersistentSegmentInfo(self, request: Any, context: Any) -> Any:  # noqa: N802
+        found = self.collections[request.collectionName]
+        infos = [
+            milvus_pb2.PersistentSegmentInfo(
+                segmentID=s.segment_id,
+                collectionID=found.collection_id,
+                partitionID=s.partition_id,
+                num_rows=s.rows,
+                state=common_pb2.SegmentState.Flushed,
+                level=s.level,
+                storage_version=s.storage_version,
+            )
+            for s in found.segments
+        ]
+        return milvus_pb2.GetPersistentSegmentInfoResponse(status=OK, infos=infos)
+
+    def CreateCollection(self, request: Any, context: Any) -> Any:  # noqa: N802
+        self._record("CreateCollection", request)
+        schema = schema_pb2.CollectionSchema.FromString(request.schema)
+        created = Collection(next(self._ids), request.collection_name, schema, {"_default": 1})
+        self.collections[request.collection_name] = created
+        return OK
+
+    def CreatePartition(self, request: Any, context: Any) -> Any:  # noqa: N802
+        self._record("CreatePartition", request)
+        found = self.collections[request.collection_name]
+        found.partitions[request.partition_name] = next(self._ids)
+        return OK
+
+    def DropCollection(self, request: Any, context: Any) -> Any:  # noqa: N802
+        self._record("DropCollection", request)
+        self.collections.pop(request.collection_name, None)
+        return OK
+
+    def Import(self, request: Any, context: Any) -> Any:  # noqa: N802
+        self._record("Import", request)
+        task = next(self._ids)
+        self.imports[task] = request
+        return milvus_pb2.ImportResponse(status=OK, tasks=[task])
+
+    def GetImportState(self, request: Any, context: Any) -> Any:  # noqa: N802
+        imported = self.imports[request.task]
+        options = {kv.key: kv.value for kv in imported.options}
+        rows = 0 if options.get("l0_import") == "true" else self.rows_for(imported.files[0])
+        return milvus_pb2.GetImportStateResponse(
+            status=OK, state=common_pb2.ImportCompleted, row_count=rows
+        )
+
+    def ListImportTasks(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return milvus_pb2.ListImportTasksResponse(status=OK)
+
+    def rows_for(self, insert_dir: str) -> int:
+        """The rows of the segment whose backed-up insert logs ``insert_dir`` names: Milvus
+        counts what it reads; here the source segment with that ID says it."""
+        segment_id = int(insert_dir.rstrip("/").rsplit("/", 1)[-1])
+        return sum(
+            s.rows
+            for c in self.collections.values()
+            for s in c.segments
+            if s.segment_id == segment_id
+        )
