@@ -23,6 +23,7 @@ from milvus_backup_operator.engine.catalog import Catalog
 from milvus_backup_operator.engine.config import BackupConfig, MilvusConfig
 from milvus_backup_operator.engine.errors import UnsupportedError
 from milvus_backup_operator.engine.restore import RestoreRequest, restore_backup
+from milvus_backup_operator.engine.selection import CollectionRef
 from milvus_backup_operator.engine.storage import ObjectStore
 from tests import sample_data
 from tests.conftest import stack_config
@@ -200,3 +201,76 @@ def test_storage_v2_is_recorded_passed_and_refused_where_unknown(
     finally:
         server.version = "v2.5.20"
         server.collections.pop("events_v2", None)
+
+
+def bm25_schema(name: str, text_id: int = 101) -> schema_pb2.CollectionSchema:
+    """A full text search collection, as Milvus 2.5 describes it (``schema.proto``)."""
+    return schema_pb2.CollectionSchema(
+        name=name,
+        fields=[
+            schema_pb2.FieldSchema(fieldID=100, name="id", is_primary_key=True, data_type=5),
+            schema_pb2.FieldSchema(fieldID=text_id, name="text", data_type=21,
+                                   type_params=[common_pb2.KeyValuePair(key="max_length",
+                                                                        value="512")]),
+            schema_pb2.FieldSchema(fieldID=text_id + 1, name="sparse", data_type=104,
+                                   is_function_output=True),
+        ],
+        functions=[schema_pb2.FunctionSchema(
+            name="bm25", id=1, type=schema_pb2.FunctionType.BM25,
+            input_field_names=["text"], input_field_ids=[text_id],
+            output_field_names=["sparse"], output_field_ids=[text_id + 1],
+        )],
+    )  # fmt: skip
+
+
+def test_functions_are_recorded_recreated_and_refused_by_milvus_2_3(
+    stack: Stack, standin: tuple[StandInMilvus, BackupConfig], samples: object
+) -> None:
+    server, config = standin
+    server.collections["articles"] = Collection(
+        7301, "articles", bm25_schema("articles"), {"_default": 7302}
+    )
+    try:
+        info = create_backup(
+            config, BackupRequest("sb_fn", (CollectionRef("default", "articles"),))
+        )
+        (articles,) = info.collection_backups
+        assert articles.schema is not None
+        (bm25,) = articles.schema.functions
+        assert (bm25.name, bm25.type, bm25.input_field_names, bm25.output_field_ids) == (
+            "bm25", 1, ["text"], [102],
+        )  # fmt: skip
+        server.calls.clear()
+        result = restore_backup(config, RestoreRequest("sb_fn", suffix="_r"))
+        assert result.succeeded, result.failure_summary()
+        (created,) = server.requests("CreateCollection")
+        function = schema_pb2.CollectionSchema.FromString(created.schema).functions[0]
+        assert (function.name, function.type, list(function.input_field_names)) == (
+            "bm25", schema_pb2.FunctionType.BM25, ["text"],
+        )  # fmt: skip
+        into_real = replace(stack_config(stack), backup_storage=config.backup_storage)
+        with pytest.raises(UnsupportedError, match=r"functions \(bm25: .*Milvus >= 2\.5"):
+            restore_backup(into_real, RestoreRequest("sb_fn", suffix="_fn"))
+        assert "articles_fn" not in sample_data.client(stack.milvus.uri).list_collections()
+    finally:
+        server.collections.pop("articles", None)
+        server.collections.pop("articles_r", None)
+
+
+def test_fields_added_after_creation_are_refused_before_anything_is_created(
+    standin: tuple[StandInMilvus, BackupConfig],
+) -> None:
+    server, config = standin
+    server.version = "v2.6.3"
+    server.collections["grown"] = Collection(
+        7401, "grown", bm25_schema("grown", text_id=105), {"_default": 7402}
+    )
+    try:
+        create_backup(config, BackupRequest("sb_grown", (CollectionRef("default", "grown"),)))
+        server.calls.clear()
+        with pytest.raises(UnsupportedError, match=r"fields added after it was created .*105"):
+            restore_backup(config, RestoreRequest("sb_grown", suffix="_r"))
+        assert server.requests("CreateCollection") == []
+    finally:
+        server.version = "v2.5.20"
+        server.collections.pop("grown", None)

@@ -10,6 +10,7 @@ Milvus's own releases:
 - storage v2 segments (``storage_version`` 2, passed to the import): Milvus 2.6, its default
   there (milvus PR #43652).
 - several L0 segments in one import job: 2.6.5 (``MultiL0InOneJob``).
+- collection schemas with functions (BM25): 2.5; with struct array fields: 2.6.
 - the snapshot backup format: 3.0 (``Snapshot``).
 
 A version string this module cannot read is refused by name: guessing could import deletes
@@ -76,6 +77,16 @@ class Capabilities:
     def storage_versions(self) -> frozenset[int]:
         """The segment storage versions its import reads."""
         return STORAGE_V1 | {STORAGE_V2} if self.at_least(2, 6) else STORAGE_V1
+
+    @property
+    def functions(self) -> bool:
+        """Creates collections with functions (BM25 full text search: Milvus 2.5)."""
+        return self.at_least(2, 5)
+
+    @property
+    def struct_arrays(self) -> bool:
+        """Creates collections with struct array fields (Milvus 2.6)."""
+        return self.at_least(2, 6)
 
     @property
     def several_l0_per_job(self) -> bool:

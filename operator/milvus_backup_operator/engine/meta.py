@@ -47,6 +47,29 @@ class FieldSchema:
 
 
 @dataclass
+class FunctionSchema:
+    """A function computing output fields from input fields (1 BM25, 2 text embedding)."""
+
+    name: str = jfield("name", "")
+    id: int = jfield("id", 0)
+    description: str = jfield("description", "")
+    type: int = jfield("type", 0)
+    input_field_names: list[str] = jfield("input_field_names", [])
+    input_field_ids: list[int] = jfield("input_field_ids", [])
+    output_field_names: list[str] = jfield("output_field_names", [])
+    output_field_ids: list[int] = jfield("output_field_ids", [])
+    params: list[KeyValuePair] = jfield("params", [])
+
+
+@dataclass
+class StructArrayFieldSchema:
+    field_id: int = jfield("fieldID", 0)
+    name: str = jfield("name", "")
+    description: str = jfield("description", "")
+    fields: list[FieldSchema] = jfield("fields", [])
+
+
+@dataclass
 class CollectionSchema:
     name: str = jfield("name", "")
     description: str = jfield("description", "")
@@ -54,6 +77,8 @@ class CollectionSchema:
     fields: list[FieldSchema] = jfield("fields", [])
     enable_dynamic_field: bool = jfield("enable_dynamic_field", False)
     properties: list[KeyValuePair] = jfield("properties", [])
+    functions: list[FunctionSchema] = jfield("functions", [])
+    struct_array_fields: list[StructArrayFieldSchema] = jfield("struct_array_fields", [])
 
 
 @dataclass

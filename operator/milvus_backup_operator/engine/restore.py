@@ -39,6 +39,7 @@ from .verify import VerifyReport, require_intact
 log = logging.getLogger(__name__)
 
 LOG_KINDS = ("insert_log", "delta_log")
+FIRST_FIELD_ID = 100  # Milvus numbers a new collection's fields from here (StartOfUserFieldID)
 IMPORT_POLL_MAX = 0.5  # seconds; a state call costs milliseconds, a late notice costs seconds
 RUNNING = "Running"
 COMPLETED = "Completed"
@@ -440,15 +441,37 @@ def _precheck(
     if request.restore_aliases:
         _check_aliases(milvus, plan)
     for info, _ in plan:
-        if request.imports(info):
-            _check_importable(milvus, info)
+        _check_target_takes(milvus, info, request.imports(info))
     return existing
 
 
-def _check_importable(milvus: Milvus, info: CollectionBackupInfo) -> None:
-    """Refuse, before anything is created, data the target Milvus cannot import whole."""
+def _check_target_takes(milvus: Milvus, info: CollectionBackupInfo, data: bool) -> None:
+    """Refuse, before anything is created, a schema the target Milvus cannot create, or
+    (with ``data``) data it cannot import whole."""
     can = milvus.capabilities
     where = f"{can.describe()} at {milvus.config.endpoint}"
+    schema = info.schema
+    needs = []
+    if schema is not None and schema.functions and not can.functions:
+        names = ", ".join(f.name for f in schema.functions)
+        needs.append(f"functions ({names}: BM25 or embedding, Milvus >= 2.5)")
+    if schema is not None and schema.struct_array_fields and not can.struct_arrays:
+        names = ", ".join(f.name for f in schema.struct_array_fields)
+        needs.append(f"struct array fields ({names}: Milvus >= 2.6)")
+    if needs:
+        raise UnsupportedError(
+            f"{_source_ref(info)} of the backup has {' and '.join(needs)}, which {where} "
+            "cannot create: restore into a Milvus that has them"
+        )
+    ids = [f.field_id for f in schema.fields if not f.is_dynamic] if schema else []
+    if ids != list(range(FIRST_FIELD_ID, FIRST_FIELD_ID + len(ids))):
+        raise UnsupportedError(
+            f"{_source_ref(info)} of the backup has fields added after it was created (field "
+            f"IDs {ids}): recreating them with the same IDs needs AddCollectionField, which "
+            "this version does not do yet; nothing was created"
+        )
+    if not data:
+        return
     if not can.l0_import and any(s.is_l0 for s in info.all_segments()):
         raise UnsupportedError(
             f"{_source_ref(info)} of the backup keeps deletes in L0 segments (Milvus >= 2.4), "

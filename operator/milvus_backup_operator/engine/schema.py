@@ -10,8 +10,10 @@ from .meta import (
     CollectionBackupInfo,
     CollectionSchema,
     FieldSchema,
+    FunctionSchema,
     IndexInfo,
     KeyValuePair,
+    StructArrayFieldSchema,
 )
 
 LOAD_STATES = {0: "NotLoad", 100: "Loaded"}
@@ -55,6 +57,29 @@ def schema_from_proto(s: schema_pb2.CollectionSchema) -> CollectionSchema:
         fields=[field_from_proto(f) for f in s.fields],
         enable_dynamic_field=s.enable_dynamic_field,
         properties=_kvs(s.properties),
+        functions=[
+            FunctionSchema(
+                name=fn.name,
+                id=fn.id,
+                description=fn.description,
+                type=fn.type,
+                input_field_names=list(fn.input_field_names),
+                input_field_ids=list(fn.input_field_ids),
+                output_field_names=list(fn.output_field_names),
+                output_field_ids=list(fn.output_field_ids),
+                params=_kvs(fn.params),
+            )
+            for fn in s.functions
+        ],
+        struct_array_fields=[
+            StructArrayFieldSchema(
+                field_id=st.fieldID,
+                name=st.name,
+                description=st.description,
+                fields=[field_from_proto(f) for f in st.fields],
+            )
+            for st in s.struct_array_fields
+        ],
     )
 
 
@@ -105,6 +130,26 @@ def schema_to_proto(schema: CollectionSchema, name: str) -> schema_pb2.Collectio
     for f in schema.fields:
         if not f.is_dynamic:
             out.fields.append(field_to_proto(f))
+    for fn in schema.functions:
+        function = out.functions.add(
+            name=fn.name,
+            id=fn.id,
+            description=fn.description,
+            type=fn.type,
+            input_field_names=fn.input_field_names,
+            input_field_ids=fn.input_field_ids,
+            output_field_names=fn.output_field_names,
+            output_field_ids=fn.output_field_ids,
+        )
+        for kv in fn.params:
+            function.params.add(key=kv.key, value=kv.value)
+    for st in schema.struct_array_fields:
+        out.struct_array_fields.add(
+            fieldID=st.field_id,
+            name=st.name,
+            description=st.description,
+            fields=[field_to_proto(f) for f in st.fields],
+        )
     return out
 
 
