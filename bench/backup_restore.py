@@ -55,7 +55,8 @@ from milvus_backup_operator.engine.layout import BackupLayout
 from milvus_backup_operator.engine.meta import BackupInfo, CollectionBackupInfo
 from milvus_backup_operator.engine.milvus import Milvus, connect
 from milvus_backup_operator.engine.progress import Progress
-from milvus_backup_operator.engine.restore import RestoreRequest, restore_backup
+from milvus_backup_operator.engine.restore import restore_backup
+from milvus_backup_operator.engine.restore_plan import RestoreRequest
 from milvus_backup_operator.engine.selection import CollectionRef
 from milvus_backup_operator.engine.storage import ObjectStore
 

@@ -29,12 +29,8 @@ from .engine.errors import BackupError, InvalidRequestError
 from .engine.manifest import Manifest
 from .engine.meta import CONSISTENCY_LEVELS, BackupInfo
 from .engine.progress import Progress
-from .engine.restore import (
-    RestoreRequest,
-    check_restore_request,
-    parse_renames,
-    restore_backup,
-)
+from .engine.restore import restore_backup
+from .engine.restore_plan import RestoreRequest, check_restore_request, parse_renames
 from .engine.selection import ALL, CollectionRef, collections, parse_list, unique
 from .engine.verify import verify_backup
 

@@ -31,7 +31,8 @@ from .engine.errors import BackupError, MalformedMetaError
 from .engine.manifest import Manifest
 from .engine.meta import BackupInfo, CollectionBackupInfo
 from .engine.progress import Progress, human_size
-from .engine.restore import RestoreRequest, check_restore_request, restore_backup
+from .engine.restore import restore_backup
+from .engine.restore_plan import RestoreRequest, check_restore_request
 from .engine.verify import require_intact
 from .k8s import resources
 from .k8s.credentials import ApiSecrets, SecretSource, config_for

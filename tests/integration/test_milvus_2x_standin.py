@@ -22,7 +22,8 @@ from milvus_backup_operator.engine.backup import BackupRequest, create_backup
 from milvus_backup_operator.engine.catalog import Catalog
 from milvus_backup_operator.engine.config import BackupConfig, MilvusConfig
 from milvus_backup_operator.engine.errors import UnsupportedError
-from milvus_backup_operator.engine.restore import RestoreRequest, restore_backup
+from milvus_backup_operator.engine.restore import restore_backup
+from milvus_backup_operator.engine.restore_plan import RestoreRequest
 from milvus_backup_operator.engine.selection import CollectionRef
 from milvus_backup_operator.engine.storage import ObjectStore
 from tests import sample_data

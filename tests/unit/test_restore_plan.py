@@ -17,7 +17,7 @@ from milvus_backup_operator.engine.meta import (
     PartitionBackupInfo,
     SegmentBackupInfo,
 )
-from milvus_backup_operator.engine.restore import _plan, _shards_num
+from milvus_backup_operator.engine.restore_plan import _plan, shards_num
 from milvus_backup_operator.engine.selection import CollectionRef
 from milvus_backup_operator.server.protocol import CreateBackupRequest, RestoreBackupRequest
 from milvus_backup_operator.server.requests import backup_request, restore_request
@@ -58,7 +58,7 @@ def test_override_sets_the_shard_number_of_its_target_only() -> None:
             {"source": "b", "target": "b_new"}]}],
         "filter": {"db1": {"colls": ["*"]}}}}  # fmt: skip
     request = restore_request(RestoreBackupRequest.model_validate(body), "t")
-    shards = {str(t): _shards_num(info, request, t) for info, t in _plan(BACKUP, request)}
+    shards = {str(t): shards_num(info, request, t) for info, t in _plan(BACKUP, request)}
     assert shards == {"db1.a_new": 4, "db1.b_new": 2}
     assert request.mapping is not None
     assert request.mapping.override(CollectionRef("db1", "a_new")).description == "d"

@@ -24,7 +24,7 @@ from ..engine.catalog import Catalog
 from ..engine.check import run_check
 from ..engine.config import BackupConfig
 from ..engine.errors import AlreadyExistsError, BackupError, NotFoundError
-from ..engine.restore import check_restore_request
+from ..engine.restore_plan import check_restore_request
 from ..engine.verify import verify_backup
 from ..k8s import resources
 from ..k8s.credentials import ApiSecrets, config_for

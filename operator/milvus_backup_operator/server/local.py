@@ -16,12 +16,8 @@ from ..engine.meta import BackupInfo
 from ..engine.milvus import connect
 from ..engine.progress import Progress
 from ..engine.reservation import Reservation
-from ..engine.restore import (
-    CollectionRestoreResult,
-    RestoreRequest,
-    check_restore_request,
-    restore_backup,
-)
+from ..engine.restore import CollectionRestoreResult, restore_backup
+from ..engine.restore_plan import RestoreRequest, check_restore_request
 from ..engine.selection import CollectionRef
 from ..engine.verify import verify_backup
 from . import views

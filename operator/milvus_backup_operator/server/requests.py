@@ -7,7 +7,7 @@ import re
 from ..engine.backup import BackupRequest, is_meta_only
 from ..engine.errors import InvalidRequestError
 from ..engine.names import default_backup_name
-from ..engine.restore import CollectionOverride, RestoreMapping, RestoreRequest, parse_renames
+from ..engine.restore_plan import CollectionOverride, RestoreMapping, RestoreRequest, parse_renames
 from ..engine.selection import ALL, CollectionRef, collections, unique
 from .protocol import CreateBackupRequest, Filter, RestoreBackupRequest, RestorePlan
 

@@ -7,7 +7,7 @@ from typing import Any
 from ..engine import codec
 from ..engine.catalog import COMPLETED, BackupSummary
 from ..engine.meta import BackupInfo
-from ..engine.restore import RestorePlan
+from ..engine.restore_plan import RestorePlan
 from ..engine.verify import VerifyReport
 from .protocol import StateCode
 from .tasks import Task
