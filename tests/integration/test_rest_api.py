@@ -70,8 +70,10 @@ def test_get_backup_reads_storage_whoever_made_the_backup(
         # milvus-backup's fields we do not implement are refused by name, never ignored
         ("POST", "/create", {"backup_name": "api_r", "strategy": "skip_flush"}, 400,
          "strategy skip_flush is milvus-backup's"),
-        ("POST", "/create", {"backup_name": "api_r", "gc_pause_enable": True}, 400,
-         "gc_pause_enable"),
+        ("POST", "/create", {"backup_name": "api_r", "gc_pause_address": "milvus:9091"}, 400,
+         "http:// or https://"),
+        ("POST", "/create", {"backup_name": "api_r", "gc_pause_seconds": -1}, 400,
+         "gc_pause_seconds"),
         ("POST", "/create", {"backup_name": "api_r", "filter": {"db.c": {}}}, 400, "filter"),
         ("POST", "/create", {"backup_name": "api_r", "colection_names": ["tiny"]}, 400,
          "unknown field colection_names"),

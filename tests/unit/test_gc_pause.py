@@ -18,7 +18,7 @@ import pytest
 
 from milvus_backup_operator.engine.capabilities import Capabilities
 from milvus_backup_operator.engine.config import GcPause, MilvusConfig
-from milvus_backup_operator.engine.errors import OperationError
+from milvus_backup_operator.engine.errors import InvalidRequestError, OperationError
 from milvus_backup_operator.engine.gc_pause import PAUSE, RESUME, gc_paused
 
 NEW = Capabilities.of("v2.6.3")
@@ -128,3 +128,19 @@ def test_no_call_where_it_is_off_or_not_served(
 
 def test_the_default_endpoint_is_milvus_host_port_9091() -> None:
     assert GcPause().endpoint(MilvusConfig(address="milvus.db")) == "http://milvus.db:9091"
+
+
+def test_a_request_can_turn_the_pause_on_and_set_its_length_and_address() -> None:
+    configured = GcPause(enabled=False, seconds=600)
+    asked = configured.asked(True, 60, "http://milvus:9091")
+    assert (asked.enabled, asked.seconds, asked.address) == (True, 60, "http://milvus:9091")
+    assert configured.asked(False, 0, "") == configured  # nothing asked: the configuration
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [({"seconds": 0}, "at least 1"), ({"address": "milvus:9091"}, "http:// or https://")],
+)
+def test_bad_pause_settings_are_refused(settings: dict[str, object], says: str) -> None:
+    with pytest.raises(InvalidRequestError, match=says):
+        GcPause(**settings)  # type: ignore[arg-type]

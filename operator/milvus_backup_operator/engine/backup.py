@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from . import schema
 from .capabilities import KNOWN_STORAGE_VERSIONS
 from .catalog import Catalog
-from .config import BackupConfig
+from .config import BackupConfig, GcPause
 from .errors import InvalidRequestError, OperationError, UnsupportedError
 from .gc_pause import gc_paused
 from .layout import BackupLayout, ObjectCopy, milvus_collection_dir
@@ -44,6 +44,16 @@ class BackupRequest:
     collections: tuple[CollectionRef, ...] = ()  # empty: every collection
     backup_id: str = ""  # recorded as the meta's id (milvus-backup: the task's id); default new
     rbac: bool = False  # record Milvus's users, roles and grants too
+    #: milvus-backup's ``gc_pause_enable``/``_seconds``/``_address``, over the configuration's
+    pause_gc: bool = False
+    gc_pause_seconds: int = 0
+    gc_pause_address: str = ""
+
+    def gc_pause(self, config: BackupConfig) -> GcPause:
+        """The GC pause this backup asks for, on top of the configuration's."""
+        ask = (self.pause_gc, self.gc_pause_seconds, self.gc_pause_address)
+        return config.gc_pause.asked(*ask)
+
     #: record schemas, indexes and partitions only: no flush, no binlog copied (milvus-backup's
     #: ``strategy=meta_only``); such a backup restores as empty collections
     meta_only: bool = False
@@ -95,7 +105,8 @@ def create_backup(
         progress.add(collections_total=len(refs))
         claim = reservation or reserve(target, catalog.layout(request.name), request.backup_id)
         job = _BackupJob(config, milvus, source, target, claim, progress, request.meta_only)
-        gc = gc_paused(config.gc_pause, config.milvus, milvus.capabilities, config.timeouts.rpc)
+        pause = request.gc_pause(config)
+        gc = gc_paused(pause, config.milvus, milvus.capabilities, config.timeouts.rpc)
         try:
             with claim.renewed(config.timeouts.writer_silence), gc as paused:
                 log.info("backup %s: %s", request.name, paused.text)
@@ -133,6 +144,7 @@ def _refuse_early(
     held: Reservation | None = None,
 ) -> tuple[ObjectStore, ObjectStore, Catalog]:
     validate_backup_name(request.name)
+    request.gc_pause(config)  # a bad address or length is refused now, not mid-backup
     source = ObjectStore(config.storage, config.timeouts)
     target = ObjectStore(config.backup_storage, config.timeouts, config.parallelism.copy_data)
     source.require_bucket()

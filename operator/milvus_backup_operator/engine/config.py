@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .errors import InvalidRequestError
 from .locations import Location, require_separate
 
 #: Environment variables that may carry credentials, as milvus-backup names them.
@@ -115,8 +116,26 @@ class GcPause:
     seconds: int = 7200  # each pause; renewed at half of it while the backup runs
     address: str = ""  # its management endpoint; default http://<milvus.address>:9091
 
+    def __post_init__(self) -> None:
+        if self.seconds < 1:
+            raise InvalidRequestError(f"gc pause seconds must be at least 1, not {self.seconds}")
+        if self.address and not self.address.startswith(("http://", "https://")):
+            raise InvalidRequestError(
+                "the GC pause address must be an http:// or https:// URL (Milvus's management "
+                "endpoint, e.g. http://milvus:9091)"
+            )
+
     def endpoint(self, milvus: MilvusConfig) -> str:
         return (self.address or f"http://{milvus.address}:9091").rstrip("/")
+
+    def asked(self, enable: bool, seconds: int, address: str) -> GcPause:
+        """These settings with a request's (milvus-backup's ``gc_pause_*``): a request can
+        turn the pause on, not off (``enable || config``, as v0.5.16's create handler)."""
+        return GcPause(
+            enabled=self.enabled or enable,
+            seconds=seconds or self.seconds,
+            address=address or self.address,
+        )
 
 
 @dataclass(frozen=True)

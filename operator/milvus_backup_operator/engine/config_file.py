@@ -141,7 +141,7 @@ def _v1(reader: ConfigReader, has_file: bool) -> BackupConfig:
     gc_pause = GcPause(
         enabled=reader.flag("backup.gcPause.enable", True),
         seconds=reader.positive("backup.gcPause.seconds", GcPause.seconds),
-        address=reader.text("backup.gcPause.address", ""),
+        address=reader.url("backup.gcPause.address"),
     )
     keys = ("copydata", "backupCollection", "restoreCollection", "importJob")
     parallelism = tuple(f"backup.parallelism.{key}" for key in keys)
@@ -176,7 +176,7 @@ def _v2(reader: ConfigReader) -> BackupConfig:
     backup_storage = _v2_storage(reader, "backup.storage", storage)
     gc_pause = GcPause(
         enabled=reader.flag("backup.pauseGC", True),
-        address=reader.text("milvus.management.endpoint", ""),
+        address=reader.url("milvus.management.endpoint"),
     )
     reader.choice("transfer.mode", "auto", ("auto",))
     parallelism = ("transfer.concurrency", "backup.concurrency.collections",
@@ -311,6 +311,13 @@ class ConfigReader:
     def _at(self, key: str) -> str:
         line = f", line {self._lines[key]}" if key in self._lines else ""
         return f"{self.source}{line}"
+
+    def url(self, key: str) -> str:
+        """An http(s) URL, or "" when the key is absent."""
+        value = self.text(key, "")
+        if value and not value.startswith(("http://", "https://")):
+            raise self._fail(key, "an http:// or https:// URL")
+        return value
 
     def _fail(self, key: str, expected: str, value: Any = None) -> InvalidRequestError:
         """Name the file, line and key, never the value (it may be a secret)."""

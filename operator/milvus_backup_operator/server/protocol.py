@@ -82,6 +82,13 @@ class CreateBackupRequest(_Request):
         None, description='{"db": ["coll", ...]} (an empty list: every collection of db)'
     )
     rbac: bool = Field(False, description="Back up Milvus's users, roles and grants too.")
+    gc_pause_enable: bool = Field(
+        False, description="Pause Milvus's GC during the backup (also when the config says so)."
+    )
+    gc_pause_seconds: int = Field(0, ge=0, description="Each pause (0: the configuration's).")
+    gc_pause_address: str = Field(
+        "", description="Milvus's management endpoint (default: the configuration's)."
+    )
     filter: Filter | None = Field(
         None, description='{"db": {"colls": ["coll", ...]}} ({"colls": ["*"]}: all of db)'
     )
@@ -100,8 +107,7 @@ class CreateBackupRequest(_Request):
         return None if value == {} else value
 
     NOT_IMPLEMENTED = frozenset(
-        {"force", "gc_pause_enable", "gc_pause_seconds", "gc_pause_address",
-         "backup_root_path", "with_index_extra", "format"}
+        {"force", "backup_root_path", "with_index_extra", "format"}
     )  # fmt: skip
 
 

@@ -28,6 +28,9 @@ def backup_request(request: CreateBackupRequest) -> BackupRequest:
         collections=selected,
         meta_only=request.meta_only or is_meta_only(request.strategy),
         rbac=request.rbac,
+        pause_gc=request.gc_pause_enable,
+        gc_pause_seconds=request.gc_pause_seconds,
+        gc_pause_address=request.gc_pause_address,
     )
 
 
