@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from pymilvus.grpc_gen import common_pb2, schema_pb2
@@ -26,6 +27,7 @@ from milvus_backup_operator.engine.restore import restore_backup
 from milvus_backup_operator.engine.restore_plan import RestoreRequest
 from milvus_backup_operator.engine.selection import CollectionRef
 from milvus_backup_operator.engine.storage import ObjectStore
+from milvus_backup_operator.engine.verify import verify_backup
 from tests import sample_data
 from tests.conftest import stack_config
 from tests.stack import Stack
@@ -275,3 +277,50 @@ def test_fields_added_after_creation_are_refused_before_anything_is_created(
     finally:
         server.version = "v2.5.20"
         server.collections.pop("grown", None)
+
+
+MASTER = Path(__file__).parents[1] / "fixtures" / "milvus_backup_master" / "mb_l0_v2"
+
+
+def test_a_milvus_backup_master_backup_of_milvus_2_6_restores_whole(
+    standin: tuple[StandInMilvus, BackupConfig],
+) -> None:
+    """Written as milvus-backup master writes it: storage v2, L0 in a partition and the
+    collection-wide ones only in full_meta.json, a nullable field, aliases."""
+    server, config = standin
+    store = ObjectStore(config.backup_storage, config.timeouts)
+    for meta in (MASTER / "meta").iterdir():
+        store.put(f"backup/mb_l0_v2/meta/{meta.name}", meta.read_bytes())
+    for line in (MASTER / "objects.txt").read_text().split("\n"):
+        if line:
+            key, size = line.split()
+            store.put(f"backup/mb_l0_v2/{key}", b"x" * int(size))
+    catalog = Catalog.of(config)
+    (events,) = catalog.read("mb_l0_v2").collection_backups
+    assert [s.segment_id for s in events.l0_segments] == [463000000000000203]
+    assert verify_backup(catalog, "mb_l0_v2").ok
+    server.version = "v2.6.3"
+    try:
+        server.calls.clear()
+        result = restore_backup(config, RestoreRequest("mb_l0_v2", suffix="_mb"))
+        assert result.succeeded, result.failure_summary()
+        (created,) = server.requests("CreateCollection")
+        fields = schema_pb2.CollectionSchema.FromString(created.schema).fields
+        assert [f.name for f in fields if f.nullable] == ["note"]
+        imports = [
+            (r.partition_name, {kv.key: kv.value for kv in r.options})
+            for r in server.requests("Import")
+        ]
+        assert imports == [
+            ("_default", {"skip_disk_quota_check": "true", "backup": "true",
+                          "storage_version": "2"}),
+            ("_default", {"skip_disk_quota_check": "true", "l0_import": "true",
+                          "storage_version": "2"}),
+            ("", {"skip_disk_quota_check": "true", "l0_import": "true", "storage_version": "2"}),
+        ]  # fmt: skip
+        server.version = "v2.5.20"
+        with pytest.raises(UnsupportedError, match="storage version 2"):
+            restore_backup(config, RestoreRequest("mb_l0_v2", suffix="_r5"))
+    finally:
+        server.version = "v2.5.20"
+        server.collections.pop("events_mb", None)
