@@ -132,7 +132,7 @@ def _unsupported(*flags: str) -> Callable[[Callable[..., Any]], Callable[..., An
 
 _BOOLEAN_FLAGS = {
     "--force", "--backup_index_extra", "--use_auto_index",
-    "--drop_exist_index", "--skip_create_collection", "--use_v2_restore",
+    "--drop_exist_index", "--skip_create_collection",
 }  # fmt: skip
 
 
@@ -303,8 +303,10 @@ def delete(ctx: click.Context, name: str) -> None:
 )
 @click.option("--meta_only", is_flag=True, help="Create the collections; import no data.")
 @click.option("--rbac", is_flag=True, help="Add the backup's users, roles and grants.")
-@_unsupported("--use_auto_index", "--drop_exist_index",
-              "--skip_create_collection", "--use_v2_restore")  # fmt: skip
+@click.option(
+    "--use_v2_restore", is_flag=True, help="Many segments per import job (Milvus >= 2.4)."
+)
+@_unsupported("--use_auto_index", "--drop_exist_index", "--skip_create_collection")
 @click.pass_context
 def restore(
     ctx: click.Context,
@@ -320,6 +322,7 @@ def restore(
     load: bool,
     restore_aliases: bool,
     rbac: bool,
+    use_v2_restore: bool,
     dry_run: bool,
     filter_: str,
     meta_only: bool,
@@ -342,6 +345,7 @@ def restore(
             load=load,
             restore_aliases=restore_aliases,
             rbac=rbac,
+            use_v2_restore=use_v2_restore,
         )
         if dry_run:
             click.echo("\n".join(check_restore_request(_config(ctx), request).render()))

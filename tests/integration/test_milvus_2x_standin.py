@@ -32,7 +32,7 @@ from tests import sample_data
 from tests.conftest import stack_config
 from tests.stack import Stack
 from tests.standin.binlogs import delta_log, insert_log
-from tests.standin.milvus import Collection, Segment, StandInMilvus
+from tests.standin.milvus import Collection, Segment, StandInMilvus, StandInRest
 
 pytestmark = pytest.mark.integration
 
@@ -324,3 +324,54 @@ def test_a_milvus_backup_master_backup_of_milvus_2_6_restores_whole(
     finally:
         server.version = "v2.5.20"
         server.collections.pop("events_mb", None)
+
+
+def test_the_v2_restore_puts_many_segments_in_one_job_through_the_rest_api(
+    stack: Stack, standin: tuple[StandInMilvus, BackupConfig], samples: object
+) -> None:
+    """milvus-backup's ``restoreDataV2``: up to ``restore.maxSegmentsPerImportJob`` groups of
+    a partition and storage version per job (``notL0SegBatchesWithGroupID``), several L0
+    segments per job from 2.6.5 (``l0SegmentBatches``), L0 after the data."""
+    server, config = standin
+    store = ObjectStore(config.storage, config.timeouts)
+    for segment, pks in ((7511, [1, 2]), (7512, [3]), (7513, [4, 5, 6])):
+        write_segment(store, 7501, 7502, segment, pks, ts=100)
+    write_deletes(store, 7501, 7502, 7514, [(1, 200)])
+    write_deletes(store, 7501, 7502, 7515, [(6, 200)])
+    server.collections["many"] = Collection(
+        7501, "many", schema("many"), {"_default": 7502},
+        [Segment(7511, 7502, 2), Segment(7512, 7502, 1), Segment(7513, 7502, 3),
+         Segment(7514, 7502, 0, L0), Segment(7515, 7502, 0, L0)],
+    )  # fmt: skip
+    rest = StandInRest(server)
+    server.version = "v2.6.8"
+    v2 = replace(
+        config,
+        milvus=replace(config.milvus, rest_endpoint=rest.url),
+        parallelism=replace(config.parallelism, segments_per_import_job=2),
+    )
+    try:
+        create_backup(v2, BackupRequest("sb_many", (CollectionRef("default", "many"),)))
+        server.calls.clear()
+        result = restore_backup(v2, RestoreRequest("sb_many", suffix="_v2", use_v2_restore=True))
+        assert result.succeeded, result.failure_summary()
+        assert server.requests("Import") == []  # all of it through REST
+        jobs = server.requests("REST /v2/vectordb/jobs/import/create")
+        base = "backup/sb_many/binlogs"
+        assert [[pair[0] for pair in job["files"]] for job in jobs] == [
+            [f"{base}/insert_log/7501/7502/7511/", f"{base}/insert_log/7501/7502/7512/"],
+            [f"{base}/insert_log/7501/7502/7513/"],
+            [f"{base}/delta_log/7501/7502/7514/", f"{base}/delta_log/7501/7502/7515/"],
+        ]
+        assert jobs[-1]["options"] == {"skip_disk_quota_check": "true", "l0_import": "true"}
+        assert {job["collectionName"] for job in jobs} == {"many_v2"}
+        (many,) = result.collections
+        assert many.rows == 6 and many.imports == 3
+        into_real = replace(stack_config(stack), backup_storage=config.backup_storage)
+        with pytest.raises(UnsupportedError, match=r"v2 restore .* needs Milvus's REST import"):
+            restore_backup(into_real, RestoreRequest("sb_l0", suffix="_x", use_v2_restore=True))
+    finally:
+        rest.stop()
+        server.version = "v2.5.20"
+        for name in ("many", "many_v2"):
+            server.collections.pop(name, None)

@@ -48,7 +48,7 @@ def test_restore_refuses_suffix_with_renames_before_reading_anything(tmp_path: P
 
 @pytest.mark.parametrize(
     ("command", "flag"),
-    [("create", "--format=snapshot"), ("create", "--force"), ("restore", "--use_v2_restore"),
+    [("create", "--format=snapshot"), ("create", "--force"), ("restore", "--use_auto_index"),
      ("restore", "--skip_create_collection")],
 )  # fmt: skip
 def test_milvus_backup_flags_we_do_not_implement_are_refused_by_name(

@@ -41,10 +41,16 @@ class MilvusConfig:
     server_name: str = ""
     mtls_cert_path: str = ""
     mtls_key_path: str = ""
+    rest_endpoint: str = ""  # its REST API (Milvus >= 2.4); default: http(s)://address:port
 
     @property
     def endpoint(self) -> str:
         return f"{self.address}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        scheme = "https" if self.tls_mode else "http"
+        return (self.rest_endpoint or f"{scheme}://{self.address}:{self.port}").rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,7 @@ class Parallelism:
     backup_collection: int = 4
     restore_collection: int = 2
     import_job: int = 768
+    segments_per_import_job: int = 256  # with the v2 restore (milvus-backup's default)
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,8 @@ INERT = {
     "v2": (
         "configVersion", "log.level", "log.console", "log.file.path", "log.file.maxSizeMiB",
         "log.file.maxDays", "log.file.maxBackups", "server.debugMode", "server.swaggerBasePath",
-        "milvus.rest.endpoint",
         "milvus.replicate.rpcChannelName", "milvus.etcd.endpoints", "milvus.etcd.rootPath",
-        "backup.concurrency.segments", "restore.maxSegmentsPerImportJob",
+        "backup.concurrency.segments",
         "transfer.multipartCopyThresholdMiB", "zillizCloud.endpoint", "zillizCloud.apiKey",
     ),
 }  # fmt: skip
@@ -171,6 +170,7 @@ def _v2(reader: ConfigReader) -> BackupConfig:
         server_name=reader.text("milvus.grpc.serverName", ""),
         mtls_cert_path=reader.text("milvus.grpc.mtlsCertPath", ""),
         mtls_key_path=reader.text("milvus.grpc.mtlsKeyPath", ""),
+        rest_endpoint=reader.url("milvus.rest.endpoint"),
     )
     storage = _v2_storage(reader, "milvus.storage", None)
     backup_storage = _v2_storage(reader, "backup.storage", storage)
@@ -184,7 +184,9 @@ def _v2(reader: ConfigReader) -> BackupConfig:
     config = _assemble(
         reader, milvus, (storage, backup_storage), parallelism, "restore.keepTempFiles"
     )
-    return replace(config, gc_pause=gc_pause)
+    per_job = reader.positive("restore.maxSegmentsPerImportJob", 256)
+    parallelism_v2 = replace(config.parallelism, segments_per_import_job=per_job)
+    return replace(config, gc_pause=gc_pause, parallelism=parallelism_v2)
 
 
 def _assemble(

@@ -270,9 +270,7 @@ class Milvus:
         """Start a bulk import of binlog directories in backup mode (of an L0 segment's
         delta logs with ``l0``); return the task ID. The options are milvus-backup's
         (``internal/client/milvus/grpc.go``, ``GrpcBulkInsertInput.opts``)."""
-        options = {"skip_disk_quota_check": "true", ("l0_import" if l0 else "backup"): "true"}
-        if storage_version > 0:
-            options["storage_version"] = str(storage_version)
+        options = import_options(l0=l0, storage_version=storage_version)
         request = milvus_pb2.ImportRequest(
             db_name=db,
             collection_name=collection,
@@ -425,6 +423,14 @@ class Milvus:
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 2.0)
+
+
+def import_options(*, l0: bool, storage_version: int) -> dict[str, str]:
+    """A backup-mode import's options, gRPC and REST alike (milvus-backup's ``opts``)."""
+    options = {"skip_disk_quota_check": "true", ("l0_import" if l0 else "backup"): "true"}
+    if storage_version > 0:
+        options["storage_version"] = str(storage_version)
+    return options
 
 
 @contextmanager

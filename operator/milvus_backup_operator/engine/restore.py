@@ -21,11 +21,13 @@ from .errors import (
     OperationError,
     UnsupportedError,
 )
+from .import_jobs import ImportJob, plan_imports
 from .layout import BackupLayout, join
 from .live_rows import live_rows
 from .manifest import MANIFEST, Manifest
-from .meta import CollectionBackupInfo, PartitionBackupInfo, SegmentBackupInfo
-from .milvus import Milvus, connect
+from .meta import CollectionBackupInfo
+from .milvus import ImportState, Milvus, connect, import_options
+from .milvus_rest import MilvusRest
 from .progress import ProgressCallback, ProgressTracker
 from .rbac import apply_rbac, plan_rbac
 from .restore_plan import (
@@ -233,79 +235,56 @@ class _RestoreJob:
     def _import(
         self, info: CollectionBackupInfo, target: CollectionRef, result: CollectionRestoreResult
     ) -> dict[int, int]:
-        """Import every segment; return the rows Milvus imported into each partition."""
-        units = import_units(info)
+        """Import every segment, the L0 ones last; return the rows imported per partition."""
+        v2, can = self.request.use_v2_restore, self.milvus.capabilities
+        per_job = self.config.parallelism.segments_per_import_job if v2 else 1
+        l0_per_job = per_job if v2 and can.several_l0_per_job else 1
+        data, deletes = plan_imports(info, self.layout, per_job, l0_per_job)
         staging = self._stage(info, target) if self._needs_staging() else None
         try:
-            workers = max(1, min(self.config.parallelism.import_job, len(units)))
+            workers = max(1, min(self.config.parallelism.import_job, len(data)))
             with ThreadPoolExecutor(workers, thread_name_prefix="import") as pool:
-                rows = list(
-                    pool.map(
-                        lambda unit: self._import_unit(info, target, unit[0], unit[1], staging),
-                        units,
-                    )
-                )
-            for partition_name, segment in l0_units(info):  # deletes, after every insert
-                self._import_l0(info, target, partition_name, segment, staging)
+                rows = list(pool.map(lambda job: self._run_job(job, target, staging), data))
+            for job in deletes:  # deletes, once every row they may delete is in
+                self._run_job(job, target, staging)
         finally:
             if staging and not self.config.keep_temp_files:
                 self.milvus_store.delete_prefix(staging + "/")
-        result.rows, result.imports = sum(rows), len(units) + len(l0_units(info))
+        result.rows, result.imports = sum(rows), len(data) + len(deletes)
         imported = {p.partition_id: 0 for p in info.partition_backups}
-        for (partition, _), count in zip(units, rows, strict=True):
-            imported[partition.partition_id] += count
+        for job, count in zip(data, rows, strict=True):
+            imported[job.partition_id] += count
         return imported
 
-    def _import_unit(
-        self,
-        info: CollectionBackupInfo,
-        target: CollectionRef,
-        partition: PartitionBackupInfo,
-        group: int,
-        staging: str | None,
-    ) -> int:
-        segments = [s for s in partition.segment_backups if s.group_id == group]
-        # always both directories: Milvus takes a single path for a data file, not binlogs
-        paths = [
-            self.layout.binlog_dir(kind, info.collection_id, partition.partition_id, group)
-            for kind in LOG_KINDS
+    def _run_job(self, job: ImportJob, target: CollectionRef, staging: str | None) -> int:
+        """One import job, over gRPC (one segment group) or REST (v2 restore: several)."""
+        files = [
+            [join(staging, self.layout.relative(p)) + "/" if staging else p for p in pair]
+            for pair in job.files
         ]
-        if staging:
-            paths = [join(staging, self.layout.relative(p)) + "/" for p in paths]
-        version = max((s.storage_version for s in segments), default=0)  # one per group
-        task = self.milvus.import_backup(
-            target.db, target.name, partition.partition_name, paths, storage_version=version
-        )
-        rows = self._wait_import(task, target, paths[0])
-        self.progress.add(imports_done=1, segments_done=len(segments))
-        return rows
+        where = files[0][0] + (f" and {len(files) - 1} more" if len(files) > 1 else "")
+        if self.request.use_v2_restore:
+            options = import_options(l0=job.l0, storage_version=job.storage_version)
+            rest = MilvusRest(self.config.milvus, self.config.timeouts)
+            handle = rest.create_import(target.db, target.name, job.partition_name, files,
+                                        options)  # fmt: skip
+            rows = self._wait_import(lambda: rest.import_state(target.db, handle), target, where)
+        else:
+            task = self.milvus.import_backup(
+                target.db, target.name, job.partition_name, files[0], l0=job.l0,
+                storage_version=job.storage_version,
+            )  # fmt: skip
+            rows = self._wait_import(lambda: self.milvus.import_state(task), target, where)
+        self.progress.add(imports_done=1, segments_done=job.segments)
+        return 0 if job.l0 else rows
 
-    def _import_l0(
-        self,
-        info: CollectionBackupInfo,
-        target: CollectionRef,
-        partition_name: str,
-        segment: SegmentBackupInfo,
-        staging: str | None,
-    ) -> None:
-        """Import one L0 segment's deletes (milvus-backup: ``restoreL0SegV1``)."""
-        path = self.layout.binlog_dir(
-            "delta_log", info.collection_id, segment.partition_id, segment.segment_id
-        )
-        if staging:
-            path = join(staging, self.layout.relative(path)) + "/"
-        task = self.milvus.import_backup(
-            target.db, target.name, partition_name, [path], l0=True,
-            storage_version=segment.storage_version,
-        )  # fmt: skip
-        self._wait_import(task, target, path)
-        self.progress.add(imports_done=1, segments_done=1)
-
-    def _wait_import(self, task: int, target: CollectionRef, path: str) -> int:
+    def _wait_import(
+        self, state_of: Callable[[], ImportState], target: CollectionRef, path: str
+    ) -> int:
         deadline = time.monotonic() + self.config.timeouts.import_job
         delay = 0.1
         while True:
-            state = self.milvus.import_state(task)
+            state = state_of()
             if state.state == "completed":
                 return state.row_count
             if state.state == "failed":

@@ -65,6 +65,8 @@ class RestoreRequest:
     #: (milvus-backup's restorePlan.filter and restore ``--filter``); empty: every target
     only: tuple[CollectionRef, ...] = ()
     meta_only: bool = False  # create collections, partitions (indexes if asked): import nothing
+    #: milvus-backup's v2 restore: many segments per import job, through Milvus's REST API
+    use_v2_restore: bool = False
 
     def imports(self, info: CollectionBackupInfo) -> bool:
         """Whether this restore imports the collection's data (a meta-only one has none)."""
@@ -336,11 +338,13 @@ def precheck(
     if request.restore_aliases:
         _check_aliases(milvus, plan)
     for info, _ in plan:
-        _check_target_takes(milvus, info, request.imports(info))
+        _check_target_takes(milvus, info, request.imports(info), request.use_v2_restore)
     return existing
 
 
-def _check_target_takes(milvus: Milvus, info: CollectionBackupInfo, data: bool) -> None:
+def _check_target_takes(
+    milvus: Milvus, info: CollectionBackupInfo, data: bool, request_v2: bool = False
+) -> None:
     """Refuse, before anything is created, a schema the target Milvus cannot create, or
     (with ``data``) data it cannot import whole."""
     can = milvus.capabilities
@@ -367,6 +371,11 @@ def _check_target_takes(milvus: Milvus, info: CollectionBackupInfo, data: bool) 
         )
     if not data:
         return
+    if request_v2 and not can.l0_import:  # the REST import API came with the L0 import, in 2.4
+        raise UnsupportedError(
+            f"the v2 restore (useV2Restore, --use_v2_restore) needs Milvus's REST import API, "
+            f"which {where} does not have (Milvus >= 2.4): restore without it"
+        )
     if not can.l0_import and any(s.is_l0 for s in info.all_segments()):
         raise UnsupportedError(
             f"{source_ref(info)} of the backup keeps deletes in L0 segments (Milvus >= 2.4), "

@@ -163,6 +163,11 @@ class RestoreBackupRequest(_Request):
         False, description="Make every check and answer the plan; write nothing (our addition)."
     )
     rbac: bool = Field(False, description="Add the backup's users, roles and grants it lacks.")
+    use_v2_restore: bool = Field(
+        False,
+        alias="useV2Restore",
+        description="Many segments per import job, through Milvus's REST API (Milvus >= 2.4).",
+    )
     meta_only: bool = Field(
         False, alias="metaOnly", description="Create the collections; import no data."
     )
@@ -178,7 +183,7 @@ class RestoreBackupRequest(_Request):
     NOT_IMPLEMENTED = frozenset(
         {"bucket_name", "path", "useAutoIndex", "dropExistIndex",
          "skipCreateCollection", "skipImportDiskQuotaCheck", "maxShardNum", "skipParams",
-         "useV2Restore", "truncateBinlogByTs", "db_collections_after_rename", "ezkMapping"}
+         "truncateBinlogByTs", "db_collections_after_rename", "ezkMapping"}
     )  # fmt: skip
 
 

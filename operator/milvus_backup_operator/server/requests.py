@@ -74,6 +74,7 @@ def restore_request(request: RestoreBackupRequest, task_id: str) -> RestoreReque
         load=request.load,
         restore_aliases=request.restore_aliases,
         rbac=request.rbac,
+        use_v2_restore=request.use_v2_restore,
         task_id=task_id,
         mapping=restore_mapping(plan) if plan else None,
         only=filter_refs(plan.filter, "restorePlan.filter") if plan else (),

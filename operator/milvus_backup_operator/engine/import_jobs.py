@@ -1,0 +1,78 @@
+"""The import jobs that restore one collection, planned from its meta.
+
+Data first: one job per segment group (a whole partition for legacy backups without groups)
+over gRPC, or, with the v2 restore (Milvus >= 2.4, its REST API), up to
+``segments_per_import_job`` groups of one partition and storage version in one job, as
+milvus-backup's ``notL0SegBatchesWithGroupID`` does. Then the L0 segments (deletes), one per
+job, or several where Milvus takes them (2.6.5, ``l0SegmentBatches``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import groupby
+from typing import TypeVar
+
+from .layout import BackupLayout
+from .meta import CollectionBackupInfo
+from .restore_plan import import_units, l0_units
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    partition_name: str  # "" for the collection-wide L0 segments
+    partition_id: int
+    files: tuple[tuple[str, ...], ...]  # (insert dir, delta dir) per group; (delta dir,) for L0
+    l0: bool
+    storage_version: int
+    segments: int
+
+
+def plan_imports(
+    info: CollectionBackupInfo, layout: BackupLayout, per_job: int, l0_per_job: int
+) -> tuple[list[ImportJob], list[ImportJob]]:
+    """The data jobs, then the L0 jobs (to run once every data job has finished)."""
+    data = []
+    for partition, group in import_units(info):
+        segments = [s for s in partition.segment_backups if s.group_id == group]
+        dirs = tuple(
+            layout.binlog_dir(kind, info.collection_id, partition.partition_id, group)
+            for kind in ("insert_log", "delta_log")
+        )
+        version = max((s.storage_version for s in segments), default=0)
+        name, pid = partition.partition_name, partition.partition_id
+        data.append(ImportJob(name, pid, (dirs,), False, version, len(segments)))
+    deletes = []
+    for name, segment in l0_units(info):
+        pid, sid = segment.partition_id, segment.segment_id
+        deltas = layout.binlog_dir("delta_log", info.collection_id, pid, sid)
+        deletes.append(ImportJob(name, pid, ((deltas,),), True, segment.storage_version, 1))
+    return _merged(data, per_job), _merged(deletes, l0_per_job)
+
+
+def _merged(jobs: list[ImportJob], per_job: int) -> list[ImportJob]:
+    """Consecutive jobs of one partition and storage version, ``per_job`` to a job."""
+    merged = []
+    for _, batch in groupby(jobs, key=lambda j: (j.partition_name, j.storage_version)):
+        for chunk in _chunks(list(batch), per_job):
+            first = chunk[0]
+            merged.append(
+                ImportJob(
+                    first.partition_name,
+                    first.partition_id,
+                    tuple(files for job in chunk for files in job.files),
+                    first.l0,
+                    first.storage_version,
+                    sum(job.segments for job in chunk),
+                )
+            )
+    return merged
+
+
+def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
+    step = max(1, size)
+    for start in range(0, len(items), step):
+        yield items[start : start + step]
