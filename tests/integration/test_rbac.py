@@ -15,6 +15,7 @@ from pymilvus import MilvusClient
 
 from milvus_backup_operator.engine.config_file import load_config
 from milvus_backup_operator.engine.storage import ObjectStore
+from tests import sample_data
 from tests.conftest import run_cli
 from tests.stack import Stack
 from tests.stack.milvus import ROOT_PASSWORD, ROOT_USER, MilvusProcess, start_milvus
@@ -172,3 +173,28 @@ def test_wrong_milvus_credentials_fail_closed(
     assert result.code != 0 and "user and password" in result.stderr, result.output
     assert "not-the-password" not in result.output
     assert run_cli(source_config, "get", "-n", "rbac_wrong").code != 0  # nothing was written
+
+
+def test_an_rbac_restore_without_credentials_is_refused_before_writing(
+    stack: Stack, samples: object
+) -> None:
+    """Milvus grants only to an authenticated caller: found out by a hostile run, where the
+    roles were created and the grants then failed."""
+    plain = sample_data.client(stack.milvus.uri)
+    plain.create_role("rbac_lonely")
+    try:
+        assert (
+            run_cli(stack.config_path, "create", "-n", "rbac_plain", "-c", "tiny", "--rbac").code
+            == 0
+        )
+        plain.drop_role("rbac_lonely")
+        roles = sorted(plain.list_roles())
+        refused = run_cli(stack.config_path, "restore", "-n", "rbac_plain", "-s", "_rb", "--rbac")
+        assert (
+            refused.code == 1
+            and "needs the credentials of a user allowed to grant" in refused.stderr
+        )
+        assert sorted(plain.list_roles()) == roles and not plain.has_collection("tiny_rb")
+    finally:
+        if "rbac_lonely" in plain.list_roles():
+            plain.drop_role("rbac_lonely")

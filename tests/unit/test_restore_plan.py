@@ -83,6 +83,10 @@ def test_override_sets_the_shard_number_of_its_target_only() -> None:
                           "filter": {"db1": {"colls": ["*"]}}}}, "two collections would be"),
         ({"restorePlan": {"filter": {"db1": {"colls": []}}}}, "give a database name and its"),
         ({"restorePlan": {"filter": {"db1": {"colls": ["a", "*"]}}}}, '"*" means every'),
+        # a database mapped alone would restore over the source collections (a hostile run)
+        ({"restorePlan": {"mapping": [{"source": "default", "target": "dbx"}],
+                          "filter": {"default": {"colls": ["*"]}}}},
+         "maps database default to dbx without colls"),
     ],
 )  # fmt: skip
 def test_plans_milvus_backup_would_refuse_or_run_empty_are_refused(

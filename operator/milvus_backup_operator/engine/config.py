@@ -115,6 +115,9 @@ class Timeouts:
     writer_silence: float = 120.0
 
 
+MAX_GC_PAUSE = 30 * 24 * 3600  # seconds: a longer pause is a typo, not a plan
+
+
 @dataclass(frozen=True)
 class GcPause:
     """Pause Milvus's garbage collector while a backup copies (milvus-backup's gcPause)."""
@@ -124,8 +127,10 @@ class GcPause:
     address: str = ""  # its management endpoint; default http://<milvus.address>:9091
 
     def __post_init__(self) -> None:
-        if self.seconds < 1:
-            raise InvalidRequestError(f"gc pause seconds must be at least 1, not {self.seconds}")
+        if not 1 <= self.seconds <= MAX_GC_PAUSE:
+            raise InvalidRequestError(
+                f"gc pause seconds must be from 1 to {MAX_GC_PAUSE} (30 days), not {self.seconds}"
+            )
         if self.address and not self.address.startswith(("http://", "https://")):
             raise InvalidRequestError(
                 "the GC pause address must be an http:// or https:// URL (Milvus's management "

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from .config import (
+    MAX_GC_PAUSE,
     BackupConfig,
     GcPause,
     MilvusConfig,
@@ -139,7 +140,7 @@ def _v1(reader: ConfigReader, has_file: bool) -> BackupConfig:
     )
     gc_pause = GcPause(
         enabled=reader.flag("backup.gcPause.enable", True),
-        seconds=reader.positive("backup.gcPause.seconds", GcPause.seconds),
+        seconds=reader.bounded("backup.gcPause.seconds", GcPause.seconds, MAX_GC_PAUSE),
         address=reader.url("backup.gcPause.address"),
     )
     keys = ("copydata", "backupCollection", "restoreCollection", "importJob")
@@ -313,6 +314,12 @@ class ConfigReader:
     def _at(self, key: str) -> str:
         line = f", line {self._lines[key]}" if key in self._lines else ""
         return f"{self.source}{line}"
+
+    def bounded(self, key: str, default: int, most: int) -> int:
+        number = self.positive(key, default)
+        if number > most:
+            raise self._fail(key, f"at most {most}")
+        return number
 
     def url(self, key: str) -> str:
         """An http(s) URL, or "" when the key is absent."""

@@ -281,7 +281,7 @@ class BackupInfo:
 
     def require_binlog_format(self) -> None:
         """Refuse by name what this version cannot restore or verify: any format but binlogs."""
-        if self.format == BINLOG_FORMAT:
+        if self.format in (BINLOG_FORMAT, "binlog"):  # milvus-backup's own name for it
             return
         what = (
             "milvus-backup's snapshot format (exported by Milvus >= 3.0 itself)"

@@ -69,6 +69,12 @@ def plan_rbac(milvus: Milvus, backup: RBACMeta | None, backup_name: str) -> Rbac
             f"backup {backup_name!r} holds no users, roles or grants (it was taken without "
             "rbac): restore without rbac"
         )
+    if not milvus.config.user:
+        raise InvalidRequestError(
+            f"restoring users, roles and grants into Milvus at {milvus.config.endpoint} needs "
+            "the credentials of a user allowed to grant (milvus.user and milvus.password): "
+            "Milvus grants privileges only to an authenticated caller; nothing was written"
+        )
     current = read_rbac(milvus)
     have_users = {u.user: {r.name for r in u.roles} for u in current.users}
     have_roles = {r.name for r in current.roles}

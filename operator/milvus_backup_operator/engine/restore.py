@@ -192,6 +192,9 @@ class _RestoreJob:
             if target.db not in milvus.list_databases():
                 milvus.create_database(target.db)
         if self.request.drop_existing and milvus.has_collection(target.db, target.name):
+            # a collection dropped under imports in flight (a killed run's, another
+            # restore's) stalls Milvus 2.3's import queue for good: let them end first
+            milvus.wait_imports_settled(target.db, target.name)
             log.warning("dropping existing collection %s as requested", target)
             milvus.drop_collection(target.db, target.name)
 
@@ -249,7 +252,7 @@ class _RestoreJob:
                 self._run_job(job, target, staging)
         finally:
             if staging and not self.config.keep_temp_files:
-                self.milvus_store.delete_prefix(staging + "/")
+                self._remove_staging(staging, target)
         result.rows, result.imports = sum(rows), len(data) + len(deletes)
         imported = {p.partition_id: 0 for p in info.partition_backups}
         for job, count in zip(data, rows, strict=True):
@@ -317,9 +320,9 @@ class _RestoreJob:
         if imported != {p: expected.get(p, 0) for p in imported} or got != want:
             names = {p.partition_id: p.partition_name for p in info.partition_backups}
             differ = [
-                f"{names.get(p, p)}: {imported.get(p, 0)} of {n}"
-                for p, n in sorted(expected.items())
-                if imported.get(p, 0) != n
+                f"{names.get(p, p)}: {imported.get(p, 0)} of {expected.get(p, 0)}"
+                for p in sorted(set(expected) | set(imported))
+                if imported.get(p, 0) != expected.get(p, 0)
             ]
             raise OperationError(
                 f"Milvus imported {got} rows into {target} but the backup holds {want} live "
@@ -350,8 +353,9 @@ class _RestoreJob:
             return _IMPORT_DIFFERS
         if sum(derived.values()) == sum(imported.values()):
             return (
-                f"the backup's binlogs hold the imported rows, so the count recorded in "
-                f"meta/{MANIFEST} was edited or damaged; take a new backup"
+                f"the backup's binlogs hold the imported rows, not the count recorded in "
+                f"meta/{MANIFEST}: the record, or the binlogs and their records, were changed "
+                "after the backup; take a new backup"
             )
         return (
             f"the backup's binlogs hold {sum(derived.values())} live rows, neither: the backup "
@@ -367,6 +371,24 @@ class _RestoreJob:
                 "Milvus lost or duplicated rows while loading; check its query node logs"
             )
         return ", count(*) after load agrees"
+
+    def _imports_in_flight(self, target: CollectionRef) -> bool:
+        """Whether Milvus has imports into ``target`` pending or running (when it cannot
+        say, assume it does: keeping is safe, dropping is not)."""
+        try:
+            return self.milvus.unfinished_imports(target.db, target.name) > 0
+        except BackupError:
+            return True
+
+    def _remove_staging(self, staging: str, target: CollectionRef) -> None:
+        """Remove the staged copies, unless imports still in flight read them."""
+        if self._imports_in_flight(target):
+            log.warning(
+                "kept %s in Milvus's bucket: imports into %s are still in flight; remove it "
+                "once they have ended", staging, target,
+            )  # fmt: skip
+            return
+        self.milvus_store.delete_prefix(staging + "/")
 
     def _needs_staging(self) -> bool:
         """Milvus imports only from its own bucket: stage when the backup lives elsewhere."""
@@ -406,7 +428,13 @@ class _RestoreJob:
         self.milvus.wait_indexes_built(target.db, target.name)
 
     def _drop_partial(self, target: CollectionRef) -> str:
-        """Drop a collection this restore created and could not finish."""
+        """Drop a collection this restore created and could not finish, unless Milvus still
+        imports into it (dropping it then would stall Milvus's import queue)."""
+        if self._imports_in_flight(target):
+            return (
+                " (the partly restored collection was kept: Milvus still has imports into it "
+                "in flight; drop it once they have ended)"
+            )
         try:
             self.milvus.drop_collection(target.db, target.name)
         except BackupError as exc:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .capabilities import KNOWN_STORAGE_VERSIONS
 from .catalog import Catalog
 from .config import BackupConfig
-from .errors import AlreadyExistsError, InvalidRequestError, UnsupportedError
+from .errors import AlreadyExistsError, InvalidRequestError, MalformedMetaError, UnsupportedError
 from .meta import BackupInfo, CollectionBackupInfo, PartitionBackupInfo, SegmentBackupInfo
 from .milvus import Milvus, connect
 from .names import validate_backup_name, validate_collection_suffix
@@ -382,7 +383,14 @@ def _check_target_takes(
             f"which {where} cannot import (no l0_import); without them deleted rows would come "
             "back: restore into Milvus 2.4 or later"
         )
-    unknown = sorted({s.storage_version for s in info.all_segments()} - can.storage_versions)
+    versions = {s.storage_version for s in info.all_segments()}
+    if versions - KNOWN_STORAGE_VERSIONS:
+        raise MalformedMetaError(
+            f"{source_ref(info)} of the backup records storage versions "
+            f"{sorted(versions - KNOWN_STORAGE_VERSIONS)}, which no Milvus writes: its meta is "
+            "damaged"
+        )
+    unknown = sorted(versions - can.storage_versions)
     if unknown:
         raise UnsupportedError(
             f"{source_ref(info)} of the backup has segments in storage version "

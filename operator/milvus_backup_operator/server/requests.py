@@ -90,6 +90,12 @@ def restore_mapping(plan: RestorePlan) -> RestoreMapping:
         where = f"restorePlan.mapping.{i}"
         if not db.source or not db.target:
             raise InvalidRequestError(f"{where}: give both source and target database names")
+        if not db.colls and db.source != db.target:
+            raise InvalidRequestError(
+                f"{where} maps database {db.source} to {db.target} without colls: milvus-backup "
+                f"then restores {db.source}'s collections under their own names and database "
+                f"(over them, with dropExistCollection); name each collection in colls"
+            )
         for j, coll in enumerate(db.colls):
             if not coll.source or not coll.target:
                 raise InvalidRequestError(
