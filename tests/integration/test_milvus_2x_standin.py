@@ -260,23 +260,70 @@ def test_functions_are_recorded_recreated_and_refused_by_milvus_2_3(
         server.collections.pop("articles_r", None)
 
 
-def test_fields_added_after_creation_are_refused_before_anything_is_created(
+def grown_schema(name: str, dynamic: bool) -> schema_pb2.CollectionSchema:
+    """Created with id, vec (and $meta); ``tag`` added later: Milvus 2.6 gave it the next ID
+    after $meta (without $meta, the schema has a gap where a field was dropped)."""
+    fields = [
+        schema_pb2.FieldSchema(fieldID=100, name="id", is_primary_key=True, data_type=5),
+        schema_pb2.FieldSchema(fieldID=101, name="vec", data_type=101,
+                               type_params=[common_pb2.KeyValuePair(key="dim", value="2")]),
+        schema_pb2.FieldSchema(fieldID=103, name="tag", data_type=21, nullable=True,
+                               type_params=[common_pb2.KeyValuePair(key="max_length", value="8")]),
+    ]  # fmt: skip
+    if dynamic:
+        fields.insert(2, schema_pb2.FieldSchema(fieldID=102, name="$meta", data_type=23,
+                                                is_dynamic=True))  # fmt: skip
+    return schema_pb2.CollectionSchema(name=name, fields=fields, enable_dynamic_field=dynamic)
+
+
+def test_fields_added_after_creation_are_added_again_with_their_ids(
+    standin: tuple[StandInMilvus, BackupConfig],
+) -> None:
+    """milvus-backup's ``collDDLTask.fields``: create with the fields below $meta, then
+    AddCollectionField for those above it; the IDs the binlogs are keyed by stay the same."""
+    server, config = standin
+    server.version = "v2.6.3"
+    server.collections["grown"] = Collection(7401, "grown", grown_schema("grown", True),
+                                             {"_default": 7402})  # fmt: skip
+    try:
+        create_backup(config, BackupRequest("sb_grown", (CollectionRef("default", "grown"),)))
+        server.calls.clear()
+        result = restore_backup(config, RestoreRequest("sb_grown", suffix="_r"))
+        assert result.succeeded, result.failure_summary()
+        (created,) = server.requests("CreateCollection")
+        sent = schema_pb2.CollectionSchema.FromString(created.schema)
+        assert [f.name for f in sent.fields] == ["id", "vec"] and sent.enable_dynamic_field
+        (added,) = server.requests("AddCollectionField")
+        assert schema_pb2.FieldSchema.FromString(added.schema).name == "tag"
+        ids = {f.name: f.fieldID for f in server.collections["grown_r"].schema.fields}
+        assert ids == {"id": 100, "vec": 101, "$meta": 102, "tag": 103}
+        server.version = "v2.5.20"
+        server.calls.clear()
+        with pytest.raises(UnsupportedError, match=r"fields added after it was created \(tag\)"):
+            restore_backup(config, RestoreRequest("sb_grown", suffix="_r25"))
+        assert server.requests("CreateCollection") == []
+    finally:
+        server.version = "v2.5.20"
+        for name in ("grown", "grown_r"):
+            server.collections.pop(name, None)
+
+
+def test_a_schema_with_dropped_fields_is_refused_before_anything_is_created(
     standin: tuple[StandInMilvus, BackupConfig],
 ) -> None:
     server, config = standin
     server.version = "v2.6.3"
-    server.collections["grown"] = Collection(
-        7401, "grown", bm25_schema("grown", text_id=105), {"_default": 7402}
-    )
+    server.collections["holed"] = Collection(7451, "holed", grown_schema("holed", False),
+                                             {"_default": 7452})  # fmt: skip
     try:
-        create_backup(config, BackupRequest("sb_grown", (CollectionRef("default", "grown"),)))
+        create_backup(config, BackupRequest("sb_holed", (CollectionRef("default", "holed"),)))
         server.calls.clear()
-        with pytest.raises(UnsupportedError, match=r"fields added after it was created .*105"):
-            restore_backup(config, RestoreRequest("sb_grown", suffix="_r"))
+        with pytest.raises(UnsupportedError, match=r"field IDs \[100, 101, 103\].*dropped"):
+            restore_backup(config, RestoreRequest("sb_holed", suffix="_r"))
         assert server.requests("CreateCollection") == []
     finally:
         server.version = "v2.5.20"
-        server.collections.pop("grown", None)
+        server.collections.pop("holed", None)
 
 
 MASTER = Path(__file__).parents[1] / "fixtures" / "milvus_backup_master" / "mb_l0_v2"

@@ -162,10 +162,28 @@ class StandInMilvus(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
         return milvus_pb2.GetPersistentSegmentInfoResponse(status=OK, infos=infos)
 
     def CreateCollection(self, request: Any, context: Any) -> Any:  # noqa: N802
+        """Fields numbered from 100 in their order, ``$meta`` last, whatever IDs the request
+        carries (``internal/rootcoord/create_collection_task.go``: ``assignFieldAndFunctionID``,
+        ``appendDynamicField``)."""
         self._record("CreateCollection", request)
         schema = schema_pb2.CollectionSchema.FromString(request.schema)
+        for number, f in enumerate(schema.fields):
+            f.fieldID = 100 + number
+        if schema.enable_dynamic_field:
+            schema.fields.add(fieldID=100 + len(schema.fields), name="$meta", data_type=23,
+                              is_dynamic=True)  # fmt: skip
         created = Collection(next(self._ids), request.collection_name, schema, {"_default": 1})
         self.collections[request.collection_name] = created
+        return OK
+
+    def AddCollectionField(self, request: Any, context: Any) -> Any:  # noqa: N802
+        """Milvus 2.6: the new field takes the next ID (``internal/rootcoord``
+        ``add_field_task.go``)."""
+        self._record("AddCollectionField", request)
+        schema = self.collections[request.collection_name].schema
+        field = schema_pb2.FieldSchema.FromString(request.schema)
+        field.fieldID = max(f.fieldID for f in schema.fields) + 1
+        schema.fields.append(field)
         return OK
 
     def CreatePartition(self, request: Any, context: Any) -> Any:  # noqa: N802

@@ -89,6 +89,11 @@ class Capabilities:
         return self.at_least(2, 6)
 
     @property
+    def add_field(self) -> bool:
+        """Adds a field to an existing collection (``AddCollectionField``: Milvus 2.6)."""
+        return self.at_least(2, 6)
+
+    @property
     def several_l0_per_job(self) -> bool:
         return self.at_least(2, 6, 5)
 

@@ -195,6 +195,13 @@ class Milvus:
         )
         self._call("CreateCollection", request, db)
 
+    def add_field(self, db: str, collection: str, field: schema_pb2.FieldSchema) -> None:
+        """Add a field to a collection (``AddCollectionField``, Milvus >= 2.6)."""
+        request = milvus_pb2.AddCollectionFieldRequest(
+            db_name=db, collection_name=collection, schema=field.SerializeToString()
+        )
+        self._call("AddCollectionField", request, db)
+
     def collection_behind(self, db: str, name: str) -> str | None:
         """The collection ``name`` resolves to (itself, or an alias's), or None."""
         try:

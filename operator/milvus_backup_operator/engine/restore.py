@@ -214,6 +214,8 @@ class _RestoreJob:
             properties=properties,
             num_partitions=len(info.partition_backups) if has_key else 0,
         )
+        for added in schema.split_added_fields(info.schema)[1]:
+            self.milvus.add_field(target.db, target.name, schema.field_to_proto(added))
         self._check_field_ids(info, target)
 
     def _create_partitions(self, info: CollectionBackupInfo, target: CollectionRef) -> None:

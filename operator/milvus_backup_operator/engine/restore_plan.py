@@ -14,11 +14,10 @@ from .meta import BackupInfo, CollectionBackupInfo, PartitionBackupInfo, Segment
 from .milvus import Milvus, connect
 from .names import validate_backup_name, validate_collection_suffix
 from .rbac import plan_rbac
+from .schema import split_added_fields
 from .selection import ALL, CollectionRef, check_known
 from .storage import ObjectStore
 from .verify import VerifyReport, require_intact
-
-FIRST_FIELD_ID = 100  # Milvus numbers a new collection's fields from here (StartOfUserFieldID)
 
 
 @dataclass(frozen=True)
@@ -363,12 +362,19 @@ def _check_target_takes(
             f"{source_ref(info)} of the backup has {' and '.join(needs)}, which {where} "
             "cannot create: restore into a Milvus that has them"
         )
-    ids = [f.field_id for f in schema.fields if not f.is_dynamic] if schema else []
-    if ids != list(range(FIRST_FIELD_ID, FIRST_FIELD_ID + len(ids))):
+    try:
+        added = split_added_fields(schema)[1] if schema else []
+    except ValueError as exc:
         raise UnsupportedError(
-            f"{source_ref(info)} of the backup has fields added after it was created (field "
-            f"IDs {ids}): recreating them with the same IDs needs AddCollectionField, which "
-            "this version does not do yet; nothing was created"
+            f"{source_ref(info)} of the backup has {exc}: fields were dropped from it, and a "
+            "new collection cannot have the same field IDs; nothing was created"
+        ) from None
+    if added and not can.add_field:
+        names = ", ".join(f.name for f in added)
+        raise UnsupportedError(
+            f"{source_ref(info)} of the backup has fields added after it was created ({names}), "
+            f"which {where} cannot add again with the same IDs (AddCollectionField: Milvus "
+            ">= 2.6); nothing was created"
         )
     if not data:
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
@@ -17,6 +18,7 @@ from .meta import (
 )
 
 LOAD_STATES = {0: "NotLoad", 100: "Loaded"}
+FIRST_FIELD_ID = 100  # Milvus numbers a new collection's fields from here (StartOfUserFieldID)
 
 
 def _kvs(pairs: object) -> list[KeyValuePair]:
@@ -113,8 +115,35 @@ def index_from_proto(index: milvus_pb2.IndexDescription) -> IndexInfo:
     )
 
 
+def split_added_fields(schema: CollectionSchema) -> tuple[list[FieldSchema], list[FieldSchema]]:
+    """The fields to create the collection with, and those added to it afterwards.
+
+    Milvus numbers a new collection's fields from 100 and its dynamic field ``$meta`` next;
+    fields added later (``AddCollectionField``, Milvus 2.6) come after ``$meta``. So the
+    fields numbered above the dynamic field's ID were added (milvus-backup's ``fields`` and
+    ``GuessDynFieldID`` in ``core/restore``): recreating them the same way keeps every ID,
+    which the binlogs are keyed by. Raise ValueError when the IDs have gaps no such history
+    explains (fields dropped since), naming them.
+    """
+    fields = sorted((f for f in schema.fields if not f.is_dynamic), key=lambda f: f.field_id)
+    dynamic = [f.field_id for f in schema.fields if f.is_dynamic]
+    ids = [f.field_id for f in fields]
+    first_gap = next((a + 1 for a, b in itertools.pairwise(ids) if b != a + 1), None)
+    dynamic_id = dynamic[0] if dynamic else first_gap if schema.enable_dynamic_field else None
+    created = [f for f in fields if dynamic_id is None or f.field_id < dynamic_id]
+    added = [f for f in fields if dynamic_id is not None and f.field_id > dynamic_id]
+    expected = list(range(FIRST_FIELD_ID, FIRST_FIELD_ID + len(created)))
+    after = (dynamic_id or 0) + 1
+    if [f.field_id for f in created] != expected or [f.field_id for f in added] != list(
+        range(after, after + len(added))
+    ):
+        raise ValueError(f"field IDs {ids} (dynamic field {dynamic_id})")
+    return created, added
+
+
 def schema_to_proto(schema: CollectionSchema, name: str) -> schema_pb2.CollectionSchema:
-    """The schema to create ``name`` with: same fields in the same order, so IDs match.
+    """The schema to create ``name`` with: the fields it was created with, in the same order,
+    so IDs match (those added later are added after, :func:`split_added_fields`).
 
     The dynamic field ``$meta`` is left out: ``enable_dynamic_field`` makes Milvus add it
     again, last, as it did for the original collection.
@@ -127,9 +156,8 @@ def schema_to_proto(schema: CollectionSchema, name: str) -> schema_pb2.Collectio
     )
     for kv in schema.properties:
         out.properties.add(key=kv.key, value=kv.value)
-    for f in schema.fields:
-        if not f.is_dynamic:
-            out.fields.append(field_to_proto(f))
+    for f in split_added_fields(schema)[0]:
+        out.fields.append(field_to_proto(f))
     for fn in schema.functions:
         function = out.functions.add(
             name=fn.name,
