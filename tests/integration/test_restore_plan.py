@@ -124,7 +124,9 @@ def test_restore_plan_maps_overrides_and_filters_targets(
         ({"restorePlan": {"filter": {"plan_nowhere": {"colls": ["*"]}}}},
          "keeps none of the collections"),
         ({"restorePlan": {"mapping": [{"source": "default", "target": REFUSED}]}},
-         "restorePlan.filter names no database"),
+         f"maps database default to {REFUSED} without colls"),
+        ({"restorePlan": {"mapping": [{"source": "default", "target": REFUSED, "colls": [
+            {"source": "tiny", "target": "t"}]}]}}, "restorePlan.filter names no database"),
     ],
 )  # fmt: skip
 def test_plans_we_refuse_say_why_and_write_nothing(
