@@ -116,7 +116,7 @@ def _backup(work: _Work, secrets: SecretSource) -> bool:
         return True
     message = f"backing up into {spec.backup_name}"
     work.reporter.write(st.running(work.generation, message, backupName=spec.backup_name))
-    request = BackupRequest(spec.backup_name, spec.collections, work.uid, spec.rbac)
+    request = BackupRequest(spec.backup_name, spec.collections, backup_id=work.uid, rbac=spec.rbac)
     info = create_backup(config, request, work.reporter)
     work.reporter.write(_backup_completed(work.generation, Catalog.of(config), info))
     return True
@@ -241,6 +241,7 @@ def _restore_request(spec: RestoreSpec, name: str) -> RestoreRequest:
         load=spec.load,
         restore_aliases=spec.restore_aliases,
         rbac=spec.rbac,
+        use_v2_restore=spec.use_v2_restore,
         task_id=name,
     )
 

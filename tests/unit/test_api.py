@@ -93,6 +93,7 @@ def test_restore_rules() -> None:
     )
     assert restore.backup_name == "b" and restore.load and not restore.rbac
     assert parse_restore({"backupRef": "b", "rbac": True}).rbac
+    assert parse_restore({"backupRef": "b", "useV2Restore": True}).use_v2_restore
     assert parse_backup("b", {**SPEC, "rbac": True}).rbac and not parse_backup("b", SPEC).rbac
     assert restore.milvus is not None and restore.milvus.address == "my-release-milvus.milvus.svc"
 

@@ -111,6 +111,7 @@ RESTORE_SPEC = _obj(
         "load": _bool("Load each restored collection."),
         "restoreAliases": _bool("Recreate the aliases the backup recorded (refused if one names another collection)."),
         "rbac": _bool("Add the backup's users, roles and grants that the target Milvus lacks (a user without a recorded password must exist there)."),
+        "useV2Restore": _bool("Put many segments in one import job, through Milvus's REST API (Milvus >= 2.4)."),
         "dryRun": _bool("Make every check a restore makes (the backup's objects included) and record the plan in status.plan; create nothing."),
         "verify": _bool("Check every object of the whole backup first, not only those of the collections restored."),
     },

@@ -78,6 +78,7 @@ class RestoreSpec:
     load: bool = False
     restore_aliases: bool = False
     rbac: bool = False
+    use_v2_restore: bool = False
     dry_run: bool = False
     verify: bool = False
 
@@ -150,6 +151,7 @@ def parse_restore(spec: Mapping[str, Any]) -> RestoreSpec:
         load=bool(spec.get("load", False)),
         restore_aliases=bool(spec.get("restoreAliases", False)),
         rbac=bool(spec.get("rbac", False)),
+        use_v2_restore=bool(spec.get("useV2Restore", False)),
         dry_run=bool(spec.get("dryRun", False)),
         verify=bool(spec.get("verify", False)),
     )

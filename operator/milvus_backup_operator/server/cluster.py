@@ -152,6 +152,7 @@ class ClusterBackend:
             "load": request.load,
             "restoreAliases": request.restore_aliases,
             "rbac": request.rbac,
+            "useV2Restore": request.use_v2_restore,
         }  # fmt: skip
         spec = {k: v for k, v in spec.items() if v not in ("", [], {})}
         body = self._resource(RESTORE_KIND, resource_name(task_id), task_id, spec)
