@@ -218,6 +218,16 @@ def test_a_v1_key_we_do_not_know_is_refused_with_its_line(tmp_path: Path) -> Non
         load_config(write(tmp_path, text), {}, required=True)
 
 
+def test_a_section_given_twice_is_refused_not_silently_replaced(tmp_path: Path) -> None:
+    """A second ``milvus:`` section would silently replace the first (a hostile run)."""
+    text = "milvus:\n  address: milvus.db\n  port: 19530\nmilvus:\n  port: 19531\n"
+    with pytest.raises(InvalidRequestError, match=r"gives milvus twice \(lines 1 and 4\)"):
+        load_config(write(tmp_path, text), {}, required=True)
+    nested = "milvus:\n  address: a\n  address: b\n"
+    with pytest.raises(InvalidRequestError, match=r"gives milvus.address twice \(lines 2 and 3"):
+        load_config(write(tmp_path, nested), {}, required=True)
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [("storageType", "azure", "minio.storageType must be one of minio, s3, aws"),

@@ -261,6 +261,12 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         text = path.read_text()
         data = yaml.safe_load(text)
         lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
+    except _RepeatedKeyError as exc:
+        key, first, again = exc.args
+        raise InvalidRequestError(
+            f"config file {path} gives {key} twice (lines {first} and {again}): keep one (YAML "
+            "would silently take the last)"
+        ) from None
     except yaml.MarkedYAMLError as exc:
         raise InvalidRequestError(f"config file {path} is not valid YAML {_where(exc)}") from None
     except yaml.YAMLError:
@@ -283,11 +289,17 @@ def _where(exc: yaml.MarkedYAMLError) -> str:
     return f"{where} ({problem}): fix the syntax there" if problem else f"{where}: fix it"
 
 
+class _RepeatedKeyError(Exception):
+    """A key given twice in one mapping: (dotted key, first line, second line)."""
+
+
 def _key_lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
     lines: dict[str, int] = {}
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             dotted = f"{prefix}{key.value}"
+            if dotted in lines:
+                raise _RepeatedKeyError(dotted, lines[dotted], key.start_mark.line + 1)
             lines[dotted] = key.start_mark.line + 1
             lines.update(_key_lines(value, dotted + "."))
     return lines
