@@ -23,6 +23,7 @@ from milvus_backup_operator.engine.backup import BackupRequest, create_backup
 from milvus_backup_operator.engine.catalog import Catalog
 from milvus_backup_operator.engine.config import BackupConfig, MilvusConfig
 from milvus_backup_operator.engine.errors import UnsupportedError
+from milvus_backup_operator.engine.progress import Progress
 from milvus_backup_operator.engine.restore import restore_backup
 from milvus_backup_operator.engine.restore_plan import RestoreRequest
 from milvus_backup_operator.engine.selection import CollectionRef
@@ -132,8 +133,12 @@ def test_l0_deletes_are_imported_after_every_insert(
     if not Catalog.of(config).exists("sb_l0"):
         create_backup(config, BackupRequest("sb_l0"))
     server.calls.clear()
-    result = restore_backup(config, RestoreRequest("sb_l0", suffix="_r"))
+    seen: list[Progress] = []
+    result = restore_backup(config, RestoreRequest("sb_l0", suffix="_r"), seen.append)
     assert result.succeeded, result.failure_summary()
+    last = seen[-1]  # the L0 jobs and the collection-wide L0 segment are counted in the totals
+    assert (last.imports_done, last.segments_done) == (last.imports_total, last.segments_total)
+    assert (last.imports_total, last.segments_total) == (4, 4)
     imports = [
         (r.partition_name, list(r.files), {kv.key: kv.value for kv in r.options})
         for r in server.requests("Import")

@@ -32,7 +32,6 @@ from .progress import ProgressCallback, ProgressTracker
 from .rbac import apply_rbac, plan_rbac
 from .restore_plan import (
     RestoreRequest,
-    import_units,
     l0_units,
     no_data_reason,
     precheck,
@@ -104,12 +103,6 @@ def restore_backup(
         if rbac is not None:
             apply_rbac(milvus, rbac)
             result.rbac = rbac.describe()
-        data = [info for info, _ in plan if request.imports(info)]
-        progress.add(
-            collections_total=len(plan),
-            segments_total=sum(len(info.segments()) for info in data),
-            imports_total=sum(len(import_units(info)) for info in data),
-        )
         job = _RestoreJob(
             config,
             request,
@@ -121,6 +114,12 @@ def restore_backup(
             task_id,
             on_collection or (lambda _: None),
             report.manifest,
+        )
+        jobs = [job.jobs(info) for info, _ in plan if request.imports(info)]
+        progress.add(
+            collections_total=len(plan),
+            segments_total=sum(j.segments for data, l0 in jobs for j in data + l0),
+            imports_total=sum(len(data) + len(l0) for data, l0 in jobs),
         )
         with ThreadPoolExecutor(config.parallelism.restore_collection) as pool:
             result.collections = list(pool.map(lambda item: job.run(*item), plan))
@@ -237,14 +236,19 @@ class _RestoreJob:
                 "its binlogs cannot be imported into this Milvus version"
             )
 
+    def jobs(self, info: CollectionBackupInfo) -> tuple[list[ImportJob], list[ImportJob]]:
+        """The collection's import jobs: data, then L0 (several per job only with the v2
+        restore, and several L0 only where Milvus takes them)."""
+        v2, can = self.request.use_v2_restore, self.milvus.capabilities
+        per_job = self.config.parallelism.segments_per_import_job if v2 else 1
+        l0_per_job = per_job if v2 and can.several_l0_per_job else 1
+        return plan_imports(info, self.layout, per_job, l0_per_job)
+
     def _import(
         self, info: CollectionBackupInfo, target: CollectionRef, result: CollectionRestoreResult
     ) -> dict[int, int]:
         """Import every segment, the L0 ones last; return the rows imported per partition."""
-        v2, can = self.request.use_v2_restore, self.milvus.capabilities
-        per_job = self.config.parallelism.segments_per_import_job if v2 else 1
-        l0_per_job = per_job if v2 and can.several_l0_per_job else 1
-        data, deletes = plan_imports(info, self.layout, per_job, l0_per_job)
+        data, deletes = self.jobs(info)
         staging = self._stage(info, target) if self._needs_staging() else None
         try:
             workers = max(1, min(self.config.parallelism.import_job, len(data)))
