@@ -1,18 +1,13 @@
 """GC pause through Milvus's management endpoint: paused, renewed, resumed on every way out.
 
 No Milvus that serves the endpoint runs here (2.3.5 answers 404), so a stand-in HTTP server
-answers as Milvus's handler does: ``internal/proxy/management.go`` (``PauseDatacoordGC``:
-200 ``{"msg": "OK"}``, 500 with the reason), with the ``ticket`` that newer releases return
-and milvus-backup's ``internal/client/milvus/manage.go`` passes back to resume.
+(``tests/standin/management.py``) answers as Milvus's handler does.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -20,64 +15,23 @@ from milvus_backup_operator.engine.capabilities import Capabilities
 from milvus_backup_operator.engine.config import GcPause, MilvusConfig
 from milvus_backup_operator.engine.errors import InvalidRequestError, OperationError
 from milvus_backup_operator.engine.gc_pause import PAUSE, RESUME, gc_paused
+from tests.standin.management import StandInManagement
 
 NEW = Capabilities.of("v2.6.3")
 
 
-class Management(ThreadingHTTPServer):
-    """Records each call as (path, query, authorization)."""
-
-    def __init__(self, fail: bool = False) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fail = fail
-        self.calls: list[tuple[str, dict[str, str], str]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Management
-
-    def do_GET(self) -> None:
-        url = urlparse(self.path)
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        self.server.calls.append((url.path, query, self.headers.get("Authorization", "")))
-        if url.path not in (PAUSE, RESUME):
-            self.send_response(404)
-            self.end_headers()
-            self.wfile.write(b"404 page not found")
-            return
-        if self.server.fail:
-            self.send_response(500)
-            self.end_headers()
-            self.wfile.write(b'{"msg": "failed to pause garbage collection, datacoord down"}')
-            return
-        self.send_response(200)
-        self.end_headers()
-        body = b'{"msg": "OK", "ticket": "t-1"}' if url.path == PAUSE else b'{"msg": "OK"}'
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def management() -> Iterator[Management]:
-    server = Management()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+def management() -> Iterator[StandInManagement]:
+    server = StandInManagement().start()
     yield server
-    server.shutdown()
-    server.server_close()
+    server.stop()
 
 
-def paths(server: Management) -> list[str]:
+def paths(server: StandInManagement) -> list[str]:
     return [path for path, _, _ in server.calls]
 
 
-def test_paused_for_the_block_and_resumed_with_its_ticket(management: Management) -> None:
+def test_paused_for_the_block_and_resumed_with_its_ticket(management: StandInManagement) -> None:
     settings = GcPause(seconds=600, address=management.url)
     with gc_paused(settings, MilvusConfig(), NEW, 5) as note:
         assert paths(management) == [PAUSE]
@@ -86,7 +40,9 @@ def test_paused_for_the_block_and_resumed_with_its_ticket(management: Management
     assert management.calls[1][:2] == (RESUME, {"ticket": "t-1"})
 
 
-def test_resumed_when_the_backup_fails_and_renewed_while_it_runs(management: Management) -> None:
+def test_resumed_when_the_backup_fails_and_renewed_while_it_runs(
+    management: StandInManagement,
+) -> None:
     settings = GcPause(seconds=1, address=management.url)
     with pytest.raises(OperationError), gc_paused(settings, MilvusConfig(), NEW, 5):
         time.sleep(1.3)  # longer than half a pause: renewed once at least
@@ -95,14 +51,14 @@ def test_resumed_when_the_backup_fails_and_renewed_while_it_runs(management: Man
     assert paths(management)[-1] == RESUME
 
 
-def test_credentials_go_to_the_endpoint_as_milvus_gates_it(management: Management) -> None:
+def test_credentials_go_to_the_endpoint_as_milvus_gates_it(management: StandInManagement) -> None:
     milvus = MilvusConfig(user="root", password="Milvus")
     with gc_paused(GcPause(address=management.url), milvus, NEW, 5):
         pass
     assert all(auth == "Basic cm9vdDpNaWx2dXM=" for _, _, auth in management.calls)
 
 
-def test_a_refused_pause_lets_the_backup_go_on_and_says_so(management: Management) -> None:
+def test_a_refused_pause_lets_the_backup_go_on_and_says_so(management: StandInManagement) -> None:
     management.fail = True
     with gc_paused(GcPause(address=management.url), MilvusConfig(), NEW, 5) as note:
         pass
@@ -118,12 +74,72 @@ def test_a_refused_pause_lets_the_backup_go_on_and_says_so(management: Managemen
     ],
 )
 def test_no_call_where_it_is_off_or_not_served(
-    management: Management, settings: GcPause, version: str, says: str
+    management: StandInManagement, settings: GcPause, version: str, says: str
 ) -> None:
     settings = GcPause(enabled=settings.enabled, address=management.url)
     with gc_paused(settings, MilvusConfig(), Capabilities.of(version), 5) as note:
         pass
     assert management.calls == [] and says in note.text
+
+
+PER_COLLECTION = Capabilities.of("v2.6.8")  # milvus-backup: CollectionLevelGCControl >= 2.6.8
+
+
+def test_from_2_6_8_only_the_collections_held_are_paused_each_with_its_ticket(
+    management: StandInManagement,
+) -> None:
+    settings = GcPause(seconds=600, address=management.url)
+    with gc_paused(settings, MilvusConfig(), PER_COLLECTION, 5) as held:
+        assert management.calls == []  # no cluster-wide pause
+        held.hold(7001)
+        held.hold(7002)
+        held.release(7001)
+    assert [(path, query) for path, query, _ in management.calls] == [
+        (PAUSE, {"pause_seconds": "600", "collection_id": "7001"}),
+        (PAUSE, {"pause_seconds": "600", "collection_id": "7002"}),
+        (RESUME, {"ticket": "c7001-1"}),
+        (RESUME, {"ticket": "c7002-2"}),  # still held when the backup ended: resumed then
+    ]
+    assert "per collection" in held.text
+
+
+def test_a_collection_pause_is_renewed_with_a_fresh_ticket_and_the_old_one_given_back(
+    management: StandInManagement,
+) -> None:
+    settings = GcPause(seconds=1, address=management.url)
+    with (
+        pytest.raises(OperationError),
+        gc_paused(settings, MilvusConfig(), PER_COLLECTION, 5) as held,
+    ):
+        held.hold(7001)
+        time.sleep(1.3)  # longer than half a pause: renewed once at least
+        raise OperationError("a copy failed")
+    resumed = [q["ticket"] for path, q, _ in management.calls if path == RESUME]
+    paused = [path for path, q, _ in management.calls if q.get("collection_id") == "7001"]
+    assert len(paused) >= 2
+    # each ticket given back once, in the order they were had: the last one at the end
+    assert resumed == [f"c7001-{n}" for n in range(1, len(paused) + 1)]
+
+
+def test_a_collection_pause_without_a_ticket_is_not_resumed_and_is_said(
+    management: StandInManagement,
+) -> None:
+    management.tickets = False
+    with gc_paused(GcPause(address=management.url), MilvusConfig(), PER_COLLECTION, 5) as held:
+        held.hold(7001)
+        held.release(7001)
+    assert paths(management) == [PAUSE]
+    assert "not paused for collections [7001]" in held.text
+
+
+def test_before_2_6_8_a_collection_hold_is_covered_by_the_cluster_pause(
+    management: StandInManagement,
+) -> None:
+    with gc_paused(GcPause(address=management.url), MilvusConfig(), NEW, 5) as held:
+        held.hold(7001)
+        held.release(7001)
+    assert paths(management) == [PAUSE, RESUME]
+    assert "collection_id" not in management.calls[0][1]
 
 
 def test_the_default_endpoint_is_milvus_host_port_9091() -> None:

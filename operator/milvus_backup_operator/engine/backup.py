@@ -13,7 +13,7 @@ from .capabilities import KNOWN_STORAGE_VERSIONS
 from .catalog import Catalog
 from .config import BackupConfig, GcPause
 from .errors import InvalidRequestError, OperationError, UnsupportedError
-from .gc_pause import gc_paused
+from .gc_pause import GcHold, gc_paused
 from .layout import BackupLayout, ObjectCopy, milvus_collection_dir
 from .live_rows import live_rows
 from .manifest import MANIFEST, Manifest, StoredObject
@@ -104,13 +104,14 @@ def create_backup(
         refs = _resolve(milvus, list(request.collections))
         progress.add(collections_total=len(refs))
         claim = reservation or reserve(target, catalog.layout(request.name), request.backup_id)
-        job = _BackupJob(config, milvus, source, target, claim, progress, request.meta_only)
         pause = request.gc_pause(config)
         gc = gc_paused(pause, config.milvus, milvus.capabilities, config.timeouts.rpc)
         try:
-            with claim.renewed(config.timeouts.writer_silence), gc as paused:
-                log.info("backup %s: %s", request.name, paused.text)
+            with claim.renewed(config.timeouts.writer_silence), gc as held:
+                meta_only = request.meta_only
+                job = _BackupJob(config, milvus, source, target, claim, progress, held, meta_only)
                 info = job.run(refs, request.rbac)
+                log.info("backup %s: %s", request.name, held.text)
         except BaseException:
             _discard(claim)
             raise
@@ -164,7 +165,8 @@ class _BackupJob:
     target: ObjectStore
     reservation: Reservation
     progress: ProgressTracker
-    meta_only: bool = False
+    gc: GcHold
+    meta_only: bool
 
     @property
     def layout(self) -> BackupLayout:
@@ -242,6 +244,7 @@ class _BackupJob:
             for plan in plans:
                 for future in [pool.submit(copy, task) for task in plan.copies]:
                     future.result()
+                self.gc.release(plan.info.collection_id)
                 self.progress.add(collections_done=1)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -257,6 +260,7 @@ class _BackupJob:
         segments: list[SegmentInfo] = []
         binlogs = _Binlogs()
         if not self.meta_only:  # as milvus-backup's meta_only: no flush, no timestamp
+            self.gc.hold(info.collection_id)  # until its copies are done (Milvus >= 2.6.8)
             flushed = milvus.flush(*at)
             info.backup_timestamp = flushed.flush_ts
             info.backup_physical_timestamp = flushed.seal_time

@@ -74,6 +74,11 @@ class Capabilities:
         return self.at_least(2, 4)
 
     @property
+    def collection_gc_pause(self) -> bool:
+        """Pauses the collector of one collection, with a ticket to resume it (2.6.8)."""
+        return self.at_least(2, 6, 8)
+
+    @property
     def storage_versions(self) -> frozenset[int]:
         """The segment storage versions its import reads."""
         return STORAGE_V1 | {STORAGE_V2} if self.at_least(2, 6) else STORAGE_V1

@@ -3,15 +3,20 @@
 Milvus (2.4 and later) serves ``GET /management/datacoord/garbage_collection/pause
 ?pause_seconds=N`` and ``.../resume`` on its management port (``internal/http/server.go``
 ``RouteGcPause``/``RouteGcResume``; ``internal/proxy/management.go`` ``PauseDatacoordGC``
-answers 200 ``{"msg": "OK"}`` or 500 with the reason; newer releases add a ``ticket`` that
-resume takes back, as milvus-backup's ``internal/client/milvus/manage.go`` reads it). A
-pause expires by itself after N seconds, so a crashed backup cannot leave it paused: the
-pause is renewed at half of N while the backup runs, and resumed when it ends, failed or not.
+answers 200 ``{"msg": "OK"}`` or 500 with the reason). A pause expires by itself after N
+seconds, so a crashed backup cannot leave it paused: it is renewed at half of N while the
+backup runs, and resumed when it ends, failed or not.
 
-As in milvus-backup (``core/backup/gc_controller.go``), a pause that cannot be had does not
-fail the backup: a compaction that removes a segment being copied fails the copy (never
-silently), and most backups finish long before the collector runs. What happened is said in
-the log and returned as a note.
+From 2.6.8 a pause can name one collection (``&collection_id=``) and answers a ``ticket``
+that resume takes back (milvus-backup's ``internal/client/milvus/manage.go``, gated by its
+``CollectionLevelGCControl`` feature flag in ``internal/client/milvus/grpc.go``). There, as
+milvus-backup's ``collGCCtrl`` (``core/backup/gc_controller.go``) does, only the collections
+being backed up are paused, each from before its segments are listed until its copies are
+done, and the rest of the cluster keeps collecting.
+
+As in milvus-backup, a pause that cannot be had does not fail the backup: a compaction that
+removes a segment being copied fails the copy (never silently), and most backups finish long
+before the collector runs. What happened is said in the log and in :attr:`GcHold.text`.
 """
 
 from __future__ import annotations
@@ -23,9 +28,8 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from .capabilities import Capabilities
 from .config import GcPause, MilvusConfig
@@ -34,51 +38,114 @@ log = logging.getLogger(__name__)
 
 PAUSE = "/management/datacoord/garbage_collection/pause"
 RESUME = "/management/datacoord/garbage_collection/resume"
+WHOLE_CLUSTER = 0  # milvus-backup's collection ID for "every collection"
 
 
-@dataclass
-class GcPauseNote:
-    """How the collector was treated during one backup."""
+class GcHold:
+    """The pause held for one backup: what was done (``text``), and per-collection pauses
+    where Milvus takes them (:meth:`hold` before listing, :meth:`release` after copying)."""
 
-    text: str = ""
+    def __init__(self, text: str, client: _Management | None = None, seconds: int = 0) -> None:
+        self.text = text
+        self._client = client
+        self._seconds = seconds
+        self._tickets: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._refused: list[int] = []
+
+    @property
+    def per_collection(self) -> bool:
+        return self._client is not None
+
+    def hold(self, collection_id: int) -> None:
+        """Pause the collector for one collection (a no-op where the pause is cluster-wide)."""
+        if self._client is None:
+            return
+        ticket = self._client.pause(self._seconds, collection_id)
+        with self._lock:
+            if ticket:
+                self._tickets[collection_id] = ticket
+            else:  # refused, or a Milvus that gives no ticket: nothing to resume
+                self._refused.append(collection_id)
+                self.text = f"garbage collection not paused for collections {self._refused}"
+
+    def release(self, collection_id: int) -> None:
+        """Resume one collection's collector, with its ticket."""
+        with self._lock:
+            ticket = self._tickets.pop(collection_id, "")
+        if ticket and self._client is not None:
+            self._client.resume(ticket)
+
+    def renew(self) -> None:
+        """Pause each held collection again (a fresh ticket), then resume the old ticket."""
+        if self._client is None:
+            return
+        with self._lock:
+            held = dict(self._tickets)
+        for collection_id, old in held.items():
+            ticket = self._client.pause(self._seconds, collection_id)
+            if not ticket:
+                continue  # the old ticket still runs to its end
+            with self._lock:
+                if self._tickets.get(collection_id) != old:  # released meanwhile
+                    self._client.resume(ticket)
+                    continue
+                self._tickets[collection_id] = ticket
+            self._client.resume(old)
+
+    def release_all(self) -> None:
+        for collection_id in list(self._tickets):
+            self.release(collection_id)
 
 
 @contextmanager
 def gc_paused(
     settings: GcPause, milvus: MilvusConfig, capabilities: Capabilities, timeout: float
-) -> Iterator[GcPauseNote]:
+) -> Iterator[GcHold]:
     """Hold Milvus's garbage collector paused for the ``with`` block, where it can be."""
-    note = GcPauseNote()
     if not settings.enabled:
-        note.text = "garbage collection not paused (turned off in the configuration)"
-    elif not capabilities.gc_pause:
-        note.text = f"garbage collection not paused: {capabilities.describe()} cannot pause it"
-    if note.text:
-        yield note
+        yield GcHold("garbage collection not paused (turned off in the configuration)")
+        return
+    if not capabilities.gc_pause:
+        yield GcHold(f"garbage collection not paused: {capabilities.describe()} cannot pause it")
         return
     client = _Management(settings.endpoint(milvus), _auth(milvus), timeout)
+    if capabilities.collection_gc_pause:
+        text = f"garbage collection paused per collection through {client.endpoint}"
+        hold = GcHold(text, client, settings.seconds)
+        with _renewing(hold.renew, settings.seconds):
+            try:
+                yield hold
+            finally:
+                hold.release_all()
+        return
     ticket = client.pause(settings.seconds)
     if ticket is None:
-        note.text = f"garbage collection not paused: {client.endpoint} refused (see the log)"
-        yield note
+        yield GcHold(f"garbage collection not paused: {client.endpoint} refused (see the log)")
         return
-    note.text = f"garbage collection paused through {client.endpoint}"
-    stop = threading.Event()
-    renewer = threading.Thread(
-        target=_renew, args=(client, settings.seconds, stop), name="gc-pause", daemon=True
-    )
-    renewer.start()
     try:
-        yield note
+        with _renewing(lambda: client.pause(settings.seconds), settings.seconds):
+            yield GcHold(f"garbage collection paused through {client.endpoint}")
     finally:
-        stop.set()
-        renewer.join()
         client.resume(ticket)
 
 
-def _renew(client: _Management, seconds: int, stop: threading.Event) -> None:
-    while not stop.wait(seconds / 2):
-        client.pause(seconds)
+@contextmanager
+def _renewing(renew: Callable[[], object], seconds: int) -> Iterator[None]:
+    """Call ``renew`` every ``seconds / 2`` in a thread for the ``with`` block."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(seconds / 2):
+            renew()
+
+    renewer = threading.Thread(target=loop, name="gc-pause", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join()
 
 
 class _Management:
@@ -87,9 +154,12 @@ class _Management:
         self._auth = auth
         self._timeout = timeout
 
-    def pause(self, seconds: int) -> str | None:
+    def pause(self, seconds: int, collection_id: int = WHOLE_CLUSTER) -> str | None:
         """Pause for ``seconds``; return the ticket ("" from Milvus that gives none), or None."""
-        answer = self._get(PAUSE, {"pause_seconds": str(seconds)})
+        query = {"pause_seconds": str(seconds)}
+        if collection_id != WHOLE_CLUSTER:
+            query["collection_id"] = str(collection_id)
+        answer = self._get(PAUSE, query)
         return None if answer is None else str(answer.get("ticket", ""))
 
     def resume(self, ticket: str) -> None:
