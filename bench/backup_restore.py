@@ -51,6 +51,7 @@ from tests.stack import Stack, start_stack
 from milvus_backup_operator.engine.backup import BackupRequest, create_backup
 from milvus_backup_operator.engine.config import BackupConfig
 from milvus_backup_operator.engine.config_file import load_config
+from milvus_backup_operator.engine.import_jobs import plan_imports
 from milvus_backup_operator.engine.layout import BackupLayout
 from milvus_backup_operator.engine.meta import BackupInfo, CollectionBackupInfo
 from milvus_backup_operator.engine.milvus import Milvus, connect
@@ -195,14 +196,9 @@ def time_bare_copy(
 
 
 def import_units(info: CollectionBackupInfo, layout: BackupLayout) -> list[tuple[str, list[str]]]:
-    """(partition, [insert dir, delta dir]) of every segment group, as the restore imports."""
-    units = []
-    for partition in info.partition_backups:
-        for group in dict.fromkeys(s.group_id for s in partition.segment_backups):
-            ids = (info.collection_id, partition.partition_id, group)
-            dirs = [layout.binlog_dir(kind, *ids) for kind in ("insert_log", "delta_log")]
-            units.append((partition.partition_name, dirs))
-    return units
+    """(partition, [insert dir, delta dir]) of each import job the restore runs over gRPC."""
+    data, _ = plan_imports(info, layout, per_job=1, l0_per_job=1)
+    return [(job.partition_name, list(job.files[0])) for job in data]
 
 
 def time_ours_restore(config: BackupConfig, backup: str, suffix: str) -> tuple[float, int]:

@@ -25,7 +25,7 @@ from milvus_backup_operator.engine.config import BackupConfig, MilvusConfig
 from milvus_backup_operator.engine.errors import UnsupportedError
 from milvus_backup_operator.engine.progress import Progress
 from milvus_backup_operator.engine.restore import restore_backup
-from milvus_backup_operator.engine.restore_plan import RestoreRequest
+from milvus_backup_operator.engine.restore_plan import RestoreRequest, check_restore_request
 from milvus_backup_operator.engine.selection import CollectionRef
 from milvus_backup_operator.engine.storage import ObjectStore
 from milvus_backup_operator.engine.verify import verify_backup
@@ -405,7 +405,9 @@ def test_the_v2_restore_puts_many_segments_in_one_job_through_the_rest_api(
     try:
         create_backup(v2, BackupRequest("sb_many", (CollectionRef("default", "many"),)))
         server.calls.clear()
-        result = restore_backup(v2, RestoreRequest("sb_many", suffix="_v2", use_v2_restore=True))
+        ask = RestoreRequest("sb_many", suffix="_v2", use_v2_restore=True)
+        (planned,) = check_restore_request(v2, ask).collections  # the dry run counts the same
+        result = restore_backup(v2, ask)
         assert result.succeeded, result.failure_summary()
         assert server.requests("Import") == []  # all of it through REST
         jobs = server.requests("REST /v2/vectordb/jobs/import/create")
@@ -422,7 +424,8 @@ def test_the_v2_restore_puts_many_segments_in_one_job_through_the_rest_api(
         assert jobs[-1]["options"] == {"skip_disk_quota_check": "true", "l0_import": "true"}
         assert {job["collectionName"] for job in jobs} == {"many_v2"}
         (many,) = result.collections
-        assert many.rows == 6 and many.imports == 3
+        assert many.rows == 6 and many.imports == planned.imports == 3
+        assert "in 3 jobs" in planned.describe()
         into_real = replace(stack_config(stack), backup_storage=config.backup_storage)
         with pytest.raises(UnsupportedError, match=r"v2 restore .* needs Milvus's REST import"):
             restore_backup(into_real, RestoreRequest("sb_many", suffix="_x", use_v2_restore=True))

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import TypeVar
 
+from .capabilities import Capabilities
+from .config import Parallelism
 from .layout import BackupLayout
-from .meta import CollectionBackupInfo
-from .restore_plan import import_units, l0_units
+from .meta import CollectionBackupInfo, PartitionBackupInfo, SegmentBackupInfo
 
 T = TypeVar("T")
 
@@ -29,6 +30,20 @@ class ImportJob:
     l0: bool
     storage_version: int
     segments: int
+
+
+def collection_jobs(
+    info: CollectionBackupInfo,
+    layout: BackupLayout,
+    parallelism: Parallelism,
+    v2: bool,
+    target: Capabilities,
+) -> tuple[list[ImportJob], list[ImportJob]]:
+    """A collection's import jobs as a restore runs them into ``target``: several segment
+    groups per job only with the v2 restore, several L0 segments only where Milvus takes them."""
+    per_job = parallelism.segments_per_import_job if v2 else 1
+    l0_per_job = per_job if v2 and target.several_l0_per_job else 1
+    return plan_imports(info, layout, per_job, l0_per_job)
 
 
 def plan_imports(
@@ -76,3 +91,20 @@ def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
     step = max(1, size)
     for start in range(0, len(items), step):
         yield items[start : start + step]
+
+
+def import_units(info: CollectionBackupInfo) -> list[tuple[PartitionBackupInfo, int]]:
+    """(partition, group) pairs: one import job each (a whole partition for legacy backups).
+    L0 segments are imported apart, after these (:func:`l0_units`)."""
+    units: list[tuple[PartitionBackupInfo, int]] = []
+    for partition in info.partition_backups:
+        groups = dict.fromkeys(s.group_id for s in partition.segment_backups if not s.is_l0)
+        units.extend((partition, group) for group in groups)
+    return units
+
+
+def l0_units(info: CollectionBackupInfo) -> list[tuple[str, SegmentBackupInfo]]:
+    """(partition name, L0 segment): one import each, "" naming the whole collection."""
+    units = [(p.partition_name, s) for p in info.partition_backups for s in p.segment_backups]
+    units = [(name, s) for name, s in units if s.is_l0]
+    return units + [("", s) for s in info.l0_segments]

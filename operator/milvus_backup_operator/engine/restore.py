@@ -21,7 +21,7 @@ from .errors import (
     OperationError,
     UnsupportedError,
 )
-from .import_jobs import ImportJob, plan_imports
+from .import_jobs import ImportJob, collection_jobs, l0_units
 from .layout import BackupLayout, join
 from .live_rows import live_rows
 from .manifest import MANIFEST, Manifest
@@ -32,7 +32,6 @@ from .progress import ProgressCallback, ProgressTracker
 from .rbac import apply_rbac, plan_rbac
 from .restore_plan import (
     RestoreRequest,
-    l0_units,
     no_data_reason,
     precheck,
     refuse_early,
@@ -240,9 +239,7 @@ class _RestoreJob:
         """The collection's import jobs: data, then L0 (several per job only with the v2
         restore, and several L0 only where Milvus takes them)."""
         v2, can = self.request.use_v2_restore, self.milvus.capabilities
-        per_job = self.config.parallelism.segments_per_import_job if v2 else 1
-        l0_per_job = per_job if v2 and can.several_l0_per_job else 1
-        return plan_imports(info, self.layout, per_job, l0_per_job)
+        return collection_jobs(info, self.layout, self.config.parallelism, v2, can)
 
     def _import(
         self, info: CollectionBackupInfo, target: CollectionRef, result: CollectionRestoreResult

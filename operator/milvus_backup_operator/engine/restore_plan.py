@@ -10,7 +10,8 @@ from .capabilities import KNOWN_STORAGE_VERSIONS
 from .catalog import Catalog
 from .config import BackupConfig
 from .errors import AlreadyExistsError, InvalidRequestError, MalformedMetaError, UnsupportedError
-from .meta import BackupInfo, CollectionBackupInfo, PartitionBackupInfo, SegmentBackupInfo
+from .import_jobs import collection_jobs
+from .meta import BackupInfo, CollectionBackupInfo
 from .milvus import Milvus, connect
 from .names import validate_backup_name, validate_collection_suffix
 from .rbac import plan_rbac
@@ -145,12 +146,14 @@ def check_restore_request(config: BackupConfig, request: RestoreRequest) -> Rest
     """Every check :func:`restore_backup` makes before writing (request, backup intact,
     targets free or droppable, both buckets reachable): raise what it would refuse, else
     return what it would do. Nothing is written (a dry run)."""
-    _, _, plan, report, backup = refuse_early(config, request)
-    manifest = report.manifest
+    _, catalog, plan, report, backup = refuse_early(config, request)
+    manifest, layout = report.manifest, catalog.layout(request.backup_name)
     with connect(config.milvus, config.timeouts) as milvus:
         existing = precheck(milvus, plan, request)
+        can = milvus.capabilities
         rbac = plan_rbac(milvus, backup.rbac_meta, request.backup_name) if request.rbac else None
     ObjectStore(config.storage, config.timeouts).require_bucket()
+    v2 = request.use_v2_restore
     return RestorePlan(
         request.backup_name,
         report.verdict(),
@@ -161,7 +164,7 @@ def check_restore_request(config: BackupConfig, request: RestoreRequest) -> Rest
                 replaces=target in existing,
                 partitions=len(info.partition_backups),
                 segments=len(info.segments()),
-                imports=len(import_units(info)),
+                imports=sum(map(len, collection_jobs(info, layout, config.parallelism, v2, can))),
                 rows=info.row_count(),
                 live_rows=manifest.collection_rows(info.collection_id) if manifest else None,
                 indexes=tuple(i.index_name for i in info.index_infos)
@@ -403,20 +406,3 @@ def _check_target_takes(
             f"{', '.join(map(str, unknown))}, which {where} cannot import: restore into a "
             "Milvus that writes them (storage v2: Milvus 2.6)"
         )
-
-
-def import_units(info: CollectionBackupInfo) -> list[tuple[PartitionBackupInfo, int]]:
-    """(partition, group) pairs: one import job each (a whole partition for legacy backups).
-    L0 segments are imported apart, after these (:func:`l0_units`)."""
-    units: list[tuple[PartitionBackupInfo, int]] = []
-    for partition in info.partition_backups:
-        groups = dict.fromkeys(s.group_id for s in partition.segment_backups if not s.is_l0)
-        units.extend((partition, group) for group in groups)
-    return units
-
-
-def l0_units(info: CollectionBackupInfo) -> list[tuple[str, SegmentBackupInfo]]:
-    """(partition name, L0 segment): one import each, "" naming the whole collection."""
-    units = [(p.partition_name, s) for p in info.partition_backups for s in p.segment_backups]
-    units = [(name, s) for name, s in units if s.is_l0]
-    return units + [("", s) for s in info.l0_segments]
