@@ -432,7 +432,7 @@ def run_job(kind: str, resource: str) -> None:
     from .k8s.credentials import MountedSecrets
 
     secrets = MountedSecrets(Path(os.environ.get(SECRETS_ENV, SECRETS_DIR)))
-    run = worker.run_backup if kind == "backup" else worker.run_restore
+    run = worker.backup if kind == "backup" else worker.restore
     if not run(namespace, name, secrets):
         _fail(f"{kind} of {resource} did not complete: see the resource's status")
 

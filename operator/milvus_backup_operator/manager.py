@@ -10,7 +10,7 @@ import kopf
 
 from .api import GROUP
 from .controllers import backup, lifecycle, restore  # noqa: F401  (registers the handlers)
-from .controllers.options import OPTIONS
+from .controllers.services import Services
 from .executors.inline import InlineExecutor
 from .executors.job import JobExecutor
 
@@ -68,13 +68,13 @@ def run(options: RunOptions) -> None:
     root.setLevel(level)
     if options.webhook:  # Kopf refuses admission handlers without a server for them
         from .controllers import admission  # noqa: F401
-    OPTIONS.executor = (
+    executor = (
         InlineExecutor()
         if options.executor == "inline"
         else JobExecutor(image=options.image, service_account=options.job_service_account)
     )
     kopf.run(
-        memo=kopf.Memo(webhook=options.webhook),
+        memo=kopf.Memo(webhook=options.webhook, services=Services(executor)),
         standalone=True,
         clusterwide=options.all_namespaces,
         namespaces=list(options.namespaces),

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from milvus_backup_operator.api import BACKUP_KIND
-from milvus_backup_operator.executors import BACKUP, WorkItem
+from milvus_backup_operator.api import Kind
+from milvus_backup_operator.executors import WorkItem
 from milvus_backup_operator.executors.job import JobExecutor
 
 ROOT = Path(__file__).parents[2]
@@ -193,8 +193,8 @@ def test_entrypoint_is_the_console_script_on_path_that_jobs_run() -> None:
     env = env_of(FINAL)
     assert env["PATH"].split(":")[0] == f"{env['VIRTUAL_ENV']}/bin"
     # the Jobs the operator creates run the same binary by name
-    owner = {"metadata": {"name": "x", "uid": "u"}, "kind": BACKUP_KIND}
-    job = JobExecutor(image="img").manifest(WorkItem(BACKUP, "ns", "x", owner, ()))
+    owner = {"metadata": {"name": "x", "uid": "u"}, "kind": Kind.BACKUP.kind}
+    job = JobExecutor(image="img").manifest(WorkItem(Kind.BACKUP, "ns", "x", owner, ()))
     assert job["spec"]["template"]["spec"]["containers"][0]["command"][0] == entrypoint[0]
 
 

@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from milvus_backup_operator.api import crds
-from milvus_backup_operator.api import status as st
+from milvus_backup_operator.api import Kind, crds
 from milvus_backup_operator.api.specs import (
     SpecError,
     backup_name_for,
@@ -14,8 +13,7 @@ from milvus_backup_operator.api.specs import (
     parse_backup,
     parse_restore,
 )
-from milvus_backup_operator.engine.progress import Progress
-from milvus_backup_operator.executors import BACKUP, WorkItem
+from milvus_backup_operator.executors import WorkItem
 from milvus_backup_operator.executors.job import JobExecutor, job_name
 
 ROOT = Path(__file__).parents[2]
@@ -98,44 +96,9 @@ def test_restore_rules() -> None:
     assert restore.milvus is not None and restore.milvus.address == "my-release-milvus.milvus.svc"
 
 
-def test_status_transitions_follow_kstatus() -> None:
-    def conditions(patch: dict[str, object]) -> dict[str, str]:
-        return {c["type"]: c["status"] for c in patch["conditions"]}  # type: ignore[attr-defined]
-
-    assert conditions(st.pending(1, "x")) == {
-        "Ready": "False",
-        "Reconciling": "True",
-        "Stalled": "False",
-    }
-    assert conditions(st.running(1, "x")) == {
-        "Ready": "False",
-        "Reconciling": "True",
-        "Stalled": "False",
-    }
-    assert conditions(st.completed(2, "x")) == {
-        "Ready": "True",
-        "Reconciling": "False",
-        "Stalled": "False",
-    }
-    failed = st.failed(2, "bucket missing", reason="NotFound")
-    assert conditions(failed) == {"Ready": "False", "Reconciling": "False", "Stalled": "True"}
-    assert failed["observedGeneration"] == 2 and failed["message"] == "bucket missing"
-    assert all(c["reason"] == "NotFound" for c in failed["conditions"])
-    assert "completionTime" in failed and "startTime" in st.running(1, "x")
-
-
-def test_progress_patch_is_readable() -> None:
-    progress = Progress("backup", "copying", 1, 0, 10, 4, 2048, 1024)
-    patch = st.progressed(progress)["progress"]
-    assert (
-        patch["text"] == "50%"
-        and patch["summary"] == "0/1 collections, 4/10 segments, 1.0 KiB/2.0 KiB"
-    )
-
-
 def test_job_manifest_mounts_secrets_and_is_owned() -> None:
     owner = {"metadata": {"name": "nightly", "uid": "u-1"}}
-    item = WorkItem(BACKUP, "team-a", "nightly", owner, ("milvus-s3",))
+    item = WorkItem(Kind.BACKUP, "team-a", "nightly", owner, ("milvus-s3",))
     job = JobExecutor(image="registry/mbo:1").manifest(item)
     assert job["metadata"]["name"] == "mbk-nightly"
     assert job["metadata"]["ownerReferences"][0]["uid"] == "u-1"
@@ -156,7 +119,7 @@ def test_job_manifest_mounts_secrets_and_is_owned() -> None:
 
 
 def test_job_names_are_deterministic_and_short() -> None:
-    long = WorkItem(BACKUP, "ns", "x" * 80, {}, ())
+    long = WorkItem(Kind.BACKUP, "ns", "x" * 80, {}, ())
     assert job_name(long) == job_name(long) and len(job_name(long)) <= 63
-    other = WorkItem(BACKUP, "ns", "x" * 79 + "y", {}, ())
+    other = WorkItem(Kind.BACKUP, "ns", "x" * 79 + "y", {}, ())
     assert job_name(other) != job_name(long)

@@ -1,10 +1,44 @@
-"""The custom resources: group, kinds, spec parsing and validation, status transitions.
+"""The custom resources: group, kinds, phases, spec parsing and validation, typed status.
 
 Pure data and rules (no API calls): the controllers and the Job runner build on it.
 """
 
+from __future__ import annotations
+
+from enum import Enum, StrEnum
+
 GROUP = "backup.milvus.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
-BACKUP_KIND, BACKUP_PLURAL = "MilvusBackup", "milvusbackups"
-RESTORE_KIND, RESTORE_PLURAL = "MilvusRestore", "milvusrestores"
+
+
+class Kind(Enum):
+    """Our resource kinds; the value is the word the Job runner and the CLI use."""
+
+    BACKUP = "backup"
+    RESTORE = "restore"
+
+    @property
+    def kind(self) -> str:
+        return "MilvusBackup" if self is Kind.BACKUP else "MilvusRestore"
+
+    @property
+    def plural(self) -> str:
+        return self.kind.lower() + "s"
+
+    @property
+    def short_name(self) -> str:
+        return "mbk" if self is Kind.BACKUP else "mrs"
+
+
+class Phase(StrEnum):
+    """``status.phase`` of both kinds: Pending -> Running -> Completed | Failed."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+
+    @property
+    def done(self) -> bool:
+        return self in (Phase.COMPLETED, Phase.FAILED)

@@ -13,11 +13,11 @@ from typing import Any
 
 import yaml
 
-from . import BACKUP_KIND, BACKUP_PLURAL, GROUP, RESTORE_KIND, RESTORE_PLURAL, VERSION
+from . import GROUP, VERSION, Kind, Phase
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 COLLECTION_PATTERN = r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$"
-PHASES = ["Pending", "Running", "Completed", "Failed"]
+PHASES = [str(phase) for phase in Phase]
 
 Schema = dict[str, Any]
 
@@ -169,6 +169,11 @@ STATUS = _obj(
         "size": _string("backupSize for humans."),
         "target": _string("Milvus the restore writes to (restores only)."),
         "jobName": _string("The Job doing the work."),
+        "attempts": {
+            "type": "integer",
+            "description": "Workers started after the first one died (its Pod lost or killed); "
+            "each resumes the work where the last one left it.",
+        },
         "progress": _PROGRESS,
         "collections": {"type": "array", "items": _COLLECTION_RESULT},
         "plan": {
@@ -186,20 +191,20 @@ def _column(name: str, path: str, kind: str = "string", priority: int = 0) -> Sc
     return {**column, "priority": priority} if priority else column
 
 
-def crd(kind: str, plural: str, short: str, spec: Schema, columns: list[Schema]) -> Schema:
+def crd(kind: Kind, spec: Schema, columns: list[Schema]) -> Schema:
     """One namespaced CRD with status subresource and printer columns."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}"},
+        "metadata": {"name": f"{kind.plural}.{GROUP}"},
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": kind,
-                "plural": plural,
-                "singular": kind.lower(),
-                "shortNames": [short],
+                "kind": kind.kind,
+                "plural": kind.plural,
+                "singular": kind.kind.lower(),
+                "shortNames": [kind.short_name],
                 "categories": ["milvus", "backup"],
             },
             "versions": [
@@ -210,7 +215,9 @@ def crd(kind: str, plural: str, short: str, spec: Schema, columns: list[Schema])
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": columns,
                     "schema": {
-                        "openAPIV3Schema": _obj(kind, {"spec": spec, "status": STATUS}, ["spec"])
+                        "openAPIV3Schema": _obj(
+                            kind.kind, {"spec": spec, "status": STATUS}, ["spec"]
+                        )
                     },
                 }
             ],
@@ -225,13 +232,13 @@ def all_crds() -> dict[str, Schema]:
     progress = _column("Progress", ".status.progress.text")
     message = _column("Message", ".status.message", priority=1)
     return {
-        f"{GROUP}_{BACKUP_PLURAL}.yaml": crd(
-            BACKUP_KIND, BACKUP_PLURAL, "mbk", BACKUP_SPEC,
+        f"{GROUP}_{Kind.BACKUP.plural}.yaml": crd(
+            Kind.BACKUP, BACKUP_SPEC,
             [phase, progress, _column("Size", ".status.size"), age,
              _column("Backup", ".status.backupName", priority=1), message],
         ),
-        f"{GROUP}_{RESTORE_PLURAL}.yaml": crd(
-            RESTORE_KIND, RESTORE_PLURAL, "mrs", RESTORE_SPEC,
+        f"{GROUP}_{Kind.RESTORE.plural}.yaml": crd(
+            Kind.RESTORE, RESTORE_SPEC,
             [phase, progress, _column("Backup", ".status.backupName"),
              _column("Target", ".status.target"), age, message],
         ),

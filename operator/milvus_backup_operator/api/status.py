@@ -1,50 +1,158 @@
-"""Status of MilvusBackup and MilvusRestore, and the one place that changes a phase.
+"""Typed status of MilvusBackup and MilvusRestore, with its transitions as methods.
 
-Each transition returns a merge patch for ``.status``. Conditions follow kstatus
-(``Ready``, ``Reconciling``, ``Stalled``) so Flux and Argo CD compute health without custom code.
+As CloudNativePG's ``api/v1/backup_funcs.go`` (``SetAsFailed``, ``SetAsCompleted``,
+``IsDone``): a status is read from the resource once (:meth:`Status.of`), changed only by
+its transitions, and written back whole as a merge patch (:meth:`Status.patch`). Conditions
+follow kstatus (``Ready``, ``Reconciling``, ``Stalled``) so Flux and Argo CD compute health
+without custom code; a condition's ``lastTransitionTime`` moves only when its status flips,
+and ``startTime`` is kept across a resumed run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from ..engine.progress import Progress
-
-PENDING, RUNNING, COMPLETED, FAILED = "Pending", "Running", "Completed", "Failed"
-DONE = (COMPLETED, FAILED)
+from . import Phase
 
 Patch = dict[str, Any]
+READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
 
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def phase_of(status: Mapping[str, Any] | None) -> str:
-    return str((status or {}).get("phase") or "")
+@dataclass
+class Condition:
+    type: str
+    status: bool
+    reason: str = ""
+    message: str = ""
+    observed_generation: int = 0
+    last_transition_time: str = ""
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> Condition:
+        return cls(
+            str(raw.get("type", "")),
+            raw.get("status") == "True",
+            str(raw.get("reason", "")),
+            str(raw.get("message", "")),
+            int(raw.get("observedGeneration", 0)),
+            str(raw.get("lastTransitionTime", "")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "status": "True" if self.status else "False",
+            "reason": self.reason,
+            "message": self.message,
+            "observedGeneration": self.observed_generation,
+            "lastTransitionTime": self.last_transition_time,
+        }
 
 
-def is_done(status: Mapping[str, Any] | None) -> bool:
-    return phase_of(status) in DONE
+@dataclass
+class Status:
+    """What both kinds record; :class:`BackupStatus` and :class:`RestoreStatus` add theirs."""
 
+    phase: Phase | None = None
+    message: str = ""
+    observed_generation: int = 0
+    start_time: str = ""
+    completion_time: str = ""
+    job_name: str = ""
+    attempts: int = 0  # workers started after the first died; each resumes the work
+    backup_name: str = ""
+    conditions: list[Condition] = field(default_factory=list)
+    progress: dict[str, Any] = field(default_factory=dict)
 
-def pending(generation: int, message: str, **fields: Any) -> Patch:
-    """Accepted; the work has not started yet (e.g. its Job is being created)."""
-    return _patch(PENDING, generation, message, ready=False, reason="Pending", **fields)
+    @classmethod
+    def of(cls, raw: Mapping[str, Any] | None) -> Self:
+        """Read a resource's ``.status`` (absent or partial: the defaults)."""
+        raw = raw or {}
+        phase = str(raw.get("phase") or "")
+        status = cls(
+            phase=Phase(phase) if phase in Phase.__members__.values() else None,
+            message=str(raw.get("message", "")),
+            observed_generation=int(raw.get("observedGeneration", 0)),
+            start_time=str(raw.get("startTime", "")),
+            completion_time=str(raw.get("completionTime", "")),
+            job_name=str(raw.get("jobName", "")),
+            attempts=int(raw.get("attempts", 0)),
+            backup_name=str(raw.get("backupName", "")),
+            conditions=[Condition.of(c) for c in raw.get("conditions") or []],
+            progress=dict(raw.get("progress") or {}),
+        )
+        status._read_own(raw)
+        return status
 
+    def _read_own(self, raw: Mapping[str, Any]) -> None:
+        """Read the fields of a kind (overridden)."""
 
-def running(generation: int, message: str, **fields: Any) -> Patch:
-    patch = _patch(RUNNING, generation, message, ready=False, reason="Running", **fields)
-    patch.setdefault("startTime", now())
-    return patch
+    # ---- questions --------------------------------------------------------------------------
 
+    def is_done(self) -> bool:
+        return self.phase is not None and self.phase.done
 
-def progressed(progress: Progress) -> Patch:
-    """The progress block alone (written often, so small)."""
-    return {
-        "progress": {
+    def is_started(self) -> bool:
+        return self.phase is not None
+
+    def condition(self, kind: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == kind), None)
+
+    @property
+    def reason(self) -> str:
+        """The Ready condition's reason: why it is (not) ready, e.g. ``NotFound``."""
+        ready = self.condition(READY)
+        return ready.reason if ready else ""
+
+    # ---- transitions ------------------------------------------------------------------------
+
+    def set_pending(self, generation: int, message: str) -> None:
+        """Accepted; the work has not started yet (e.g. its Job is being created)."""
+        self._set(Phase.PENDING, generation, message, "Pending")
+
+    def set_running(self, generation: int, message: str) -> None:
+        stamp = self._set(Phase.RUNNING, generation, message, "Running")
+        self.start_time = self.start_time or stamp  # a resumed run keeps its start
+
+    def set_completed(self, generation: int, message: str) -> None:
+        self.completion_time = self._set(Phase.COMPLETED, generation, message, "Completed")
+
+    def set_failed(self, generation: int, message: str, reason: str = "Failed") -> None:
+        """Failed for good: the spec (or the world) must change before it can succeed."""
+        self.completion_time = self._set(Phase.FAILED, generation, message, reason)
+
+    def _set(self, phase: Phase, generation: int, message: str, reason: str) -> str:
+        """Enter ``phase``; return the time it was entered."""
+        self.phase, self.message, self.observed_generation = phase, message, generation
+        working = phase in (Phase.PENDING, Phase.RUNNING)
+        failed = phase == Phase.FAILED
+        stamp = now()
+        for kind, value in ((READY, phase == Phase.COMPLETED), (RECONCILING, working),
+                            (STALLED, failed)):  # fmt: skip
+            shown = message if value or kind == READY else ""
+            self._condition(Condition(kind, value, reason, shown, generation, stamp))
+        return stamp
+
+    def _condition(self, new: Condition) -> None:
+        """Set ``new``, keeping the transition time of a condition that did not flip."""
+        old = self.condition(new.type)
+        if old is not None and old.status == new.status and old.last_transition_time:
+            new.last_transition_time = old.last_transition_time
+        kind = new.type
+        self.conditions = [c for c in self.conditions if c.type != kind] + [new]
+        self.conditions.sort(key=lambda c: (READY, RECONCILING, STALLED).index(c.type))
+
+    def set_progress(self, progress: Progress) -> Patch:
+        """Record progress; return the small patch that writes it alone."""
+        self.progress = {
             "phase": progress.phase,
             "percent": progress.percent,
             "text": f"{progress.percent}%",
@@ -58,45 +166,111 @@ def progressed(progress: Progress) -> Patch:
             "importsDone": progress.imports_done,
             "importsTotal": progress.imports_total,
         }
-    }
+        return {"progress": self.progress}
 
+    # ---- writing ----------------------------------------------------------------------------
 
-def completed(generation: int, message: str, **fields: Any) -> Patch:
-    patch = _patch(COMPLETED, generation, message, ready=True, reason="Completed", **fields)
-    patch["completionTime"] = now()
-    return patch
-
-
-def failed(generation: int, message: str, reason: str = "Failed", **fields: Any) -> Patch:
-    """Failed for good: the spec (or the world) must change before it can succeed."""
-    patch = _patch(FAILED, generation, message, ready=False, reason=reason, **fields)
-    patch["completionTime"] = now()
-    return patch
-
-
-def _patch(
-    phase: str, generation: int, message: str, *, ready: bool, reason: str, **fields: Any
-) -> Patch:
-    stamp = now()
-    working = phase in (PENDING, RUNNING)
-    stalled = phase == FAILED
-    conditions = [
-        _condition("Ready", ready, reason, message, generation=generation, stamp=stamp),
-        _condition("Reconciling", working, reason, message if working else "",
-                   generation=generation, stamp=stamp),
-        _condition("Stalled", stalled, reason, message if stalled else "",
-                   generation=generation, stamp=stamp),
-    ]  # fmt: skip
-    patch: Patch = without_empty_strings(
-        {
-            "phase": phase,
-            "message": message,
-            "observedGeneration": generation,
-            "conditions": conditions,
-            **fields,
+    def patch(self) -> Patch:
+        """The whole status, camelCase, as a merge patch (empty strings left out)."""
+        patch: Patch = {
+            "phase": str(self.phase) if self.phase else "",
+            "message": self.message,
+            "observedGeneration": self.observed_generation,
+            "startTime": self.start_time,
+            "completionTime": self.completion_time,
+            "jobName": self.job_name,
+            **({"attempts": self.attempts} if self.attempts else {}),
+            "backupName": self.backup_name,
+            "conditions": [c.to_dict() for c in self.conditions],
+            **({"progress": self.progress} if self.progress else {}),
+            **self._own(),
         }
-    )
-    return patch
+        result: Patch = without_empty_strings(patch)
+        return result
+
+    def _own(self) -> Patch:
+        """The fields of a kind, camelCase (overridden)."""
+        return {}
+
+
+@dataclass
+class BackedUpCollection:
+    name: str
+    state: str
+    rows: int
+    size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "state": self.state, "rows": self.rows, "size": self.size}
+
+
+@dataclass
+class BackupStatus(Status):
+    backup_size: int = 0
+    size: str = ""  # human-readable, for the printer column
+    collections: list[BackedUpCollection] = field(default_factory=list)
+
+    def _read_own(self, raw: Mapping[str, Any]) -> None:
+        self.backup_size = int(raw.get("backupSize", 0))
+        self.size = str(raw.get("size", ""))
+        self.collections = [
+            BackedUpCollection(
+                str(c.get("name", "")), str(c.get("state", "")), int(c.get("rows", 0)),
+                int(c.get("size", 0)),
+            )
+            for c in raw.get("collections") or []
+        ]  # fmt: skip
+
+    def _own(self) -> Patch:
+        own: Patch = {"size": self.size}
+        if self.collections:
+            own["collections"] = [c.to_dict() for c in self.collections]
+        if self.backup_size or self.phase == Phase.COMPLETED:
+            own["backupSize"] = self.backup_size
+        return own
+
+
+@dataclass
+class RestoredCollection:
+    name: str  # in the backup
+    target: str
+    state: str
+    rows: int = 0
+    checked: str = ""
+    error: str = ""
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> RestoredCollection:
+        names = [f.name for f in fields(cls)]
+        return cls(**{n: raw[n] for n in names if n in raw})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class RestoreStatus(Status):
+    target: str = ""
+    collections: list[RestoredCollection] = field(default_factory=list)
+    plan: list[str] = field(default_factory=list)  # a dry run's
+
+    def _read_own(self, raw: Mapping[str, Any]) -> None:
+        self.target = str(raw.get("target", ""))
+        self.collections = [RestoredCollection.of(c) for c in raw.get("collections") or []]
+        self.plan = [str(line) for line in raw.get("plan") or []]
+
+    def _own(self) -> Patch:
+        own: Patch = {"target": self.target}
+        if self.collections:
+            own["collections"] = [c.to_dict() for c in self.collections]
+        if self.plan:
+            own["plan"] = self.plan
+        return own
+
+    def record(self, collection: RestoredCollection) -> None:
+        """Add or replace one collection's result (by target)."""
+        others = [c for c in self.collections if c.target != collection.target]
+        self.collections = [*others, collection]
 
 
 def without_empty_strings(value: Any) -> Any:
@@ -110,16 +284,3 @@ def without_empty_strings(value: Any) -> Any:
     if isinstance(value, list):
         return [without_empty_strings(item) for item in value]
     return value
-
-
-def _condition(
-    kind: str, value: bool, reason: str, message: str, *, generation: int, stamp: str
-) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "status": "True" if value else "False",
-        "reason": reason,
-        "message": message,
-        "observedGeneration": generation,
-        "lastTransitionTime": stamp,
-    }

@@ -13,20 +13,20 @@ from typing import Any
 
 import kopf
 
-from ..api import BACKUP_PLURAL, GROUP, RESTORE_PLURAL, VERSION
-from ..api import status as st
+from ..api import GROUP, VERSION, Kind
 from ..api.specs import SpecError, parse_backup, parse_restore
+from ..api.status import Status
 
 WEBHOOK_ID = "spec-immutable"
 VALID_ID = "spec-valid"
 
 
-@kopf.on.validate(GROUP, VERSION, BACKUP_PLURAL, id=WEBHOOK_ID, operations=["UPDATE"])
-@kopf.on.validate(GROUP, VERSION, RESTORE_PLURAL, id=WEBHOOK_ID, operations=["UPDATE"])
+@kopf.on.validate(GROUP, VERSION, Kind.BACKUP.plural, id=WEBHOOK_ID, operations=["UPDATE"])
+@kopf.on.validate(GROUP, VERSION, Kind.RESTORE.plural, id=WEBHOOK_ID, operations=["UPDATE"])
 def spec_immutable(*, body: kopf.Body, **kwargs: Any) -> None:
     """Refuse a spec change once the resource has a phase (its work is scheduled or done)."""
     old = kwargs.get("old") or {}  # Kopf passes old and new on UPDATE
-    phase = st.phase_of(old.get("status"))
+    phase = Status.of(old.get("status")).phase
     if phase and old.get("spec") != body.get("spec"):
         kind = body.get("kind", "resource")
         raise kopf.AdmissionError(
@@ -36,14 +36,14 @@ def spec_immutable(*, body: kopf.Body, **kwargs: Any) -> None:
         )
 
 
-@kopf.on.validate(GROUP, VERSION, BACKUP_PLURAL, id=VALID_ID, operations=["CREATE"])
+@kopf.on.validate(GROUP, VERSION, Kind.BACKUP.plural, id=VALID_ID, operations=["CREATE"])
 def backup_spec_valid(*, body: kopf.Body, **_: Any) -> None:
     """Refuse at ``kubectl apply`` what the schema cannot say (overlapping locations...)."""
     # a generateName'd resource has no name yet: its default backupName is derived later
     _admit(lambda: parse_backup(body.metadata.name or "generated", dict(body.get("spec") or {})))
 
 
-@kopf.on.validate(GROUP, VERSION, RESTORE_PLURAL, id=VALID_ID, operations=["CREATE"])
+@kopf.on.validate(GROUP, VERSION, Kind.RESTORE.plural, id=VALID_ID, operations=["CREATE"])
 def restore_spec_valid(*, body: kopf.Body, **_: Any) -> None:
     """Refuse at ``kubectl apply`` a restore spec that could never run."""
     _admit(lambda: parse_restore(dict(body.get("spec") or {})))

@@ -7,53 +7,76 @@ from typing import Any
 
 import kopf
 
-from ..api import BACKUP_PLURAL, GROUP, VERSION
-from ..api import status as st
+from ..api import GROUP, VERSION, Kind, Phase
 from ..api.specs import DELETE, BackupSpec, SpecError, parse_backup
+from ..api.status import BackupStatus
 from ..engine.catalog import Catalog
 from ..engine.errors import BackupError, NotABackupError, NotFoundError
-from ..executors import BACKUP, WorkItem
-from ..k8s import resources
-from ..k8s.credentials import ApiSecrets, config_for, gather, secret_names
-from .options import OPTIONS
+from ..executors import WorkItem
+from ..k8s.credentials import config_for, gather, secret_names
+from .adoption import COMPLETED, adopt
+from .services import Services, services
 
 log = logging.getLogger(__name__)
+PLURAL = Kind.BACKUP.plural
 
 
-@kopf.on.resume(GROUP, VERSION, BACKUP_PLURAL)
-@kopf.on.create(GROUP, VERSION, BACKUP_PLURAL)
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
 def reconcile(
     *, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str,
-    namespace: str | None, patch: kopf.Patch, **_: Any,
+    namespace: str | None, patch: kopf.Patch, memo: kopf.Memo, **_: Any,
 ) -> None:  # fmt: skip
     """Start the backup once; a resource that is done, or already started, is left alone."""
-    if st.is_done(status) or namespace is None:
+    current = BackupStatus.of(status)
+    if current.is_done() or namespace is None:
         return
+    run = services(memo)
     generation = body.metadata.get("generation", 1)
     try:
-        parsed = validate(name, namespace, dict(spec))
+        parsed = validate(run, name, namespace, dict(spec))
     except SpecError as exc:
-        patch.status.update(st.failed(generation, str(exc), reason="InvalidSpec"))
+        current.set_failed(generation, str(exc), reason="InvalidSpec")
+        patch.status.update(current.patch())
         kopf.warn(body, reason="InvalidSpec", message=str(exc))
         return
-    item = WorkItem(BACKUP, namespace, name, dict(body), tuple(secret_names(parsed)))
-    if not st.phase_of(status):
-        runner = OPTIONS.executor.runner_name(item)
-        message = f"backup {parsed.backup_name} scheduled ({runner})"
+    if _adopted(run, body, parsed, current, generation):
+        patch.status.update(current.patch())
+        return
+    item = WorkItem(Kind.BACKUP, namespace, name, dict(body), tuple(secret_names(parsed)),
+                    attempt=current.attempts)  # fmt: skip
+    if not current.is_started():
+        current.job_name = run.executor.runner_name(item)
+        current.backup_name = parsed.backup_name
+        message = f"backup {parsed.backup_name} scheduled ({current.job_name})"
+        current.set_pending(generation, message)
         # written now, not with Kopf's patch after the handler: the work may report first
-        pending = st.pending(generation, message, backupName=parsed.backup_name, jobName=runner)
-        resources.patch_status(BACKUP_PLURAL, namespace, name, pending)
+        run.resources.patch_status(Kind.BACKUP, namespace, name, current.patch())
         kopf.event(body, type="Normal", reason="Started", message=message)
-    OPTIONS.executor.start(item)
+    run.executor.start(item)
 
 
-def validate(name: str, namespace: str, spec: dict[str, Any]) -> BackupSpec:
+def _adopted(
+    run: Services, body: kopf.Body, spec: BackupSpec, status: BackupStatus, generation: int
+) -> bool:
+    """A copy of a completed MilvusBackup whose backup is still there is that backup."""
+    namespace = body.metadata.get("namespace")
+    if status.is_started() or namespace is None or COMPLETED not in body.metadata.annotations:
+        return False
+    config = config_for(run.secrets(namespace), spec)
+    if not Catalog.of(config).exists(spec.backup_name):
+        return False  # nothing to adopt: the copy backs up afresh
+    status.backup_name = spec.backup_name
+    return adopt(Kind.BACKUP, body.metadata, status, generation)
+
+
+def validate(run: Services, name: str, namespace: str, spec: dict[str, Any]) -> BackupSpec:
     """Everything that can be refused before any work: spec rules, Secrets, name clashes."""
     parsed = parse_backup(name, spec)
-    gather(ApiSecrets(namespace), parsed)
-    for other in resources.list_all(BACKUP_PLURAL, namespace):
+    gather(run.secrets(namespace), parsed)
+    for other in run.resources.list_all(Kind.BACKUP, namespace):
         other_name = other["metadata"]["name"]
-        if other_name == name or st.phase_of(other.get("status")) == st.FAILED:
+        if other_name == name or BackupStatus.of(other.get("status")).phase == Phase.FAILED:
             continue
         other_spec = _parse_quietly(other_name, other.get("spec") or {})
         if other_spec and _same_target(other_spec, parsed):
@@ -78,22 +101,23 @@ def _same_target(a: BackupSpec, b: BackupSpec) -> bool:
 
 
 @kopf.on.delete(
-    GROUP, VERSION, BACKUP_PLURAL,
+    GROUP, VERSION, PLURAL,
     when=lambda spec, **_: spec.get("deletionPolicy") == DELETE,
 )  # fmt: skip
 def delete_data(
     *, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str,
-    namespace: str | None, **_: Any,
+    namespace: str | None, memo: kopf.Memo, **_: Any,
 ) -> None:  # fmt: skip
     """deletionPolicy Delete: remove the backup's objects, if this resource wrote them.
 
     What is under the name but is not a backup (no meta, no marker of ours) is left alone,
     with a warning: the resource goes, nothing else does.
     """
-    if namespace is None or not status.get("backupName") or st.phase_of(status) == st.FAILED:
+    current = BackupStatus.of(status)
+    if namespace is None or not current.backup_name or current.phase == Phase.FAILED:
         return  # nothing of ours was written (a failed backup cleans up after itself)
     parsed = parse_backup(name, dict(spec))
-    catalog = Catalog.of(config_for(ApiSecrets(namespace), parsed))
+    catalog = Catalog.of(config_for(services(memo).secrets(namespace), parsed))
     try:
         removed = catalog.delete(parsed.backup_name)
     except NotFoundError:

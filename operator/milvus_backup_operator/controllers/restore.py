@@ -6,45 +6,52 @@ from typing import Any
 
 import kopf
 
-from ..api import GROUP, RESTORE_PLURAL, VERSION
-from ..api import status as st
+from ..api import GROUP, VERSION, Kind, Phase
 from ..api.specs import SpecError
-from ..executors import RESTORE, WorkItem
-from ..k8s import resources
-from ..k8s.credentials import ApiSecrets, gather, secret_names
-from ..worker import BackupNotReadyError, resolve_restore
-from .options import OPTIONS
+from ..api.status import RestoreStatus
+from ..executors import WorkItem
+from ..k8s.credentials import gather, secret_names
+from ..k8s.references import BackupNotReadyError, resolve_restore
+from .adoption import adopt
+from .services import services
 
 RETRY_SECONDS = 10
 
 
-@kopf.on.resume(GROUP, VERSION, RESTORE_PLURAL)
-@kopf.on.create(GROUP, VERSION, RESTORE_PLURAL)
+@kopf.on.resume(GROUP, VERSION, Kind.RESTORE.plural)
+@kopf.on.create(GROUP, VERSION, Kind.RESTORE.plural)
 def reconcile(
     *, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str,
-    namespace: str | None, patch: kopf.Patch, **_: Any,
+    namespace: str | None, patch: kopf.Patch, memo: kopf.Memo, **_: Any,
 ) -> None:  # fmt: skip
     """Start the restore once its backup is Completed; refuse a spec that cannot work."""
-    if st.is_done(status) or namespace is None:
+    current = RestoreStatus.of(status)
+    if current.is_done() or namespace is None:
         return
-    generation = body.metadata.get("generation", 1)
+    run, generation = services(memo), body.metadata.get("generation", 1)
+    if adopt(Kind.RESTORE, body.metadata, current, generation):
+        patch.status.update(current.patch())  # never run again over live data
+        return
     try:
-        parsed = resolve_restore(namespace, dict(spec))
-        gather(ApiSecrets(namespace), parsed)
+        parsed = resolve_restore(run.resources, namespace, dict(spec))
+        gather(run.secrets(namespace), parsed)
     except BackupNotReadyError as exc:
-        if st.phase_of(status) != st.PENDING:
-            patch.status.update(st.pending(generation, str(exc)))
+        if current.phase != Phase.PENDING:
+            current.set_pending(generation, str(exc))
+            patch.status.update(current.patch())
         raise kopf.TemporaryError(str(exc), delay=RETRY_SECONDS) from None
     except SpecError as exc:
-        patch.status.update(st.failed(generation, str(exc), reason="InvalidSpec"))
+        current.set_failed(generation, str(exc), reason="InvalidSpec")
+        patch.status.update(current.patch())
         kopf.warn(body, reason="InvalidSpec", message=str(exc))
         return
-    item = WorkItem(RESTORE, namespace, name, dict(body), tuple(secret_names(parsed)))
-    if st.phase_of(status) in ("", st.PENDING) and not status.get("jobName"):
-        runner = OPTIONS.executor.runner_name(item)
-        message = f"restore of {parsed.backup_name} scheduled ({runner})"
-        pending = st.pending(generation, message, backupName=parsed.backup_name,
-                             target=parsed.target, jobName=runner)  # fmt: skip
-        resources.patch_status(RESTORE_PLURAL, namespace, name, pending)  # before the work
+    item = WorkItem(Kind.RESTORE, namespace, name, dict(body), tuple(secret_names(parsed)),
+                    attempt=current.attempts)  # fmt: skip
+    if current.phase in (None, Phase.PENDING) and not current.job_name:
+        current.job_name = run.executor.runner_name(item)
+        current.backup_name, current.target = parsed.backup_name, parsed.target
+        message = f"restore of {parsed.backup_name} scheduled ({current.job_name})"
+        current.set_pending(generation, message)
+        run.resources.patch_status(Kind.RESTORE, namespace, name, current.patch())  # first
         kopf.event(body, type="Normal", reason="Started", message=message)
-    OPTIONS.executor.start(item)
+    run.executor.start(item)

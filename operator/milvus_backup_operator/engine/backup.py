@@ -98,7 +98,7 @@ def create_backup(
     the backup's prefix is deleted again: a backup is either complete (meta written last) or
     absent.
     """
-    progress = ProgressTracker("backup", on_progress)
+    progress = ProgressTracker("backup", on_progress, config.progress_interval)
     source, target, catalog = _refuse_early(config, request, held=reservation)
     with connect(config.milvus, config.timeouts) as milvus:
         refs = _resolve(milvus, list(request.collections))

@@ -161,6 +161,9 @@ class BackupConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     keep_temp_files: bool = False
     gc_pause: GcPause = field(default_factory=GcPause)
+    #: seconds between two progress reports (a new phase and the end are reported at once):
+    #: the one throttle of progress, set by whoever stores it (a status, a task, a terminal)
+    progress_interval: float = 0.5
 
     def __post_init__(self) -> None:
         """No configuration whose backups could overlap Milvus's data can exist."""

@@ -94,7 +94,7 @@ def restore_backup(
     task_id = request.task_id or f"restore_{uuid.uuid4().hex[:12]}"
     result = RestoreResult(task_id, request.backup_name)
     milvus_store = ObjectStore(config.storage, config.timeouts, config.parallelism.copy_data)
-    progress = ProgressTracker("restore", on_progress)
+    progress = ProgressTracker("restore", on_progress, config.progress_interval)
     with connect(config.milvus, config.timeouts) as milvus:
         precheck(milvus, plan, request)
         rbac = plan_rbac(milvus, backup.rbac_meta, request.backup_name) if request.rbac else None

@@ -5,24 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..api import BACKUP_KIND
-
-BACKUP, RESTORE = "backup", "restore"
+from ..api import Kind
 
 
 @dataclass(frozen=True)
 class WorkItem:
     """One resource whose work must run."""
 
-    kind: str  # "backup" or "restore"
+    kind: Kind
     namespace: str
     name: str
     owner: dict[str, Any]  # the resource, for the Job's ownerReference
     secrets: tuple[str, ...]  # Secrets the work reads
-
-    @property
-    def kind_name(self) -> str:
-        return BACKUP_KIND if self.kind == BACKUP else "MilvusRestore"
+    attempt: int = 0  # workers started before this one, which died without a result
 
 
 class Executor(Protocol):

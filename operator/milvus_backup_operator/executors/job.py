@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ..api import API_VERSION
 from ..k8s.client import batch
-from . import BACKUP, WorkItem
+from . import WorkItem
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 OPERATOR = "milvus-backup-operator"
@@ -26,12 +26,14 @@ SECRETS_ENV = "MBO_SECRETS_DIR"
 
 
 def job_name(item: WorkItem) -> str:
-    """Deterministic, at most 63 characters: ``mbk-<name>`` or ``mrs-<name>``."""
-    name = f"{'mbk' if item.kind == BACKUP else 'mrs'}-{item.name}"
-    if len(name) <= 63:
-        return name
+    """Deterministic, at most 63 characters: ``mbk-<name>`` or ``mrs-<name>``, and
+    ``-r<n>`` for the n-th worker started after one died."""
+    name = f"{item.kind.short_name}-{item.name}"
+    retry = f"-r{item.attempt}" if item.attempt else ""
+    if len(name) + len(retry) <= 63:
+        return name + retry
     digest = hashlib.sha1(name.encode()).hexdigest()[:8]
-    return f"{name[:54]}-{digest}"
+    return f"{name[: 54 - len(retry)]}-{digest}{retry}"
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class JobExecutor:
                 raise
 
     def manifest(self, item: WorkItem) -> dict[str, Any]:
-        labels = {MANAGED_BY: OPERATOR, KIND_LABEL: item.kind, NAME_LABEL: item.name}
+        labels = {MANAGED_BY: OPERATOR, KIND_LABEL: item.kind.value, NAME_LABEL: item.name}
         mounts = [
             {"name": f"secret-{i}", "mountPath": f"{SECRETS_DIR}/{s}", "readOnly": True}
             for i, s in enumerate(item.secrets)
@@ -67,7 +69,7 @@ class JobExecutor:
             "name": "worker",
             "image": self.image,
             "imagePullPolicy": self.image_pull_policy,
-            "command": [OPERATOR, "job", item.kind, f"{item.namespace}/{item.name}"],
+            "command": [OPERATOR, "job", item.kind.value, f"{item.namespace}/{item.name}"],
             "env": [{"name": SECRETS_ENV, "value": SECRETS_DIR}],
             "volumeMounts": mounts,
             "securityContext": {
@@ -88,7 +90,7 @@ class JobExecutor:
                 "ownerReferences": [self._owner(item)],
             },
             "spec": {
-                "backoffLimit": 0,  # a retry is a new resource: never two workers on one backup
+                "backoffLimit": 0,  # a retry is a new Job, once this one failed: never two workers
                 "activeDeadlineSeconds": self.active_deadline_seconds,
                 "template": {
                     "metadata": {"labels": labels},
@@ -112,7 +114,7 @@ class JobExecutor:
         meta = item.owner["metadata"]
         return {
             "apiVersion": API_VERSION,
-            "kind": item.kind_name,
+            "kind": item.kind.kind,
             "name": meta["name"],
             "uid": meta["uid"],
             "controller": True,

@@ -23,15 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..engine.errors import (
-    AlreadyExistsError,
-    BackupError,
-    InvalidRequestError,
-    MalformedMetaError,
-    NotABackupError,
-    NotFoundError,
-    UnreachableError,
-)
+from ..engine.errors import BackupError, InvalidRequestError, kind_of
 from .backend import Backend
 from .body import MAX_BODY, JsonBody
 from .protocol import (
@@ -47,14 +39,8 @@ log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 #: milvus-backup takes the task id from this header
 RequestIdHeader = Annotated[str | None, Header(alias="request_id", convert_underscores=False)]
-_STATUS = [
-    (InvalidRequestError, 400, ResponseCode.PARAMETER_ERROR),
-    (NotFoundError, 404, ResponseCode.NOT_FOUND),
-    (AlreadyExistsError, 409, ResponseCode.FAIL),
-    (NotABackupError, 409, ResponseCode.FAIL),
-    (MalformedMetaError, 422, ResponseCode.FAIL),
-    (UnreachableError, 503, ResponseCode.FAIL),
-]
+#: milvus-backup's code in the envelope, by HTTP status (the status: engine.errors.ERROR_KINDS)
+_CODES = {400: ResponseCode.PARAMETER_ERROR, 404: ResponseCode.NOT_FOUND}
 _ERRORS = {
     400: {"model": Envelope, "description": "The request is wrong: msg says what to fix."},
     401: {"model": Envelope, "description": "A bearer token is required (--token-file)."},
@@ -193,7 +179,8 @@ def _public() -> APIRouter:
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(BackupError)
     def engine_error(request: Request, exc: BackupError) -> JSONResponse:
-        status, code = next(((s, c) for kind, s, c in _STATUS if isinstance(exc, kind)), (500, 3))
+        status = kind_of(exc).http_status
+        code = _CODES.get(status, ResponseCode.FAIL)
         body = envelope(None, request.headers.get("request_id", ""), str(exc), int(code))
         return JSONResponse(body, status_code=status)
 

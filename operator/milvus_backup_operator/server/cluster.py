@@ -15,33 +15,24 @@ import re
 import time
 from typing import Any
 
-from ..api import API_VERSION, BACKUP_KIND, BACKUP_PLURAL, RESTORE_KIND, RESTORE_PLURAL
-from ..api import status as st
+from ..api import API_VERSION, Kind, Phase
 from ..api.specs import SpecError, parse_backup
-from ..engine import errors
+from ..api.status import Status
 from ..engine.backup import check_backup_request
 from ..engine.catalog import Catalog
 from ..engine.check import run_check
 from ..engine.config import BackupConfig
-from ..engine.errors import AlreadyExistsError, BackupError, NotFoundError
+from ..engine.errors import AlreadyExistsError, NotFoundError, OperationError, error_for
 from ..engine.restore_plan import check_restore_request
 from ..engine.verify import verify_backup
-from ..k8s import resources
 from ..k8s.credentials import ApiSecrets, config_for
+from ..k8s.resources import Resources
 from . import views
 from .protocol import CreateBackupRequest, RestoreBackupRequest, StateCode
 from .requests import backup_request, restore_request
 from .tasks import CREATE, RESTORE, Task
 
 TASK_LABEL = "backup.milvus.io/task-id"
-_REASONS = {
-    "InvalidRequest": errors.InvalidRequestError,
-    "InvalidSpec": errors.InvalidRequestError,
-    "NotFound": errors.NotFoundError,
-    "AlreadyExists": errors.AlreadyExistsError,
-    "MalformedMeta": errors.MalformedMetaError,
-    "Unreachable": errors.UnreachableError,
-}
 
 
 def resource_name(text: str) -> str:
@@ -59,6 +50,7 @@ class ClusterBackend:
         self.namespace = namespace
         self.template = template
         self.wait_timeout = wait_timeout
+        self.resources = Resources()
         spec = parse_backup("template", template)
         self.config: BackupConfig = config_for(ApiSecrets(namespace), spec)
         self.catalog = Catalog.of(self.config)
@@ -75,30 +67,30 @@ class ClusterBackend:
         if request.rbac:
             spec["rbac"] = True
         owners = self._owners(engine_request.name)
-        if any(st.phase_of(o.get("status")) != st.FAILED for o in owners):
+        if any(Status.of(o.get("status")).phase != Phase.FAILED for o in owners):
             raise AlreadyExistsError(
                 f"a MilvusBackup in namespace {self.namespace!r} already writes backup "
                 f"{engine_request.name!r}: choose another name"
             )
-        body = self._resource(BACKUP_KIND, resource_name(engine_request.name), task_id, spec)
-        body = self._create(BACKUP_PLURAL, body, rename_on_clash=True)
+        body = self._resource(Kind.BACKUP, resource_name(engine_request.name), task_id, spec)
+        body = self._create(Kind.BACKUP, body, rename_on_clash=True)
         if request.run_async:
             return views.backup_task(
                 _task(CREATE, task_id, engine_request.name, body.get("status"))
             )
-        status = self._wait(BACKUP_PLURAL, body["metadata"]["name"])
-        if st.phase_of(status) != st.COMPLETED:
-            raise _error(status)
+        status = self._wait(Kind.BACKUP, body["metadata"]["name"])
+        if status.phase != Phase.COMPLETED:
+            raise error_for(status.reason, status.message or "failed")
         return views.backup(self.catalog.read(engine_request.name))
 
     def list(self) -> list[dict[str, Any]]:
         return [views.summary(entry) for entry in self.catalog.list()]
 
     def get_backup(self, backup_id: str, backup_name: str) -> dict[str, Any]:
-        found = self._by_task(BACKUP_PLURAL, backup_id) if backup_id else None
+        found = self._by_task(Kind.BACKUP, backup_id) if backup_id else None
         if found is None and backup_name:
             found = next(iter(self._owners(backup_name)), None)
-        if found is not None and st.phase_of(found.get("status")) != st.COMPLETED:
+        if found is not None and Status.of(found.get("status")).phase != Phase.COMPLETED:
             name = found["spec"].get("backupName", backup_name)
             return views.backup_task(_task(CREATE, _task_id(found), name, found.get("status")))
         name = (found or {}).get("spec", {}).get("backupName") or backup_name
@@ -112,13 +104,13 @@ class ClusterBackend:
         owners = self._owners(backup_name)
         self.catalog.delete(backup_name)
         for owner in owners:
-            resources.delete(BACKUP_PLURAL, self.namespace, owner["metadata"]["name"])
+            self.resources.delete(Kind.BACKUP, self.namespace, owner["metadata"]["name"])
 
     def _owners(self, backup_name: str) -> tuple[dict[str, Any], ...]:
         """The MilvusBackups here that write ``backup_name`` to this server's location."""
         location = self.config.backup_storage
         owners: builtins.list[dict[str, Any]] = []
-        for body in resources.list_all(BACKUP_PLURAL, self.namespace):
+        for body in self.resources.list_all(Kind.BACKUP, self.namespace):
             try:
                 spec = parse_backup(body["metadata"]["name"], body.get("spec") or {})
             except SpecError:
@@ -155,14 +147,14 @@ class ClusterBackend:
             "useV2Restore": request.use_v2_restore,
         }  # fmt: skip
         spec = {k: v for k, v in spec.items() if v not in ("", [], {})}
-        body = self._resource(RESTORE_KIND, resource_name(task_id), task_id, spec)
-        self._create(RESTORE_PLURAL, body)
+        body = self._resource(Kind.RESTORE, resource_name(task_id), task_id, spec)
+        self._create(Kind.RESTORE, body)
         if not request.run_async:
-            self._wait(RESTORE_PLURAL, body["metadata"]["name"])
+            self._wait(Kind.RESTORE, body["metadata"]["name"])
         return self.get_restore(task_id)
 
     def get_restore(self, task_id: str) -> dict[str, Any]:
-        found = self._by_task(RESTORE_PLURAL, task_id)
+        found = self._by_task(Kind.RESTORE, task_id)
         if found is None:
             raise NotFoundError(f"no restore task with id {task_id!r}")
         task = _task(RESTORE, task_id, found["spec"].get("backupName", ""), found.get("status"))
@@ -178,10 +170,12 @@ class ClusterBackend:
 
     # ---- plumbing -------------------------------------------------------------------------
 
-    def _resource(self, kind: str, name: str, task_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    def _resource(
+        self, kind: Kind, name: str, task_id: str, spec: dict[str, Any]
+    ) -> dict[str, Any]:
         return {
             "apiVersion": API_VERSION,
-            "kind": kind,
+            "kind": kind.kind,
             "metadata": {
                 "name": name,
                 "namespace": self.namespace,
@@ -194,13 +188,13 @@ class ClusterBackend:
         }
 
     def _create(
-        self, plural: str, body: dict[str, Any], rename_on_clash: bool = False
+        self, kind: Kind, body: dict[str, Any], rename_on_clash: bool = False
     ) -> dict[str, Any]:
         """Create the resource; on a name clash, under a generated name if asked to."""
         from kubernetes.client.exceptions import ApiException
 
         try:
-            return resources.create(plural, self.namespace, body)
+            return self.resources.create(kind, self.namespace, body)
         except ApiException as exc:
             if exc.status != 409:
                 raise
@@ -213,23 +207,20 @@ class ClusterBackend:
         metadata = body["metadata"]
         renamed = {**metadata, "generateName": metadata["name"][:57] + "-"}
         del renamed["name"]
-        return resources.create(plural, self.namespace, {**body, "metadata": renamed})
+        return self.resources.create(kind, self.namespace, {**body, "metadata": renamed})
 
-    def _by_task(self, plural: str, task_id: str) -> dict[str, Any] | None:
-        found = resources.find(plural, self.namespace, TASK_LABEL, resource_name(task_id))
+    def _by_task(self, kind: Kind, task_id: str) -> dict[str, Any] | None:
+        found = self.resources.find(kind, self.namespace, TASK_LABEL, resource_name(task_id))
         return found[0] if found else None
 
-    def _wait(self, plural: str, name: str) -> dict[str, Any]:
+    def _wait(self, kind: Kind, name: str) -> Status:
         deadline = time.monotonic() + self.wait_timeout
         while True:
-            body = resources.get(plural, self.namespace, name) or {}
-            status = body.get("status") or {}
-            if st.is_done(status):
-                return dict(status)
+            status = Status.of((self.resources.get(kind, self.namespace, name) or {}).get("status"))
+            if status.is_done():
+                return status
             if time.monotonic() > deadline:
-                raise errors.OperationError(
-                    f"{plural}/{name} is still {st.phase_of(status)}: poll it"
-                )
+                raise OperationError(f"{kind.plural}/{name} is still {status.phase}: poll it")
             time.sleep(0.5)
 
 
@@ -237,22 +228,13 @@ def _task_id(body: dict[str, Any]) -> str:
     return str(body["metadata"].get("labels", {}).get(TASK_LABEL, body["metadata"]["name"]))
 
 
-def _task(kind: str, task_id: str, backup_name: str, status: dict[str, Any] | None) -> Task:
-    status = status or {}
-    phase = st.phase_of(status)
-    code = {st.COMPLETED: StateCode.SUCCESS, st.FAILED: StateCode.FAIL}.get(
-        phase, StateCode.EXECUTING
+def _task(kind: str, task_id: str, backup_name: str, raw: dict[str, Any] | None) -> Task:
+    status = Status.of(raw)
+    code = {Phase.COMPLETED: StateCode.SUCCESS, Phase.FAILED: StateCode.FAIL}.get(
+        status.phase or Phase.PENDING, StateCode.EXECUTING
     )
     task = Task(task_id, kind, backup_name, {}, state_code=code,
-                progress=int((status.get("progress") or {}).get("percent", 1)) or 1)  # fmt: skip
-    if phase == st.FAILED:
-        task.error = str(status.get("message", "failed"))
+                progress=int(status.progress.get("percent", 1)) or 1)  # fmt: skip
+    if status.phase == Phase.FAILED:
+        task.error = status.message or "failed"
     return task
-
-
-def _error(status: dict[str, Any]) -> BackupError:
-    """The engine error a Failed status stands for (its Ready condition's reason)."""
-    reason = next(
-        (c.get("reason", "") for c in status.get("conditions", []) if c.get("type") == "Ready"), ""
-    )
-    return _REASONS.get(reason, errors.OperationError)(str(status.get("message", "failed")))

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from ..engine.backup import create_backup, reserve_backup
+from ..engine.backup import reserve_backup
 from ..engine.catalog import Catalog
 from ..engine.check import run_check
 from ..engine.config import BackupConfig
 from ..engine.errors import AlreadyExistsError, BackupError, NotFoundError
 from ..engine.meta import BackupInfo
-from ..engine.milvus import connect
 from ..engine.progress import Progress
 from ..engine.reservation import Reservation
-from ..engine.restore import CollectionRestoreResult, restore_backup
+from ..engine.restore import CollectionRestoreResult
 from ..engine.restore_plan import RestoreRequest, check_restore_request
-from ..engine.selection import CollectionRef
+from ..engine.runs import run_backup, run_restore
 from ..engine.verify import verify_backup
 from . import views
 from .protocol import CreateBackupRequest, RestoreBackupRequest, StateCode
@@ -60,13 +60,20 @@ class LocalBackend:
             raise AlreadyExistsError(f"backup {name!r} is being created by task {task.id}")
 
     def _run_backup(
-        self, task: Task, reservation: Reservation | None = None, raise_errors: bool = False
+        self,
+        task: Task,
+        reservation: Reservation | None = None,
+        raise_errors: bool = False,
+        resumed: bool = False,
     ) -> BackupInfo | None:
         """Run the task's backup and record how it ended (raise its error if asked to)."""
         request = backup_request(CreateBackupRequest.model_validate(task.request))
         request = replace(request, name=task.backup_name, backup_id=task.id)
+        progress = self._progress_of(task)
         try:
-            info = create_backup(self.config, request, self._progress_of(task), reservation)
+            info = run_backup(
+                self.config, request, progress, resumed=resumed, reservation=reservation
+            )
         except Exception as exc:
             if not isinstance(exc, BackupError):
                 log.exception("task %s crashed", task.id)
@@ -134,21 +141,27 @@ class LocalBackend:
         return views.restore_task(task)
 
     def _run_restore(
-        self, task: Task, request: RestoreRequest, raise_refusal: bool = False
+        self,
+        task: Task,
+        request: RestoreRequest,
+        raise_refusal: bool = False,
+        previous: Sequence[CollectionRestoreResult] | None = None,
     ) -> None:
         def on_collection(result: CollectionRestoreResult) -> None:
             entries = [c for c in task.collections if c["target"] != result.target]
             task.collections = [*entries, {**vars(result)}]
             self.tasks.save(task)
 
+        progress = self._progress_of(task)
         try:
-            result = restore_backup(self.config, request, self._progress_of(task), on_collection)
+            result = run_restore(self.config, request, progress, on_collection, previous=previous)
         except BackupError as exc:
             task.finish(str(exc))
             self.tasks.save(task)
             if raise_refusal and not task.collections:
                 raise  # refused before anything was written: an error, not a result
             return
+        task.collections = [{**vars(c)} for c in result.collections]
         task.finish("" if result.succeeded else f"restore failed for {result.failure_summary()}")
         self.tasks.save(task)
 
@@ -180,55 +193,18 @@ class LocalBackend:
                 self._resume_restore(task)
 
     def _resume_backup(self, task: Task) -> None:
-        try:
-            finished = self.catalog.finished_or_cleared(task.backup_name, task.id)
-        except BackupError as exc:
-            task.finish(f"interrupted by a server restart, and could not be checked: {exc}")
-            self.tasks.save(task)
-            return
-        if finished is not None:
-            task.finish()
-            self.tasks.save(task)
-        else:
-            self._pool.submit(self._run_backup, task)
+        self._pool.submit(self._run_backup, task, resumed=True)
 
     def _resume_restore(self, task: Task) -> None:
-        """Collections restored before the restart stay; the others are dropped and redone."""
-        done = [c for c in task.collections if c.get("state") == "Completed"]
+        """The same request again, with what the dead run recorded (see engine.runs)."""
+        previous = [CollectionRestoreResult(**c) for c in task.collections]
         try:
-            self._drop_unfinished(task)
             request = restore_request(RestoreBackupRequest.model_validate(task.request), task.id)
-            wanted = request.collections or tuple(
-                CollectionRef(c.db_name or "default", c.collection_name)
-                for c in self.catalog.read(task.backup_name).collection_backups
-            )
         except BackupError as exc:
             task.finish(f"interrupted by a server restart, and could not resume: {exc}")
             self.tasks.save(task)
             return
-        finished = {c["source"] for c in done}
-        remaining = tuple(ref for ref in wanted if str(ref) not in finished)
-        task.collections = done
-        self.tasks.save(task)
-        if not remaining:
-            task.finish()
-            self.tasks.save(task)
-            return
-        renames = tuple(pair for pair in request.renames if pair[0] in remaining)
-        resumed = replace(request, collections=remaining, renames=renames)
-        self._pool.submit(self._run_restore, task, resumed)
-
-    def _drop_unfinished(self, task: Task) -> None:
-        """Drop targets this task had started but not finished (it created them)."""
-        unfinished = [c for c in task.collections if c.get("state") != "Completed"]
-        if not unfinished:
-            return
-        with connect(self.config.milvus, self.config.timeouts) as milvus:
-            for entry in unfinished:
-                target = CollectionRef.parse(entry["target"])
-                if milvus.has_collection(target.db, target.name):
-                    milvus.wait_imports_settled(target.db, target.name)  # the dead process's
-                    milvus.drop_collection(target.db, target.name)
+        self._pool.submit(self._run_restore, task, request, previous=previous)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,29 @@
+"""What the handlers work with, handed to each of them in Kopf's ``memo`` (no module state)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..executors import Executor
+from ..k8s.credentials import ApiSecrets, SecretSource
+from ..k8s.resources import Resources
+
+
+@dataclass
+class Services:
+    executor: Executor
+    resources: Resources = field(default_factory=Resources)
+    secrets: Callable[[str], SecretSource] = ApiSecrets  # a namespace's Secrets
+    #: new workers started for one resource after its worker died without a result (its
+    #: Job's Pod killed or evicted); each resumes the work (engine.runs)
+    job_retries: int = 3
+
+
+def services(memo: Any) -> Services:
+    """The services the operator was started with (``memo.services``)."""
+    found = memo.get("services") if hasattr(memo, "get") else None
+    if not isinstance(found, Services):
+        raise RuntimeError("the operator was started without its services in Kopf's memo")
+    return found

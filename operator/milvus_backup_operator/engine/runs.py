@@ -1,0 +1,107 @@
+"""One run of a backup or a restore, and the one way an interrupted run is resumed.
+
+The Job runner, the operator's inline executor and the standalone REST server all run
+backups and restores through here; each keeps the run's record where it keeps state (a
+resource's status, a task in the REST server's database) and hands back what the dead run
+recorded. The policy is the same everywhere:
+
+- a backup whose writer died is finished if its meta was written (it completed), else what
+  it wrote is removed (only if its in-progress marker names this run) and it starts over;
+- a restore keeps the collections it completed and the verdict of those that failed, waits
+  for the imports the dead run left in Milvus, drops the targets it had started (recorded
+  ``Running`` before anything was created, so provably its own) and redoes only those and
+  the ones it never reached.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+
+from .backup import BackupRequest, create_backup
+from .catalog import Catalog
+from .config import BackupConfig
+from .meta import BackupInfo
+from .milvus import connect
+from .progress import ProgressCallback
+from .reservation import Reservation
+from .restore import (
+    RUNNING,
+    CollectionCallback,
+    CollectionRestoreResult,
+    RestoreResult,
+    restore_backup,
+)
+from .restore_plan import RestoreRequest
+from .selection import CollectionRef
+
+log = logging.getLogger(__name__)
+
+
+def run_backup(
+    config: BackupConfig,
+    request: BackupRequest,
+    on_progress: ProgressCallback | None = None,
+    *,
+    resumed: bool = False,
+    reservation: Reservation | None = None,
+) -> BackupInfo:
+    """Back up; ``resumed``: a run with this ``request.backup_id`` died while running."""
+    if resumed:
+        finished = Catalog.of(config).finished_or_cleared(request.name, request.backup_id)
+        if finished is not None:
+            log.info("backup %s had completed before its run stopped", request.name)
+            return finished
+    return create_backup(config, request, on_progress, reservation)
+
+
+def run_restore(
+    config: BackupConfig,
+    request: RestoreRequest,
+    on_progress: ProgressCallback | None = None,
+    on_collection: CollectionCallback | None = None,
+    *,
+    previous: Sequence[CollectionRestoreResult] | None = None,
+) -> RestoreResult:
+    """Restore; ``previous``: what a dead run of this restore recorded (None: a fresh run)."""
+    if previous is None:
+        return restore_backup(config, request, on_progress, on_collection)
+    kept = [c for c in previous if c.state != RUNNING]
+    _drop_started(config, [c for c in previous if c.state == RUNNING])
+    remaining = _remaining(config, request, {c.source for c in kept})
+    log.warning(
+        "resuming restore %s: %d collections kept, %d to restore",
+        request.task_id, len(kept), len(remaining),
+    )  # fmt: skip
+    if not remaining:
+        return RestoreResult(request.task_id, request.backup_name, list(kept))
+    renames = tuple(pair for pair in request.renames if pair[0] in remaining)
+    resumed = replace(request, collections=tuple(remaining), renames=renames)
+    result = restore_backup(config, resumed, on_progress, on_collection)
+    result.collections = [*kept, *result.collections]
+    return result
+
+
+def _remaining(
+    config: BackupConfig, request: RestoreRequest, finished: set[str]
+) -> list[CollectionRef]:
+    wanted = request.collections or tuple(
+        CollectionRef(c.db_name or "default", c.collection_name)
+        for c in Catalog.of(config).read(request.backup_name).collection_backups
+    )
+    return [ref for ref in wanted if str(ref) not in finished]
+
+
+def _drop_started(config: BackupConfig, started: list[CollectionRestoreResult]) -> None:
+    """Drop the targets a dead run had started, once the imports it left there have ended
+    (a collection dropped under imports in flight stalls Milvus 2.3's import queue)."""
+    if not started:
+        return
+    with connect(config.milvus, config.timeouts) as milvus:
+        for entry in started:
+            target = CollectionRef.parse(entry.target)
+            if milvus.has_collection(target.db, target.name):
+                milvus.wait_imports_settled(target.db, target.name)
+                log.warning("dropping %s, which the interrupted restore had started", target)
+                milvus.drop_collection(target.db, target.name)
