@@ -8,4 +8,5 @@ scripts/bootstrap.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+.venv/bin/lint-imports   # the layers of pyproject.toml: imports point down
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

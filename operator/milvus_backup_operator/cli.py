@@ -377,6 +377,13 @@ def check(ctx: click.Context) -> None:
 @click.option("--executor", type=click.Choice(["job", "inline"]), default="job", show_default=True)
 @click.option("--image", default=DEFAULT_IMAGE, show_default=True, help="Image of the Jobs.")
 @click.option("--job-service-account", default="milvus-backup-job", show_default=True)
+@click.option(
+    "--job-retries",
+    type=click.IntRange(0, 20),
+    default=3,
+    show_default=True,
+    help="New Jobs started, each resuming the work, after one dies without a result.",
+)
 @click.option("--health-port", default=8080, show_default=True, help="Serves /healthz.")
 @click.option("--json-logs", is_flag=True, help="Structured (JSON) logs.")
 @click.option("--webhook-port", type=int, default=0, help="Serve the admission webhook (TLS).")
@@ -389,6 +396,7 @@ def run_operator(
     executor: str,
     image: str,
     job_service_account: str,
+    job_retries: int,
     health_port: int,
     json_logs: bool,
     webhook_port: int,
@@ -412,6 +420,7 @@ def run_operator(
             executor=executor,
             image=image,
             job_service_account=job_service_account,
+            job_retries=job_retries,
             health_port=health_port,
             json_logs=json_logs,
             webhook=webhook,

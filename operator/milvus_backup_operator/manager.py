@@ -10,6 +10,7 @@ import kopf
 
 from .api import GROUP
 from .controllers import backup, lifecycle, restore  # noqa: F401  (registers the handlers)
+from .controllers.adoption import KOPF_HANDLED
 from .controllers.services import Services
 from .executors.inline import InlineExecutor
 from .executors.job import JobExecutor
@@ -25,6 +26,7 @@ class RunOptions:
     health_port: int
     json_logs: bool
     webhook: WebhookOptions | None = None
+    job_retries: int = 3  # new Jobs after one dies without a result
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
+        prefix=GROUP, key=KOPF_HANDLED.removeprefix(f"{GROUP}/")
     )
     settings.posting.level = logging.WARNING  # events: our milestones, and warnings only
     settings.watching.server_timeout = 300
@@ -74,7 +76,10 @@ def run(options: RunOptions) -> None:
         else JobExecutor(image=options.image, service_account=options.job_service_account)
     )
     kopf.run(
-        memo=kopf.Memo(webhook=options.webhook, services=Services(executor)),
+        memo=kopf.Memo(
+            webhook=options.webhook,
+            services=Services(executor, job_retries=options.job_retries),
+        ),
         standalone=True,
         clusterwide=options.all_namespaces,
         namespaces=list(options.namespaces),

@@ -15,6 +15,7 @@ from ..api import GROUP, Kind
 from ..api.status import Status
 
 COMPLETED = f"{GROUP}/completed"  # "<uid of the resource that completed> <completionTime>"
+KOPF_HANDLED = f"{GROUP}/last-handled-configuration"  # Kopf's diff base (manager.configure)
 
 
 def completion_mark(uid: str, status: Status) -> str:

@@ -15,8 +15,27 @@ from ..executors.job import KIND_LABEL, MANAGED_BY, NAME_LABEL, OPERATOR
 from ..k8s.abandoned import mark_crashed
 from ..k8s.credentials import secret_names
 from ..k8s.references import resolve_restore
-from .adoption import COMPLETED, completion_mark
+from . import backup, restore
+from .adoption import COMPLETED, KOPF_HANDLED, completion_mark
 from .services import Services, services
+
+
+def _copied(body: kopf.Body, status: kopf.Status, type: str | None, **_: Any) -> bool:
+    """A copy Kopf will not call a create handler for: it carries Kopf's own record that it
+    was handled (a Velero restore keeps annotations) but no status of ours."""
+    return type != "DELETED" and not status and KOPF_HANDLED in body.metadata.annotations
+
+
+@kopf.on.event(GROUP, VERSION, Kind.BACKUP.plural, when=_copied)
+def backup_copied(**kwargs: Any) -> None:
+    """Reconcile it as a new resource: adopted if it is a copy of a completed one."""
+    backup.reconcile(**kwargs)
+
+
+@kopf.on.event(GROUP, VERSION, Kind.RESTORE.plural, when=_copied)
+def restore_copied(**kwargs: Any) -> None:
+    """Reconcile it as a new resource: adopted if it is a copy of a completed one."""
+    restore.reconcile(**kwargs)
 
 
 @kopf.on.field(GROUP, VERSION, Kind.BACKUP.plural, field="status.phase")

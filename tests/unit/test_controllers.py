@@ -1,0 +1,257 @@
+"""The Kopf handlers, called as Kopf calls them (they are plain functions), in milliseconds.
+
+What only a cluster shows (watches, the status subresource, Jobs, webhooks) is tested on the
+real kube-apiserver under ``tests/e2e``; here the handlers get an in-memory stand-in for our
+custom objects (merge-patching status as the API server does), an executor that records what
+it is asked to start, and Secrets mounted from a folder (the Job's own ``MountedSecrets``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kopf
+import pytest
+from kopf._core.engines import posting
+
+from milvus_backup_operator.api import Kind
+from milvus_backup_operator.controllers import admission, backup, lifecycle, restore
+from milvus_backup_operator.controllers.adoption import COMPLETED
+from milvus_backup_operator.controllers.services import Services
+from milvus_backup_operator.executors import WorkItem
+from milvus_backup_operator.k8s.credentials import MountedSecrets
+from milvus_backup_operator.k8s.resources import Resources
+
+NS = "team-a"
+SPEC = {
+    "milvus": {"address": "milvus.milvus.svc"},
+    "storage": {"endpoint": "minio.milvus.svc:9000", "credentialsSecret": {"name": "minio"}},
+}
+
+
+class InMemoryResources(Resources):
+    """Our custom objects in a dict; ``patch_status`` merges as a JSON merge patch does."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[Kind, str, str], dict[str, Any]] = {}
+
+    def add(self, kind: Kind, name: str, spec: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        meta = {"name": name, "namespace": NS, "uid": f"uid-{name}", "generation": 1}
+        body = {"kind": kind.kind, "metadata": {**meta, **extra.pop("metadata", {})},
+                "spec": spec, **extra}  # fmt: skip
+        self.objects[(kind, NS, name)] = body
+        return body
+
+    def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.objects.get((kind, namespace, name))
+
+    def list_all(self, kind: Kind, namespace: str) -> list[dict[str, Any]]:
+        return [b for (k, ns, _), b in self.objects.items() if (k, ns) == (kind, namespace)]
+
+    def patch_status(self, kind: Kind, namespace: str, name: str, status: dict[str, Any]) -> None:
+        body = self.objects[(kind, namespace, name)]
+        body["status"] = _merge(body.get("status") or {}, status)
+
+
+def _merge(into: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(into)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class RecordingExecutor:
+    def __init__(self) -> None:
+        self.started: list[WorkItem] = []
+
+    def runner_name(self, item: WorkItem) -> str:
+        return f"job-{item.name}-{item.attempt}"
+
+    def start(self, item: WorkItem) -> None:
+        self.started.append(item)
+
+
+@pytest.fixture
+def events() -> Iterator[asyncio.Queue[Any]]:
+    """Kopf's event queue, read back by the tests (no event loop: events queue at once)."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    tokens = [posting.event_queue_var.set(queue), posting.event_queue_loop_var.set(None),  # type: ignore[arg-type]
+              posting.settings_var.set(kopf.OperatorSettings())]  # fmt: skip
+    yield queue
+    for var, token in zip(
+        (posting.event_queue_var, posting.event_queue_loop_var, posting.settings_var),
+        tokens,
+        strict=True,
+    ):
+        var.reset(token)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Services:
+    (tmp_path / "minio").mkdir()
+    (tmp_path / "minio" / "accesskey").write_text("minioadmin")
+    (tmp_path / "minio" / "secretkey").write_text("minioadmin")
+    return Services(RecordingExecutor(), InMemoryResources(), lambda _: MountedSecrets(tmp_path))
+
+
+def call(
+    handler: Any, run: Services, body: dict[str, Any], patch: kopf.Patch | None = None
+) -> kopf.Patch:
+    patch, view = patch if patch is not None else kopf.Patch(), kopf.Body(body)
+    handler(
+        body=view, spec=view.spec, status=view.status,
+        name=body["metadata"]["name"], namespace=NS, patch=patch,
+        memo=kopf.Memo(services=run),
+    )  # fmt: skip
+    return patch
+
+
+def reasons(events: asyncio.Queue[Any]) -> list[str]:
+    found = []
+    while not events.empty():
+        found.append(events.get_nowait().reason)
+    return found
+
+
+def api(run: Services) -> InMemoryResources:
+    assert isinstance(run.resources, InMemoryResources)
+    return run.resources
+
+
+def executor(run: Services) -> RecordingExecutor:
+    assert isinstance(run.executor, RecordingExecutor)
+    return run.executor
+
+
+def test_a_new_backup_is_scheduled_once_with_its_job_and_name(
+    run: Services, events: asyncio.Queue[Any]
+) -> None:
+    body = api(run).add(Kind.BACKUP, "nightly", SPEC)
+    call(backup.reconcile, run, body)
+    status = body["status"]
+    assert (status["phase"], status["jobName"], status["backupName"]) == (
+        "Pending", "job-nightly-0", "nightly",
+    )  # fmt: skip
+    assert status["message"] == "backup nightly scheduled (job-nightly-0)"
+    assert [i.name for i in executor(run).started] == ["nightly"]
+    assert reasons(events) == ["Started"]
+    call(backup.reconcile, run, body)  # Kopf resumes it after a restart: no second Pending
+    assert body["status"]["conditions"] == status["conditions"]
+    assert len(executor(run).started) == 2  # the executor itself ignores a running work
+
+
+def test_a_done_backup_is_left_alone(run: Services, events: asyncio.Queue[Any]) -> None:
+    body = api(run).add(Kind.BACKUP, "old", SPEC, status={"phase": "Completed"})
+    call(backup.reconcile, run, body)
+    assert executor(run).started == [] and reasons(events) == []
+
+
+def test_a_spec_that_cannot_work_fails_with_the_field_to_fix(
+    run: Services, events: asyncio.Queue[Any]
+) -> None:
+    bad = {**SPEC, "storage": {**SPEC["storage"], "credentialsSecret": {"name": "missing"}}}
+    body = api(run).add(Kind.BACKUP, "nightly", bad)
+    patch = call(backup.reconcile, run, body)
+    assert patch.status["phase"] == "Failed"
+    assert "missing" in patch.status["message"]
+    reason = {c["type"]: c["reason"] for c in patch.status["conditions"]}["Stalled"]
+    assert reason == "InvalidSpec" and executor(run).started == []
+    assert reasons(events) == ["InvalidSpec"]
+
+
+def test_two_backups_writing_one_name_to_one_place_are_refused(
+    run: Services, events: asyncio.Queue[Any]
+) -> None:
+    api(run).add(Kind.BACKUP, "first", {**SPEC, "backupName": "shared"})
+    body = api(run).add(Kind.BACKUP, "second", {**SPEC, "backupName": "shared"})
+    patch = call(backup.reconcile, run, body)
+    assert patch.status["phase"] == "Failed"
+    assert "MilvusBackup 'first' already writes backup 'shared'" in patch.status["message"]
+
+
+def test_a_restore_waits_for_its_backup_without_failing(
+    run: Services, events: asyncio.Queue[Any]
+) -> None:
+    api(run).add(Kind.BACKUP, "nightly", SPEC, status={"phase": "Running"})
+    body = api(run).add(Kind.RESTORE, "drill", {"backupRef": "nightly"})
+    patch = kopf.Patch()
+    with pytest.raises(kopf.TemporaryError, match="waiting for MilvusBackup 'nightly'"):
+        call(restore.reconcile, run, body, patch)
+    assert patch.status["phase"] == "Pending" and executor(run).started == []
+
+
+def test_a_copy_of_a_completed_restore_is_adopted_not_run(
+    run: Services, events: asyncio.Queue[Any]
+) -> None:
+    api(run).add(Kind.BACKUP, "nightly", SPEC, status={"phase": "Completed"})
+    mark = {"annotations": {COMPLETED: "uid-old 2026-11-30T02:00:00Z"}}
+    body = api(run).add(Kind.RESTORE, "drill", {"backupRef": "nightly"}, metadata=mark)
+    patch = call(restore.reconcile, run, body)
+    assert patch.status["phase"] == "Completed" and executor(run).started == []
+    assert "2026-11-30T02:00:00Z" in patch.status["message"]
+    assert "new name" in patch.status["message"]
+
+
+def test_a_restore_without_the_mark_runs(run: Services, events: asyncio.Queue[Any]) -> None:
+    api(run).add(Kind.BACKUP, "nightly", SPEC, status={"phase": "Completed"})
+    body = api(run).add(Kind.RESTORE, "drill", {"backupRef": "nightly"})
+    call(restore.reconcile, run, body)
+    assert body["status"]["phase"] == "Pending"
+    assert [i.kind for i in executor(run).started] == [Kind.RESTORE]
+
+
+def failed_job(name: str, kind: Kind, resource: str) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/managed-by": "milvus-backup-operator",
+              "backup.milvus.io/kind": kind.value, "backup.milvus.io/name": resource}  # fmt: skip
+    return {
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "status": {"failed": 1, "conditions": [
+            {"type": "Failed", "reason": "BackoffLimitExceeded", "message": "pod killed"}]},
+    }  # fmt: skip
+
+
+def job_event(run: Services, job: dict[str, Any]) -> None:
+    lifecycle.job_finished(body=kopf.Body(job), namespace=NS, memo=kopf.Memo(services=run))
+
+
+def test_a_failed_job_is_retried_by_a_new_one_a_bounded_number_of_times(
+    run: Services, events: asyncio.Queue[Any]
+) -> None:
+    api(run).add(Kind.BACKUP, "nightly", SPEC, status={"phase": "Completed"})
+    body = api(run).add(Kind.RESTORE, "drill", {"backupRef": "nightly"},
+                        status={"phase": "Running", "jobName": "job-drill-0"})  # fmt: skip
+    run.job_retries = 2
+    job_event(run, failed_job("job-drill-0", Kind.RESTORE, "drill"))
+    assert (body["status"]["attempts"], body["status"]["jobName"]) == (1, "job-drill-1")
+    assert "resuming in Job job-drill-1" in body["status"]["message"]
+    job_event(run, failed_job("job-drill-0", Kind.RESTORE, "drill"))  # the same Job, again
+    assert [i.attempt for i in executor(run).started] == [1]
+    job_event(run, failed_job("job-drill-1", Kind.RESTORE, "drill"))
+    assert body["status"]["phase"] == "Running" and body["status"]["attempts"] == 2
+    job_event(run, failed_job("job-drill-2", Kind.RESTORE, "drill"))
+    assert body["status"]["phase"] == "Failed"
+    assert "2 times" in body["status"]["message"] and "see its logs" in body["status"]["message"]
+    assert [i.attempt for i in executor(run).started] == [1, 2]
+
+
+def test_a_completed_resource_gets_the_mark_its_copies_carry(events: asyncio.Queue[Any]) -> None:
+    body = {"metadata": {"name": "drill", "namespace": NS, "uid": "uid-1"},
+            "status": {"phase": "Completed", "completionTime": "2026-12-01T01:00:00Z"}}  # fmt: skip
+    patch, view = kopf.Patch(), kopf.Body(body)
+    lifecycle.phase_changed(body=view, new="Completed", status=view.status, patch=patch)
+    assert patch.metadata.annotations[COMPLETED] == "uid-1 2026-12-01T01:00:00Z"
+    assert reasons(events) == ["Completed"]
+
+
+def test_a_started_resource_keeps_its_spec() -> None:
+    old = {"spec": {"backupName": "a"}, "status": {"phase": "Running"}}
+    new = kopf.Body({"kind": "MilvusBackup", "spec": {"backupName": "b"}})
+    with pytest.raises(kopf.AdmissionError, match="cannot change once its work has started"):
+        admission.spec_immutable(body=new, old=old)
+    admission.spec_immutable(body=new, old={"spec": {"backupName": "a"}})  # not started: fine
