@@ -46,7 +46,10 @@ class Store:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
 
+        self.fetched: list[str] = []
+
     def get(self, key: str) -> bytes:
+        self.fetched.append(key)
         return self.objects[key]
 
 
@@ -110,6 +113,7 @@ def test_a_v2_segment_with_deletes_of_every_delta_format(log: Any) -> None:
     with_groups(store, seg, groups_of(ROWS))
     with_deltas(store, seg, [log(DELETES)])
     assert count(store, collection(seg)) == expected(ROWS, DELETES) == 4
+    assert not [k for k in store.fetched if f"/{VEC}/" in k]  # group 0 held both columns
 
 
 def test_l0_deletes_reach_v2_segments_of_their_partition_and_of_the_collection() -> None:
@@ -142,6 +146,21 @@ def test_primary_key_and_timestamp_in_other_groups_are_found_by_field_id() -> No
     with_groups(store, seg, {0: [ts_group], 1: [pk_group]})
     with_deltas(store, seg, [delta_log(DELETES)])
     assert count(store, collection(seg)) == expected(ROWS, DELETES)
+
+
+def test_varchar_primary_keys() -> None:
+    rows = [(f"k{pk}", ts) for pk, ts in ROWS]
+    deletes = [(f"k{pk}", ts) for pk, ts in DELETES]
+    group = column_group([
+        (v2_field(0, "RowID", pa.int64()), list(range(len(rows)))),
+        (v2_field(1, "Timestamp", pa.int64()), [ts for _, ts in rows]),
+        (v2_field(PK, "id", pa.string()), [pk for pk, _ in rows]),
+    ])  # fmt: skip
+    store, seg = Store(), segment(10, len(rows))
+    with_groups(store, seg, {0: [group]})
+    with_deltas(store, seg, [multi_field_delta_log(list(deletes))])
+    latest = dict(deletes)
+    assert count(store, collection(seg)) == sum(1 for k, ts in rows if latest.get(k, -1) <= ts)
 
 
 def test_a_v2_segment_no_delete_reaches_is_not_read() -> None:
