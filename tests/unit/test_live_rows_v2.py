@@ -210,8 +210,24 @@ def test_files_of_one_group_holding_other_fields_are_refused_by_name() -> None:
     one = groups_of(ROWS)
     with_groups(store, seg, {0: one[0] + one[VEC]})
     with_deltas(store, seg, [delta_log(DELETES)])
-    with pytest.raises(UnsupportedError, match=r"holds fields \[101\] where the other files"):
+    says = r"holds fields \[\] of \[100, 1\] where the first file of column group 0"
+    with pytest.raises(UnsupportedError, match=says):
         count(store, collection(seg))
+
+
+def test_a_field_added_midway_leaves_the_count_alone() -> None:
+    """A later file of group 0 with one more column (``AddCollectionField``, Milvus 2.6)."""
+    first, second = ROWS[:4], ROWS[4:]
+    columns = [
+        (v2_field(0, "RowID", pa.int64()), [0] * len(second)),
+        (v2_field(1, "Timestamp", pa.int64()), [ts for _, ts in second]),
+        (v2_field(PK, "id", pa.int64()), [pk for pk, _ in second]),
+        (v2_field(102, "added", pa.int64()), [7] * len(second)),
+    ]
+    store, seg = Store(), segment(10, len(ROWS))
+    with_groups(store, seg, {0: [*groups_of(first)[0], column_group(columns)]})
+    with_deltas(store, seg, [delta_log(DELETES)])
+    assert count(store, collection(seg)) == expected(ROWS, DELETES)
 
 
 def test_a_parquet_delta_log_of_other_fields_is_refused_by_name() -> None:

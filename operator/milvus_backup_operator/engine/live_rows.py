@@ -182,16 +182,18 @@ def _group(
     wanted: list[int],
     held: dict[int, frozenset[int]],
 ) -> dict[int, list[int | str]]:
-    """The ``wanted`` columns one group holds, over all its files (every file must agree)."""
+    """The ``wanted`` columns one group holds, over all its files: each file must hold the
+    same of them (other fields may differ: a field added to the collection midway)."""
     values: dict[int, list[int | str]] = {}
-    for b in group.binlogs:
+    for n, b in enumerate(group.binlogs):
         key = layout.insert_key(segment, group.field_id, b)
         found = column_groups.read_group(store.get(key), key, wanted)
-        if held.setdefault(group.field_id, found.field_ids) != found.field_ids:
+        held.setdefault(group.field_id, found.field_ids)
+        if n and found.values.keys() != values.keys():
             raise UnsupportedError(
-                f"{key} holds fields {sorted(found.field_ids)} where the other files of column "
-                f"group {group.field_id} of segment {segment.segment_id} hold "
-                f"{sorted(held[group.field_id])}: a column layout this version does not read"
+                f"{key} holds fields {sorted(found.values)} of {wanted} where the first file of "
+                f"column group {group.field_id} of segment {segment.segment_id} holds "
+                f"{sorted(values)}: a column layout this version does not read"
             )
         if not found.values:
             return {}
