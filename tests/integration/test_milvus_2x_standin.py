@@ -32,7 +32,7 @@ from milvus_backup_operator.engine.verify import verify_backup
 from tests import sample_data
 from tests.conftest import stack_config
 from tests.stack import Stack
-from tests.standin.binlogs import delta_log, insert_log
+from tests.standin.binlogs import delta_log, insert_log, v2_delta_log, v2_insert_groups
 from tests.standin.milvus import Collection, Segment, StandInMilvus, StandInRest
 
 pytestmark = pytest.mark.integration
@@ -177,24 +177,42 @@ def test_milvus_2_3_refuses_l0_deletes_before_creating_anything(
     assert sorted(sample_data.client(stack.milvus.uri).list_collections()) == before
 
 
-def test_storage_v2_is_recorded_passed_and_refused_where_unknown(
+def write_v2_segment(
+    store: ObjectStore, c: int, p: int, s: int, rows: list[tuple[int, int]]
+) -> None:
+    """Column group files of ``(pk, timestamp)`` rows as Milvus 2.6 writes them: group 0 the
+    system fields and the primary key, group 101 the vector (``tests/standin/binlogs.py``)."""
+    pks, stamps = [pk for pk, _ in rows], [ts for _, ts in rows]
+    for group, data in v2_insert_groups((100, "id"), pks, stamps, (101, "v")).items():
+        store.put(f"{ROOT}/insert_log/{c}/{p}/{s}/{group}/{s}{group}", data)
+
+
+def test_storage_v2_is_recorded_passed_counted_and_refused_where_unknown(
     standin: tuple[StandInMilvus, BackupConfig],
 ) -> None:
     server, config = standin
     store = ObjectStore(config.storage, config.timeouts)
-    write_segment(store, 7201, 7202, 7211, [1, 2], ts=100)  # the listing reads keys only
-    write_deletes(store, 7201, 7202, 7212, [(1, 200)])
+    rows = [(1, 100), (2, 100), (3, 100), (4, 100), (3, 150)]  # pk 3 upserted at 150
+    in_segment, in_l0 = [(4, 120)], [(1, 200), (3, 150), (2, 50)]  # 3: the upsert's delete
+    write_v2_segment(store, 7201, 7202, 7211, rows)
+    store.put(f"{ROOT}/delta_log/7201/7202/7211/72111", v2_delta_log(in_segment))
+    write_deletes(store, 7201, 7202, 7212, in_l0)
     server.collections["events_v2"] = Collection(
         7201, "events_v2", schema("events_v2"), {"_default": 7202},
-        [Segment(7211, 7202, 2, storage_version=2), Segment(7212, 7202, 0, L0, 2)],
+        [Segment(7211, 7202, len(rows), storage_version=2), Segment(7212, 7202, 0, L0, 2)],
     )  # fmt: skip
+    latest: dict[int, int] = {}
+    for pk, ts in in_segment + in_l0:
+        latest[pk] = max(ts, latest.get(pk, ts))
+    alive = sum(1 for pk, ts in rows if latest.get(pk, -1) <= ts)  # a delete removes older rows
     server.version = "v2.6.3"
     try:
         info = create_backup(config, BackupRequest("sb_v2", (), rbac=False))
         events = next(c for c in info.collection_backups if c.collection_name == "events_v2")
         assert {s.storage_version for s in events.segments()} == {2}
+        assert [fb.field_id for s in events.segments() for fb in s.binlogs] == [0, 101]
         manifest = Catalog.of(config).manifest("sb_v2")
-        assert manifest is not None and manifest.collection_rows(7201) is None  # not read here
+        assert manifest is not None and manifest.live_rows[7201] == {7202: alive}
         server.calls.clear()
         request = RestoreRequest("sb_v2", collections=(), renames=(), suffix="_r2")
         result = restore_backup(config, request)

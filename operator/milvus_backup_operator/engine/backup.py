@@ -211,7 +211,8 @@ class _BackupJob:
     def _live_rows(self, plans: list[_CollectionPlan]) -> dict[int, dict[int, int]]:
         """Each collection's live rows by partition, read from the copies just made; none
         for a collection without data (never a false 0) or whose binlogs are not read here
-        (storage v2: the restore then says its rows were not checked)."""
+        (a storage version or column layout not read: the restore says its rows were not
+        checked)."""
         workers = self.config.parallelism.copy_data
         counts = {}
         for plan in (p for p in plans if not p.info.meta_only):
