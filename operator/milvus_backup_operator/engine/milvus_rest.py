@@ -20,6 +20,7 @@ value of the wrong type) is refused by name rather than half read.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -184,14 +185,23 @@ class MilvusRest:
             raise OperationError(
                 f"Milvus's REST API at {self.url}{path}: HTTP {exc.code}"
             ) from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
             raise UnreachableError(
-                f"cannot reach Milvus's REST API at {self.url} ({exc}): check milvus.rest.endpoint"
+                f"cannot reach Milvus's REST API at {self.url} ({_reason(exc)}): check "
+                "milvus.rest.endpoint"
             ) from None
         if not isinstance(answer, dict) or answer.get("code", 0) != 0:
             message = answer.get("message", answer) if isinstance(answer, dict) else answer
             raise OperationError(f"Milvus's REST API at {self.url}{path} refused: {message}")
         return answer
+
+
+def _reason(exc: Exception) -> str:
+    """Why a request got no answer; a gRPC-only port answers HTTP/2 frames, not a status."""
+    garbled = isinstance(exc, http.client.BadStatusLine)
+    if garbled and not isinstance(exc, http.client.RemoteDisconnected):
+        return "the answer is not HTTP/1.1: a gRPC-only port?"
+    return str(exc)
 
 
 def _is_id(value: object) -> TypeGuard[int]:
