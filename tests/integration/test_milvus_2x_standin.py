@@ -588,3 +588,41 @@ def test_milvus_before_2_5_8_is_never_asked_for_segment_files(
         assert "did not name" not in caplog.text
         copied = {key.split("/")[-1] for key in backed_up_files(config, "sb_250")}
         assert copied == {key.split("/")[-1] for key in milvus_files(store)}
+
+
+def test_storage_v2_logs_are_named_by_column_group(
+    standin: tuple[StandInMilvus, BackupConfig],
+) -> None:
+    """Milvus 2.6 writes a storage v2 segment's Parquet files under its column groups' IDs
+    and names them so (``syncmgr/pack_writer_v2.go``: ``BuildInsertLogPath(..., GroupID,
+    logID)``, ``FieldBinlog{FieldID: GroupID}``): group 0 holds the scalar fields, 101 the
+    vector; a file of another group ID is not Milvus's and is skipped."""
+    server, config = standin
+    store = ObjectStore(config.storage, config.timeouts)
+    groups = {0: [7711001, 7711002], 101: [7711003, 7711004]}
+    for group, logs in groups.items():
+        for log_id in logs:
+            store.put(f"{ROOT}/insert_log/7701/7702/7711/{group}/{log_id}", b"parquet")
+    store.put(f"{ROOT}/insert_log/7701/7702/7711/100/7711005", b"orphan")
+    server.collections["v2seg"] = Collection(
+        7701, "v2seg", schema("v2seg"), {"_default": 7702},
+        [Segment(7711, 7702, 2, storage_version=2)],
+    )  # fmt: skip
+    rest = StandInSegmentsRest(server)
+    rest.logs = {7711: SegmentLogs(groups)}
+    server.version = "v2.6.3"
+    named = replace(config, milvus=replace(config.milvus, rest_endpoint=rest.url))
+    try:
+        info = create_backup(
+            named, BackupRequest("sb_v2named", (CollectionRef("default", "v2seg"),))
+        )
+        (segment,) = info.collection_backups[0].segments()
+        assert segment.storage_version == 2
+        recorded = {fb.field_id: [b.log_id for b in fb.binlogs] for fb in segment.binlogs}
+        assert recorded == groups
+        copied = {key.split("/")[-1] for key in backed_up_files(named, "sb_v2named")}
+        assert copied == {str(i) for logs in groups.values() for i in logs}
+    finally:
+        rest.stop()
+        server.version = "v2.5.20"
+        server.collections.pop("v2seg", None)
