@@ -12,7 +12,9 @@ L0 segments in ``l0_segments`` with group 0, ``storage_version``), ``core/restor
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from pymilvus.grpc_gen import common_pb2, schema_pb2
 from milvus_backup_operator.engine.backup import BackupRequest, create_backup
 from milvus_backup_operator.engine.catalog import Catalog
 from milvus_backup_operator.engine.config import BackupConfig, MilvusConfig
-from milvus_backup_operator.engine.errors import UnsupportedError
+from milvus_backup_operator.engine.errors import OperationError, UnsupportedError
 from milvus_backup_operator.engine.progress import Progress
 from milvus_backup_operator.engine.restore import restore_backup
 from milvus_backup_operator.engine.restore_plan import RestoreRequest, check_restore_request
@@ -32,8 +34,15 @@ from milvus_backup_operator.engine.verify import verify_backup
 from tests import sample_data
 from tests.conftest import stack_config
 from tests.stack import Stack
-from tests.standin.binlogs import delta_log, insert_log
-from tests.standin.milvus import Collection, Segment, StandInMilvus, StandInRest
+from tests.standin.binlogs import delta_log, insert_log, v2_delta_log, v2_insert_groups
+from tests.standin.milvus import (
+    Collection,
+    Segment,
+    SegmentLogs,
+    StandInMilvus,
+    StandInRest,
+    StandInSegmentsRest,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -177,24 +186,42 @@ def test_milvus_2_3_refuses_l0_deletes_before_creating_anything(
     assert sorted(sample_data.client(stack.milvus.uri).list_collections()) == before
 
 
-def test_storage_v2_is_recorded_passed_and_refused_where_unknown(
+def write_v2_segment(
+    store: ObjectStore, c: int, p: int, s: int, rows: list[tuple[int, int]]
+) -> None:
+    """Column group files of ``(pk, timestamp)`` rows as Milvus 2.6 writes them: group 0 the
+    system fields and the primary key, group 101 the vector (``tests/standin/binlogs.py``)."""
+    pks, stamps = [pk for pk, _ in rows], [ts for _, ts in rows]
+    for group, data in v2_insert_groups((100, "id"), pks, stamps, (101, "v")).items():
+        store.put(f"{ROOT}/insert_log/{c}/{p}/{s}/{group}/{s}{group}", data)
+
+
+def test_storage_v2_is_recorded_passed_counted_and_refused_where_unknown(
     standin: tuple[StandInMilvus, BackupConfig],
 ) -> None:
     server, config = standin
     store = ObjectStore(config.storage, config.timeouts)
-    write_segment(store, 7201, 7202, 7211, [1, 2], ts=100)  # the listing reads keys only
-    write_deletes(store, 7201, 7202, 7212, [(1, 200)])
+    rows = [(1, 100), (2, 100), (3, 100), (4, 100), (3, 150)]  # pk 3 upserted at 150
+    in_segment, in_l0 = [(4, 120)], [(1, 200), (3, 150), (2, 50)]  # 3: the upsert's delete
+    write_v2_segment(store, 7201, 7202, 7211, rows)
+    store.put(f"{ROOT}/delta_log/7201/7202/7211/72111", v2_delta_log(in_segment))
+    write_deletes(store, 7201, 7202, 7212, in_l0)
     server.collections["events_v2"] = Collection(
         7201, "events_v2", schema("events_v2"), {"_default": 7202},
-        [Segment(7211, 7202, 2, storage_version=2), Segment(7212, 7202, 0, L0, 2)],
+        [Segment(7211, 7202, len(rows), storage_version=2), Segment(7212, 7202, 0, L0, 2)],
     )  # fmt: skip
+    latest: dict[int, int] = {}
+    for pk, ts in in_segment + in_l0:
+        latest[pk] = max(ts, latest.get(pk, ts))
+    alive = sum(1 for pk, ts in rows if latest.get(pk, -1) <= ts)  # a delete removes older rows
     server.version = "v2.6.3"
     try:
         info = create_backup(config, BackupRequest("sb_v2", (), rbac=False))
         events = next(c for c in info.collection_backups if c.collection_name == "events_v2")
         assert {s.storage_version for s in events.segments()} == {2}
+        assert [fb.field_id for s in events.segments() for fb in s.binlogs] == [0, 101]
         manifest = Catalog.of(config).manifest("sb_v2")
-        assert manifest is not None and manifest.collection_rows(7201) is None  # not read here
+        assert manifest is not None and manifest.live_rows[7201] == {7202: alive}
         server.calls.clear()
         request = RestoreRequest("sb_v2", collections=(), renames=(), suffix="_r2")
         result = restore_backup(config, request)
@@ -434,3 +461,189 @@ def test_the_v2_restore_puts_many_segments_in_one_job_through_the_rest_api(
         server.version = "v2.5.20"
         for name in ("many", "many_v2"):
             server.collections.pop(name, None)
+
+
+# ---- segments/describe: Milvus >= 2.5.8 names each segment's files --------------------------
+# milvus-backup's ``core/backup/coll_dml_task.go`` (``getSegment``): ask Milvus first
+# (``getSegmentInfoByAPI``: keys built from the log IDs, sizes from a listing, a named log
+# missing is an error), fall back to listing the segment's directories with a warning.
+
+DESCRIBE_SEGMENTS = "REST /v2/vectordb/segments/describe"
+SEG, SEG_P = 7601, 7602
+SEG_PKS, SEG_DELETED = [1, 2, 3, 4], [2]
+
+
+def named_logs(segment: int) -> SegmentLogs:
+    """What Milvus's meta names for a segment ``write_segment`` wrote (log ID ``<s><field>``)."""
+    return SegmentLogs({f: [int(f"{segment}{f}")] for f in (0, 1, 100, 101)})
+
+
+@contextmanager
+def segment_files_from_milvus(
+    standin: tuple[StandInMilvus, BackupConfig], version: str, rest_enabled: bool = True
+) -> Iterator[tuple[StandInMilvus, StandInSegmentsRest, BackupConfig, ObjectStore]]:
+    """``seg``: segment 7611 (pks 1-4) and an L0 segment 7612 deleting pk 2, served by a
+    stand-in of ``version`` whose REST API names their logs (or is not there at all: the
+    engine then reaches the gRPC port, as with Milvus's ``proxy.http.enabled: false``)."""
+    server, config = standin
+    store = ObjectStore(config.storage, config.timeouts)
+    write_segment(store, SEG, SEG_P, 7611, SEG_PKS, ts=100)
+    write_deletes(store, SEG, SEG_P, 7612, [(pk, 200) for pk in SEG_DELETED])
+    server.collections["seg"] = Collection(
+        SEG, "seg", schema("seg"), {"_default": SEG_P},
+        [Segment(7611, SEG_P, len(SEG_PKS)), Segment(7612, SEG_P, 0, L0)],
+    )  # fmt: skip
+    rest = StandInSegmentsRest(server)
+    rest.logs = {7611: named_logs(7611), 7612: SegmentLogs({}, [76121])}
+    endpoint = rest.url if rest_enabled else ""
+    server.version = version
+    try:
+        yield (
+            server,
+            rest,
+            replace(config, milvus=replace(config.milvus, rest_endpoint=endpoint)),
+            store,
+        )
+    finally:
+        rest.stop()
+        server.version = "v2.5.20"
+        server.calls.clear()
+        for name in ("seg", "seg_r"):
+            server.collections.pop(name, None)
+        for kind in ("insert_log", "delta_log"):
+            for obj in list(store.list(f"{ROOT}/{kind}/{SEG}/")):
+                store.delete(obj.key)
+
+
+def backed_up_files(config: BackupConfig, name: str) -> set[str]:
+    """The log files in a backup, as ``<kind>/.../<log ID>`` below its binlogs directory."""
+    base = f"backup/{name}/binlogs/"
+    return {o.key.removeprefix(base) for o in Catalog.of(config).store.list(base)}
+
+
+def milvus_files(store: ObjectStore) -> set[str]:
+    """Every file of collection ``seg`` in Milvus's bucket, as ``<kind>/.../<log ID>``."""
+    return {
+        o.key.removeprefix(f"{ROOT}/")
+        for kind in ("insert_log", "delta_log")
+        for o in store.list(f"{ROOT}/{kind}/{SEG}/")
+    }
+
+
+def test_only_the_files_milvus_names_are_backed_up_and_orphans_are_skipped(
+    standin: tuple[StandInMilvus, BackupConfig], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Leftovers of a failed compaction (an extra insert log of one field, a delta log) in
+    live segments' directories: listed, they fail as misaligned; named, they are skipped."""
+    with segment_files_from_milvus(standin, "v2.5.8") as (server, _, config, store):
+        named = milvus_files(store)
+        store.put(f"{ROOT}/insert_log/{SEG}/{SEG_P}/7611/100/999", insert_log([9, 9]))
+        store.put(f"{ROOT}/delta_log/{SEG}/{SEG_P}/7612/998", delta_log([(1, 300)]))
+        caplog.set_level(logging.INFO, "milvus_backup_operator.engine.backup")
+        wanted = (CollectionRef("default", "seg"),)
+        create_backup(config, BackupRequest("sb_named", wanted))
+        (asked,) = server.requests(DESCRIBE_SEGMENTS)
+        assert (asked["collectionId"], sorted(asked["segmentIds"])) == (SEG, [7611, 7612])
+        copied = {key.split("/")[-1] for key in backed_up_files(config, "sb_named")}
+        assert copied == {key.split("/")[-1] for key in named}  # neither 999 nor 998
+        assert "skipped 2 files Milvus does not name" in caplog.text
+        catalog = Catalog.of(config)
+        assert verify_backup(catalog, "sb_named").ok
+        manifest = catalog.manifest("sb_named")  # live rows read from the copies
+        assert manifest is not None
+        assert manifest.live_rows[SEG] == {SEG_P: len(set(SEG_PKS) - set(SEG_DELETED))}
+        server.calls.clear()
+        result = restore_backup(config, RestoreRequest("sb_named", suffix="_r"))
+        assert result.succeeded, result.failure_summary()
+        imported = [list(r.files) for r in server.requests("Import")]
+        group = f"backup/sb_named/binlogs/%s/{SEG}/{SEG_P}/%d/"  # one group per segment
+        assert imported == [  # the data, then the L0 deletes
+            [group % ("insert_log", 7611), group % ("delta_log", 7611)],
+            [group % ("delta_log", 7612)],
+        ]
+        server.version = "v2.5.0"  # the same bucket, listed: the orphan misaligns field 100
+        with pytest.raises(OperationError, match="segment 7611 has misaligned binlogs"):
+            create_backup(config, BackupRequest("sb_listed", wanted))
+
+
+def test_a_named_file_missing_from_the_bucket_fails_the_backup_by_key(
+    standin: tuple[StandInMilvus, BackupConfig],
+) -> None:
+    with segment_files_from_milvus(standin, "v2.6.3") as (_, rest, config, _):
+        rest.logs[7611].inserts[101].append(7611199)  # in Milvus's meta, not in the bucket
+        lost = f"{ROOT}/insert_log/{SEG}/{SEG_P}/7611/101/7611199"
+        with pytest.raises(OperationError, match=f"segment 7611 of .*seg: Milvus names '{lost}'"):
+            create_backup(config, BackupRequest("sb_lost", (CollectionRef("default", "seg"),)))
+        catalog = Catalog.of(config)
+        assert not catalog.exists("sb_lost") and "sb_lost" not in catalog.names()
+        assert backed_up_files(config, "sb_lost") == set()
+
+
+@pytest.mark.parametrize("failure", ["segment not found", "REST disabled"])
+def test_when_milvus_does_not_name_the_files_the_backup_lists_them_and_says_so(
+    standin: tuple[StandInMilvus, BackupConfig], caplog: pytest.LogCaptureFixture, failure: str
+) -> None:
+    enabled = failure != "REST disabled"
+    with segment_files_from_milvus(standin, "v2.5.8", enabled) as (server, rest, config, store):
+        if enabled:
+            del rest.logs[7612]  # datacoord answers "segment not found" for the whole request
+        caplog.set_level(logging.WARNING, "milvus_backup_operator.engine.backup")
+        create_backup(config, BackupRequest("sb_listing", (CollectionRef("default", "seg"),)))
+        assert len(server.requests(DESCRIBE_SEGMENTS)) == int(enabled)
+        assert "did not name its segments' files" in caplog.text
+        assert "taking every file listed under them instead" in caplog.text
+        reason = "segment not found[segment=7612]" if enabled else "not HTTP/1.1"
+        assert reason in caplog.text
+        copied = {key.split("/")[-1] for key in backed_up_files(config, "sb_listing")}
+        assert copied == {key.split("/")[-1] for key in milvus_files(store)}
+        Catalog.of(config).delete("sb_listing")
+
+
+def test_milvus_before_2_5_8_is_never_asked_for_segment_files(
+    standin: tuple[StandInMilvus, BackupConfig], caplog: pytest.LogCaptureFixture
+) -> None:
+    with segment_files_from_milvus(standin, "v2.5.0") as (server, _, config, store):
+        caplog.set_level(logging.WARNING, "milvus_backup_operator.engine.backup")
+        create_backup(config, BackupRequest("sb_250", (CollectionRef("default", "seg"),)))
+        assert server.requests(DESCRIBE_SEGMENTS) == []
+        assert "did not name" not in caplog.text
+        copied = {key.split("/")[-1] for key in backed_up_files(config, "sb_250")}
+        assert copied == {key.split("/")[-1] for key in milvus_files(store)}
+
+
+def test_storage_v2_logs_are_named_by_column_group(
+    standin: tuple[StandInMilvus, BackupConfig],
+) -> None:
+    """Milvus 2.6 writes a storage v2 segment's Parquet files under its column groups' IDs
+    and names them so (``syncmgr/pack_writer_v2.go``: ``BuildInsertLogPath(..., GroupID,
+    logID)``, ``FieldBinlog{FieldID: GroupID}``): group 0 holds the scalar fields, 101 the
+    vector; a file of another group ID is not Milvus's and is skipped."""
+    server, config = standin
+    store = ObjectStore(config.storage, config.timeouts)
+    groups = {0: [7711001, 7711002], 101: [7711003, 7711004]}
+    for group, logs in groups.items():
+        for log_id in logs:
+            store.put(f"{ROOT}/insert_log/7701/7702/7711/{group}/{log_id}", b"parquet")
+    store.put(f"{ROOT}/insert_log/7701/7702/7711/100/7711005", b"orphan")
+    server.collections["v2seg"] = Collection(
+        7701, "v2seg", schema("v2seg"), {"_default": 7702},
+        [Segment(7711, 7702, 2, storage_version=2)],
+    )  # fmt: skip
+    rest = StandInSegmentsRest(server)
+    rest.logs = {7711: SegmentLogs(groups)}
+    server.version = "v2.6.3"
+    named = replace(config, milvus=replace(config.milvus, rest_endpoint=rest.url))
+    try:
+        info = create_backup(
+            named, BackupRequest("sb_v2named", (CollectionRef("default", "v2seg"),))
+        )
+        (segment,) = info.collection_backups[0].segments()
+        assert segment.storage_version == 2
+        recorded = {fb.field_id: [b.log_id for b in fb.binlogs] for fb in segment.binlogs}
+        assert recorded == groups
+        copied = {key.split("/")[-1] for key in backed_up_files(named, "sb_v2named")}
+        assert copied == {str(i) for logs in groups.values() for i in logs}
+    finally:
+        rest.stop()
+        server.version = "v2.5.20"
+        server.collections.pop("v2seg", None)

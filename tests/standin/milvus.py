@@ -276,3 +276,61 @@ class StandInRest:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+@dataclass
+class SegmentLogs:
+    """The logs a Milvus >= 2.5.8 names for one segment in its meta: insert log IDs by field
+    (storage v2: by column group), delta log IDs."""
+
+    inserts: dict[int, list[int]]
+    deltas: list[int] = field(default_factory=list)
+
+
+class StandInSegmentsRest(StandInRest):
+    """Also serves ``POST /v2/vectordb/segments/describe`` (Milvus >= 2.5.8, PR #40464) as
+    ``internal/distributed/proxy/httpserver/handler_v2.go`` ``getSegmentsInfo`` does: body
+    ``dbName``/``collectionId``/``segmentIds``; ``data.segmentInfos`` with, per segment, its
+    IDs, ``vChannel``, ``numRows``, ``state``, ``level``, ``isSorted`` and ``insertLogs``/
+    ``deltaLogs``/``statsLogs`` as ``{fieldID, logIDs}`` lists. A segment datacoord does not
+    know fails the whole request with code 600, "segment not found" (``pkg/util/merr``), as
+    ``wrapperProxy`` reports a failed call: HTTP 200 with the code. The named logs are what
+    the test puts in ``logs``, Milvus's meta, whatever the bucket holds."""
+
+    def __init__(self, milvus: StandInMilvus) -> None:
+        super().__init__(milvus)
+        self.logs: dict[int, SegmentLogs] = {}
+
+    def answer(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if not path.endswith("/segments/describe"):
+            return super().answer(path, body)
+        found = {
+            s.segment_id: (c, s)
+            for c in self.milvus.collections.values()
+            if c.collection_id == body["collectionId"]
+            for s in c.segments
+        }
+        infos = []
+        for segment_id in body["segmentIds"]:
+            if segment_id not in found or segment_id not in self.logs:
+                message = f"segment not found[segment={segment_id}]"
+                return {"code": 600, "message": message, "data": {}}
+            infos.append(self._info(*found[segment_id], self.logs[segment_id]))
+        return {"code": 0, "data": {"segmentInfos": infos}}
+
+    @staticmethod
+    def _info(collection: Collection, segment: Segment, logs: SegmentLogs) -> dict[str, Any]:
+        return {
+            "segmentID": segment.segment_id,
+            "collectionID": collection.collection_id,
+            "partitionID": segment.partition_id,
+            "vChannel": "by-dev-rootcoord-dml_0_v0",
+            "numRows": segment.rows,
+            "state": common_pb2.SegmentState.Flushed,
+            "level": segment.level,
+            "isSorted": True,
+            "insertLogs": [{"fieldID": f, "logIDs": ids} for f, ids in logs.inserts.items()],
+            # one FieldBinlog of the primary key (``syncmgr/pack_writer.go`` ``writeDelta``)
+            "deltaLogs": [{"fieldID": 100, "logIDs": logs.deltas}] if logs.deltas else [],
+            "statsLogs": [],
+        }

@@ -10,7 +10,7 @@ import pytest
 from milvus_backup_operator.engine import binlog
 from milvus_backup_operator.engine.errors import DamagedBackupError
 from tests.standin.binlogs import event as _event
-from tests.standin.binlogs import make_binlog
+from tests.standin.binlogs import make_binlog, multi_field_delta_log, v2_delta_log
 from tests.standin.binlogs import payload as _payload
 
 
@@ -57,7 +57,26 @@ def test_a_delete_event_where_inserts_are_expected_is_refused() -> None:
 
 
 def test_a_payload_of_several_columns_is_refused_by_name() -> None:
-    table = pa.table({"pk": [1], "ts": [2]})
+    table = pa.table({"key": [1], "stamp": [2]})
     data = struct.pack("<i", binlog.MAGIC) + _event(binlog.DELETE_EVENT, _payload(table))
-    with pytest.raises(DamagedBackupError, match="2 columns"):
+    with pytest.raises(DamagedBackupError, match=r"2 columns \(key, stamp\)"):
         binlog.deletes(data, "k")
+
+
+@pytest.mark.parametrize("keys", [[5, 6], ["a", "b"]])
+def test_deletes_in_the_multi_field_format(keys: list[int | str]) -> None:
+    """``dataNode.storage.deltalog: parquet`` (milvus ``internal/storage/serde_delta.go``)."""
+    deletes = list(zip(keys, [10, 11], strict=True))
+    assert binlog.deletes(multi_field_delta_log(deletes), "k") == deletes
+
+
+def test_a_multi_field_payload_of_other_types_is_refused_by_name() -> None:
+    table = pa.table({"pk": [1.5], "ts": [2]})
+    data = struct.pack("<i", binlog.MAGIC) + _event(binlog.DELETE_EVENT, _payload(table))
+    with pytest.raises(DamagedBackupError, match="double keys and int64 timestamps"):
+        binlog.deletes(data, "k")
+
+
+def test_deletes_of_a_plain_parquet_delta_log() -> None:
+    """Storage v2's ``NewDeltalogWriter`` (milvus ``internal/storage/rw.go``): field IDs 0, 1."""
+    assert binlog.deletes(v2_delta_log([(5, 10), (6, 11)]), "k") == [(5, 10), (6, 11)]

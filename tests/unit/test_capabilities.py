@@ -37,3 +37,20 @@ def test_versions_and_what_they_can_do(
 def test_a_version_nobody_can_read_is_refused_by_name() -> None:
     with pytest.raises(OperationError, match="'Zilliz Cloud', which this tool cannot read"):
         Capabilities.of("Zilliz Cloud")
+
+
+@pytest.mark.parametrize(
+    ("reported", "names_segment_files"),
+    [
+        ("v2.4.23", False),
+        ("v2.5.0", False),
+        ("2.5.7", False),
+        ("v2.5.8-beta", True),  # milvus-backup's ">= 2.5.8-0" takes 2.5.8's pre-releases
+        ("v2.5.8", True),
+        ("2.5-20260404-31fb3fc", True),  # the head of the 2.5 line
+        ("v2.6.3", True),
+        ("master-20260226-abcdef", True),
+    ],
+)
+def test_milvus_names_segment_files_from_2_5_8(reported: str, names_segment_files: bool) -> None:
+    assert Capabilities.of(reported).segment_info == names_segment_files

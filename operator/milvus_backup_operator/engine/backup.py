@@ -12,9 +12,9 @@ from . import schema
 from .capabilities import KNOWN_STORAGE_VERSIONS
 from .catalog import Catalog
 from .config import BackupConfig, GcPause
-from .errors import InvalidRequestError, OperationError, UnsupportedError
+from .errors import InvalidRequestError, OperationError, UnreachableError, UnsupportedError
 from .gc_pause import GcHold, gc_paused
-from .layout import BackupLayout, ObjectCopy, milvus_collection_dir
+from .layout import BackupLayout, ObjectCopy, join, milvus_collection_dir
 from .live_rows import live_rows
 from .manifest import MANIFEST, Manifest, StoredObject
 from .meta import (
@@ -28,12 +28,13 @@ from .meta import (
     render_meta_files,
 )
 from .milvus import ALL_PARTITIONS, Milvus, SegmentInfo, connect
+from .milvus_rest import MilvusRest, SegmentFiles
 from .names import validate_backup_name
 from .progress import ProgressCallback, ProgressTracker
 from .rbac import read_rbac
 from .reservation import Reservation, require_free, reserve
 from .selection import ALL, CollectionRef, check_known
-from .storage import ObjectStore, copy_object
+from .storage import ObjectInfo, ObjectStore, copy_object
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,8 @@ class _BackupJob:
     def _live_rows(self, plans: list[_CollectionPlan]) -> dict[int, dict[int, int]]:
         """Each collection's live rows by partition, read from the copies just made; none
         for a collection without data (never a false 0) or whose binlogs are not read here
-        (storage v2: the restore then says its rows were not checked)."""
+        (a storage version or column layout not read: the restore says its rows were not
+        checked)."""
         workers = self.config.parallelism.copy_data
         counts = {}
         for plan in (p for p in plans if not p.info.meta_only):
@@ -267,7 +269,7 @@ class _BackupJob:
             info.channel_checkpoints = flushed.channel_checkpoints
             found = milvus.persistent_segments(*at)
             segments = [s for s in found if s.is_flushed and (s.num_rows or s.is_l0)]
-            binlogs = self._list_binlogs(info.collection_id)
+            binlogs = self._binlogs(ref, info.collection_id, segments)
             info.l0_segments = [
                 self._segment(info.collection_id, s, binlogs)
                 for s in segments
@@ -294,26 +296,39 @@ class _BackupJob:
         log.info("planned %s: %d segments, %d bytes", ref, len(everything), info.size)
         return _CollectionPlan(info, copies)
 
-    def _list_binlogs(self, collection_id: int) -> _Binlogs:
-        """Every insert and delta log of a collection, from one listing of each directory.
+    def _binlogs(
+        self, ref: CollectionRef, collection_id: int, segments: list[SegmentInfo]
+    ) -> _Binlogs:
+        """The logs of ``segments``: those Milvus names (>= 2.5.8), else every one listed.
 
-        Only the flushed segments Milvus reports are kept from it later, so objects of
-        compacted or dropped segments that its garbage collector has not removed yet are
-        never taken for data.
+        Only the flushed segments Milvus reports are kept from the listing either way, so
+        objects of compacted or dropped segments that its garbage collector has not removed
+        yet are never taken for data; with the names, neither are the files a failed
+        compaction or flush left in a live segment's directory.
         """
+        listing = self._list_logs(collection_id)
+        if not (self.milvus.capabilities.segment_info and segments):
+            return listing.parsed()
+        rest = MilvusRest(self.config.milvus, self.config.timeouts)
+        try:
+            named = rest.segment_files(ref.db, collection_id, [s.segment_id for s in segments])
+        except (OperationError, UnreachableError) as exc:
+            log.warning(
+                "%s: %s did not name its segments' files (%s); taking every file listed "
+                "under them instead, as for Milvus < 2.5.8 (check milvus.rest.endpoint)",
+                ref, self.milvus.capabilities.describe(), exc,
+            )  # fmt: skip
+            return listing.parsed()
+        return listing.named(segments, named, ref, self.source)
+
+    def _list_logs(self, collection_id: int) -> _Listing:
+        """Every insert and delta log object of a collection: one listing of each directory."""
         root = self.config.storage.root_path
-        found = _Binlogs()
         insert_dir = milvus_collection_dir(root, "insert_log", collection_id)
         delta_dir = milvus_collection_dir(root, "delta_log", collection_id)
         with ThreadPoolExecutor(2) as pool:
             inserts, deltas = pool.map(lambda d: list(self.source.list(d)), (insert_dir, delta_dir))
-        for obj in inserts:
-            _, segment, field_id, log_id = obj.key.removeprefix(insert_dir).split("/")
-            found.inserts[int(segment)][int(field_id)].append(_binlog(obj.key, obj.size, log_id))
-        for obj in deltas:
-            _, segment, log_id = obj.key.removeprefix(delta_dir).split("/")
-            found.deltas[int(segment)].append(_binlog(obj.key, obj.size, log_id))
-        return found
+        return _Listing(insert_dir, delta_dir, inserts, deltas)
 
     def _segment(
         self, collection_id: int, segment: SegmentInfo, binlogs: _Binlogs
@@ -327,7 +342,7 @@ class _BackupJob:
         by_field: dict[int, list[Binlog]] = binlogs.inserts.get(segment.segment_id, {})
         if not segment.is_l0:
             root = self.config.storage.root_path
-            _check_insert_logs(segment.segment_id, by_field, self.source, root)
+            _check_insert_logs(segment.segment_id, by_field, self.source, root, binlogs.named)
         deltas = binlogs.deltas.get(segment.segment_id, [])
         whole_collection = segment.partition_id == ALL_PARTITIONS
         info = SegmentBackupInfo(
@@ -355,9 +370,94 @@ class _Binlogs:
         default_factory=lambda: defaultdict(lambda: defaultdict(list))
     )
     deltas: defaultdict[int, list[Binlog]] = field(default_factory=lambda: defaultdict(list))
+    named: bool = False  # by Milvus (segments/describe), not guessed from a listing
 
 
-def _binlog(key: str, size: int, log_id: str) -> Binlog:
+@dataclass(frozen=True)
+class _Listing:
+    """A collection's insert and delta log objects, as listed in Milvus's bucket.
+
+    Keys: ``<insert_dir><p>/<s>/<field>/<log>`` and ``<delta_dir><p>/<s>/<log>``; in storage
+    v2 ``<field>`` is a column group's ID (Milvus's ``metautil.BuildInsertLogPath``, called
+    with ``columnGroup.GroupID`` by ``internal/flushcommon/syncmgr/pack_writer_v2.go``).
+    """
+
+    insert_dir: str
+    delta_dir: str
+    inserts: list[ObjectInfo]
+    deltas: list[ObjectInfo]
+
+    def parsed(self) -> _Binlogs:
+        """Every listed log, by segment (and field): what Milvus < 2.5.8 allows."""
+        found = _Binlogs()
+        for obj in self.inserts:
+            _, segment, field_id, log_id = obj.key.removeprefix(self.insert_dir).split("/")
+            found.inserts[int(segment)][int(field_id)].append(_binlog(obj.key, obj.size, log_id))
+        for obj in self.deltas:
+            _, segment, log_id = obj.key.removeprefix(self.delta_dir).split("/")
+            found.deltas[int(segment)].append(_binlog(obj.key, obj.size, log_id))
+        return found
+
+    def named(
+        self, segments: list[SegmentInfo], named: dict[int, SegmentFiles], ref: CollectionRef,
+        source: ObjectStore,
+    ) -> _Binlogs:  # fmt: skip
+        """The logs Milvus names for ``segments``, sized from the listing; a named log that
+        is not there fails the backup, a listed one Milvus does not name is skipped."""
+        sizes = {obj.key: obj.size for obj in (*self.inserts, *self.deltas)}
+        bucket = source.describe()
+        found = _Binlogs(named=True)
+        for segment in segments:
+            files, at = named[segment.segment_id], join(segment.partition_id, segment.segment_id)
+            where = f"segment {segment.segment_id} of {ref}"
+            for group in (g for g in files.insert_logs if g.log_ids):
+                found.inserts[segment.segment_id][group.field_id] += [
+                    _named(sizes, f"{self.insert_dir}{at}/{group.field_id}/{i}", i, where, bucket)
+                    for i in group.log_ids
+                ]
+            deltas = [i for group in files.delta_logs for i in group.log_ids]
+            found.deltas[segment.segment_id] += [
+                _named(sizes, f"{self.delta_dir}{at}/{i}", i, where, bucket) for i in deltas
+            ]
+        self._report_orphans(segments, found, ref)
+        return found
+
+    def _report_orphans(
+        self, segments: list[SegmentInfo], found: _Binlogs, ref: CollectionRef
+    ) -> None:
+        """Log how many listed files of the kept segments Milvus does not name."""
+        dirs = tuple(
+            f"{top}{join(s.partition_id, s.segment_id)}/"
+            for s in segments
+            for top in (self.insert_dir, self.delta_dir)
+        )
+        kept = {b.log_path for logs in found.inserts.values() for f in logs.values() for b in f}
+        kept |= {b.log_path for logs in found.deltas.values() for b in logs}
+        orphans = [
+            o.key
+            for o in (*self.inserts, *self.deltas)
+            if o.key.startswith(dirs) and o.key not in kept
+        ]
+        if orphans:
+            log.info(
+                "%s: skipped %d files Milvus does not name in its segments (left by failed "
+                "compactions or flushes), e.g. %s", ref, len(orphans), orphans[0],
+            )  # fmt: skip
+
+
+def _named(sizes: dict[str, int], key: str, log_id: int, where: str, bucket: str) -> Binlog:
+    """The log Milvus names at ``key``, sized from the listing; absent, the backup fails."""
+    size = sizes.get(key)
+    if size is None:
+        raise OperationError(
+            f"{where}: Milvus names {key!r}, which is not in {bucket}: removed by a compaction "
+            "or the garbage collector while the backup ran? Retry the backup; if it persists, "
+            "Milvus's bucket is missing data"
+        )
+    return _binlog(key, size, log_id)
+
+
+def _binlog(key: str, size: int, log_id: str | int) -> Binlog:
     return Binlog(log_path=key, log_size=size, log_id=int(log_id))
 
 
@@ -366,15 +466,21 @@ def _by_id(binlogs: list[Binlog]) -> list[Binlog]:
 
 
 def _check_insert_logs(
-    segment_id: int, by_field: dict[int, list[Binlog]], source: ObjectStore, root_path: str
+    segment_id: int,
+    by_field: dict[int, list[Binlog]],
+    source: ObjectStore,
+    root_path: str,
+    named: bool,
 ) -> None:
+    """A data segment has insert logs; listed ones (not named by Milvus) one count per field:
+    a listing during a compaction can catch some fields' files and not others."""
     if not by_field:
         raise OperationError(
             f"segment {segment_id} has no insert logs under rootPath {root_path!r} in "
             f"{source.describe()}: minio.bucketName and minio.rootPath must be Milvus's own"
         )
     counts = {len(logs) for logs in by_field.values()}
-    if len(counts) != 1:
+    if len(counts) != 1 and not named:
         raise OperationError(
             f"segment {segment_id} has misaligned binlogs (file counts per field: "
             f"{sorted(counts)}): Milvus may be compacting it; retry the backup"

@@ -7,6 +7,8 @@ Milvus's own releases:
   segments; ``internal/datacoord/import_util.go``).
 - the management endpoint's GC pause (``/management/datacoord/garbage_collection/pause``,
   ``internal/http/server.go``): Milvus 2.4; 2.3.5 answers 404 (measured here).
+- each segment's file list from Milvus (REST ``/v2/vectordb/segments/describe``, milvus PR
+  #40464): 2.5.8 (``GetSegmentInfo``, ">= 2.5.8-0", so 2.5.8's pre-releases too).
 - storage v2 segments (``storage_version`` 2, passed to the import): Milvus 2.6, its default
   there (milvus PR #43652).
 - several L0 segments in one import job: 2.6.5 (``MultiL0InOneJob``).
@@ -77,6 +79,11 @@ class Capabilities:
     def collection_gc_pause(self) -> bool:
         """Pauses the collector of one collection, with a ticket to resume it (2.6.8)."""
         return self.at_least(2, 6, 8)
+
+    @property
+    def segment_info(self) -> bool:
+        """Names each segment's insert and delta logs over REST (``segments/describe``)."""
+        return self.at_least(2, 5, 8)
 
     @property
     def storage_versions(self) -> frozenset[int]:

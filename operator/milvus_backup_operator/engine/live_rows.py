@@ -9,18 +9,21 @@ without loading the collection: Milvus 2.3 ignores a query's travel or guarantee
 for ``count(*)`` and counts only loaded collections.
 
 A segment that no delete reaches holds ``num_of_rows`` live rows; only segments with deletes
-are read (their primary key and timestamp columns and the delta logs).
+are read (their primary key and timestamp columns and the delta logs). A storage v2 segment
+(Milvus 2.6) keeps its columns in Parquet column groups (:mod:`.column_groups`): the group files
+are read lowest group ID first (group 0 holds the system fields and the primary key,
+``internal/storagecommon/split_policy.go``) until both columns are found.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from . import binlog
-from .capabilities import STORAGE_V1
+from . import binlog, column_groups
+from .capabilities import KNOWN_STORAGE_VERSIONS, STORAGE_V1
 from .errors import DamagedBackupError, MalformedMetaError, UnsupportedError
 from .layout import BackupLayout
-from .meta import CollectionBackupInfo, SegmentBackupInfo
+from .meta import CollectionBackupInfo, FieldBinlog, SegmentBackupInfo
 from .milvus import ALL_PARTITIONS
 from .storage import ObjectStore
 
@@ -34,7 +37,7 @@ def live_rows(
 
     L0 segments (Milvus >= 2.4) hold no rows; their deletes apply to every segment of their
     partition, or of the whole collection. Raise :class:`UnsupportedError` for a segment
-    that must be read but is in storage v2 (Parquet column groups, not read here).
+    that must be read but is in a storage version, or a column layout, not read here.
     """
     pk_field = _primary_key_field(info)
     counts = {partition.partition_id: 0 for partition in info.partition_backups}
@@ -82,8 +85,7 @@ def _segment_live_rows(
     if not latest:
         return segment.num_of_rows
     _require_readable(segment)
-    keys = _column(store, layout, segment, pk_field)
-    stamps = [int(ts) for ts in _column(store, layout, segment, TIMESTAMP_FIELD)]
+    keys, stamps = _keys_and_stamps(store, layout, segment, pk_field)
     if not len(keys) == len(stamps) == segment.num_of_rows:
         raise DamagedBackupError(
             f"segment {segment.segment_id} holds {len(keys)} primary keys and {len(stamps)} "
@@ -92,6 +94,18 @@ def _segment_live_rows(
         )
     alive = [latest.get(pk, -1) <= ts for pk, ts in zip(keys, stamps, strict=True)]
     return alive.count(True)
+
+
+def _keys_and_stamps(
+    store: ObjectStore, layout: BackupLayout, segment: SegmentBackupInfo, pk_field: int
+) -> tuple[list[int | str], list[int]]:
+    """Each row's primary key and timestamp: from per-field insert logs (v1), or from the
+    column groups holding them (v2)."""
+    if segment.storage_version in STORAGE_V1:
+        keys = _column(store, layout, segment, pk_field)
+        return keys, [int(ts) for ts in _column(store, layout, segment, TIMESTAMP_FIELD)]
+    found = _group_columns(store, layout, segment, (pk_field, TIMESTAMP_FIELD))
+    return found[pk_field], [int(ts) for ts in found[TIMESTAMP_FIELD]]
 
 
 def _deletes(
@@ -109,7 +123,7 @@ def _deletes(
 
 
 def _require_readable(segment: SegmentBackupInfo) -> None:
-    if segment.storage_version not in STORAGE_V1:
+    if segment.storage_version not in KNOWN_STORAGE_VERSIONS:
         raise UnsupportedError(
             f"segment {segment.segment_id} is in storage version {segment.storage_version}, "
             "whose binlogs this version does not read: its live rows are not counted"
@@ -129,4 +143,60 @@ def _column(
     for b in logs[0].binlogs:
         key = layout.insert_key(segment, field_id, b)
         values += binlog.insert_values(store.get(key), key)
+    return values
+
+
+def _group_columns(
+    store: ObjectStore, layout: BackupLayout, segment: SegmentBackupInfo, fields: tuple[int, ...]
+) -> dict[int, list[int | str]]:
+    """The values of ``fields`` in a storage v2 segment, each from the column group holding it.
+
+    A segment's ``binlogs`` are its column groups (``FieldBinlog.FieldID`` is the group ID,
+    ``binlog_record_writer.go``); their files, by log ID, hold consecutive rows (``rw.go``).
+    """
+    values: dict[int, list[int | str]] = {}
+    held: dict[int, frozenset[int]] = {}
+    for group in sorted(segment.binlogs, key=lambda fb: fb.field_id):
+        if values.keys() >= set(fields):
+            break
+        wanted = [f for f in fields if f not in values]
+        for f, column in _group(store, layout, segment, group, wanted=wanted, held=held).items():
+            values[f] = column
+    missing = [f for f in fields if f not in values]
+    if missing:
+        groups = ", ".join(f"{g}: {sorted(ids)}" for g, ids in held.items()) or "none"
+        raise UnsupportedError(
+            f"segment {segment.segment_id} (storage v2) has no column group holding field "
+            f"{', '.join(map(str, missing))} (field IDs by group: {groups}): a column layout "
+            "this version does not read; its live rows are not counted"
+        )
+    return values
+
+
+def _group(
+    store: ObjectStore,
+    layout: BackupLayout,
+    segment: SegmentBackupInfo,
+    group: FieldBinlog,
+    *,
+    wanted: list[int],
+    held: dict[int, frozenset[int]],
+) -> dict[int, list[int | str]]:
+    """The ``wanted`` columns one group holds, over all its files: each file must hold the
+    same of them (other fields may differ: a field added to the collection midway)."""
+    values: dict[int, list[int | str]] = {}
+    for n, b in enumerate(group.binlogs):
+        key = layout.insert_key(segment, group.field_id, b)
+        found = column_groups.read_group(store.get(key), key, wanted)
+        held.setdefault(group.field_id, found.field_ids)
+        if n and found.values.keys() != values.keys():
+            raise UnsupportedError(
+                f"{key} holds fields {sorted(found.values)} of {wanted} where the first file of "
+                f"column group {group.field_id} of segment {segment.segment_id} holds "
+                f"{sorted(values)}: a column layout this version does not read"
+            )
+        if not found.values:
+            return {}
+        for f, column in found.values.items():
+            values.setdefault(f, []).extend(column)
     return values
