@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -33,6 +34,7 @@ class LocalJobRunner:
         self.kubeconfig_for_token = kubeconfig_for_token
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: dict[str, Path] = {}
+        self.runs: dict[str, list[str]] = {}  # Job name -> uid of each Job object run, in order
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="jobrunner", daemon=True)
 
@@ -49,9 +51,18 @@ class LocalJobRunner:
 
     def kill(self, job: str) -> None:
         """SIGKILL the process of ``job`` (a Pod lost with its node)."""
-        for uid, process in self.processes.items():
-            if self.logs.get(job) and self.logs[job].parent.name == uid and process.poll() is None:
-                process.kill()
+        self._signal(job, signal.SIGKILL)
+
+    def pause(self, job: str) -> None:
+        """SIGSTOP the process of ``job``: it holds still until killed (a frozen node)."""
+        self._signal(job, signal.SIGSTOP)
+
+    def _signal(self, job: str, sig: signal.Signals) -> None:
+        log = self.logs.get(job)
+        process = self.processes.get(log.parent.name) if log else None
+        if process is None or process.poll() is not None:
+            raise RuntimeError(f"no process of Job {job} is running")
+        process.send_signal(sig)
 
     def running(self, job: str) -> bool:
         log = self.logs.get(job)
@@ -100,6 +111,7 @@ class LocalJobRunner:
             process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.processes[job.metadata.uid] = process
         self.logs[job.metadata.name] = log
+        self.runs.setdefault(job.metadata.name, []).append(job.metadata.uid)
         threading.Thread(target=self._finish, args=(job, process), daemon=True).start()
 
     def _write_secret_volumes(

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from tests.e2e.bed import NAMESPACE, OperatorProcess
+from milvus_backup_operator.engine.layout import BackupLayout
+from milvus_backup_operator.engine.storage import ObjectStore
+from tests.conftest import stack_config
+from tests.e2e.bed import GROUP, NAMESPACE, OperatorProcess, wait
 from tests.e2e.jobrunner import LocalJobRunner
 from tests.e2e.resources import apply, get, milvus_backup, milvus_restore, wait_for_phase
+from tests.e2e.s3relay import S3Relay
 from tests.e2e.test_operator import catalog
 from tests.kube import Cluster
 from tests.stack import Stack
@@ -22,6 +27,27 @@ def jobs(kube: client.ApiClient) -> list[str]:
     return [j.metadata.name for j in client.BatchV1Api(kube).list_namespaced_job(NAMESPACE).items]
 
 
+def job_of(kube: client.ApiClient, name: str) -> client.V1Job:
+    return client.BatchV1Api(kube).read_namespaced_job(name, NAMESPACE)
+
+
+def handled_phase(kube: client.ApiClient, name: str) -> str | None:
+    """The phase in the configuration the operator last handled (Kopf's record of it, kept in
+    an annotation): it reads Completed once an operator has seen the backup complete."""
+    body = get(kube, "milvusbackups", name) or {}
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    handled = json.loads(annotations.get(f"{GROUP}/last-handled-configuration") or "{}")
+    return (handled.get("status") or {}).get("phase")
+
+
+def backup_objects(stack: Stack, name: str) -> dict[str, str]:
+    """Every object under the backup's name in the backup bucket (read directly), by ETag."""
+    config = stack_config(stack)
+    store = ObjectStore(config.backup_storage, config.timeouts)
+    prefix = BackupLayout(config.backup_storage.root_path, name).prefix
+    return {o.key: o.etag for o in store.list(prefix)}
+
+
 def test_operator_killed_mid_backup_the_job_finishes_and_is_recorded(
     cluster: Cluster, kube: client.ApiClient, stack: Stack, operator: OperatorProcess,
     jobrunner: LocalJobRunner, samples: Any,
@@ -29,30 +55,59 @@ def test_operator_killed_mid_backup_the_job_finishes_and_is_recorded(
     apply(cluster, milvus_backup("during-restart", stack))
     wait_for_phase(kube, "milvusbackups", "during-restart", phases=("Running",), timeout=60)
     operator.kill()  # the Job keeps going without its operator
-    wait_for_phase(kube, "milvusbackups", "during-restart", phases=("Completed",), timeout=120)
-    operator.start()
-    status = wait_for_phase(kube, "milvusbackups", "during-restart")
-    assert status["phase"] == "Completed"
-    assert jobs(kube).count("mbk-during-restart") == 1  # resumed, not started again
+    status = wait_for_phase(kube, "milvusbackups", "during-restart", phases=("Completed",),
+                            timeout=120)  # fmt: skip
+    job = job_of(kube, "mbk-during-restart")
+    objects = backup_objects(stack, "during_restart")
     info = catalog(stack).read("during_restart")
     assert info.size == status["backupSize"] > 0
+    assert jobrunner.runs["mbk-during-restart"] == [job.metadata.uid]
+
+    operator.start()
+    wait(lambda: handled_phase(kube, "during-restart") == "Completed", 60,
+         "the restarted operator to handle mbk/during-restart")  # fmt: skip
+    # a second run would be a new Job object (a second create of the name is a 409, so
+    # counting Jobs proves nothing), a new process, a reset status or a rewritten backup
+    again = job_of(kube, "mbk-during-restart")
+    assert (again.metadata.uid, again.metadata.creation_timestamp) == (
+        job.metadata.uid, job.metadata.creation_timestamp), "the Job was created again"  # fmt: skip
+    assert jobrunner.runs["mbk-during-restart"] == [job.metadata.uid], "the work ran twice"
+    assert (get(kube, "milvusbackups", "during-restart") or {}).get("status") == status
+    assert backup_objects(stack, "during_restart") == objects
+    assert catalog(stack).read("during_restart").id == info.id
 
 
 def test_a_lost_job_fails_the_backup_with_a_reason_and_leaves_no_half_backup(
     cluster: Cluster, kube: client.ApiClient, stack: Stack, operator: OperatorProcess,
     jobrunner: LocalJobRunner, samples: Any,
 ) -> None:  # fmt: skip
-    apply(cluster, milvus_backup("lost-job", stack))
-    seen: list[dict[str, Any]] = []
-    wait_for_phase(kube, "milvusbackups", "lost-job", phases=("Running",), timeout=60, seen=seen)
-    jobrunner.kill("mbk-lost-job")
-    status = wait_for_phase(kube, "milvusbackups", "lost-job")
-    if status["phase"] == "Completed":  # the Job finished before the kill: nothing to prove
-        pytest.skip("the backup completed before its Job could be killed")
-    assert status["phase"] == "Failed"
+    """The Job's process is frozen right after its first binlog copy (the copy is made, the
+    backup cannot have written its meta: the relay holds the answer), then killed."""
+    copies = "/backup/lost_job/binlogs/"
+    relay = S3Relay(
+        stack.s3.endpoint,
+        trigger=lambda method, path: method == "PUT" and copies in path,
+        on_trigger=lambda: jobrunner.pause("mbk-lost-job"),
+    ).start()
+    try:
+        storage = {"endpoint": relay.endpoint, "credentialsSecret": {"name": "milvus-s3"}}
+        apply(cluster, milvus_backup("lost-job", stack, storage=storage))
+        if not relay.triggered.wait(120):
+            status = (get(kube, "milvusbackups", "lost-job") or {}).get("status")
+            raise TimeoutError(f"the backup never copied a binlog through the relay: {status}")
+        half = backup_objects(stack, "lost_job")
+        assert any(copies.lstrip("/") in key for key in half), half
+        assert "backup/lost_job/meta/in_progress.json" in half, half
+        assert "backup/lost_job/meta/backup_meta.json" not in half, half
+        jobrunner.kill("mbk-lost-job")
+        status = wait_for_phase(kube, "milvusbackups", "lost-job")
+    finally:
+        relay.stop()
+    assert status["phase"] == "Failed", status
     assert "Job mbk-lost-job failed" in status["message"]
     assert "see its logs" in status["message"]
-    assert not catalog(stack).exists("lost_job")  # removed, or never written
+    assert "its partial data was removed" in status["message"], status["message"]
+    assert backup_objects(stack, "lost_job") == {}
 
 
 def test_deletion_policy_retain_keeps_the_backup(

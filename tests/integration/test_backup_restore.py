@@ -18,7 +18,7 @@ from pymilvus import DataType, MilvusClient
 from milvus_backup_operator.engine.backup import BackupRequest, create_backup
 from milvus_backup_operator.engine.selection import parse_list
 from tests import sample_data
-from tests.conftest import run_cli, stack_config
+from tests.conftest import CliResult, run_cli, stack_config
 from tests.sample_data import BOOKS, DOCS, SAMPLES, TINY
 from tests.stack import Stack
 
@@ -36,6 +36,15 @@ def nightly(stack: Stack, samples: dict[str, Rows]) -> dict[str, Rows]:
     books.delete("books", filter="pk >= 100 and pk < 150")
     books.insert("books", [{**samples["books"][1], "pk": 90_001}])
     return samples
+
+
+@pytest.fixture(scope="module")
+def recovered(stack: Stack, nightly: dict[str, Rows]) -> CliResult:
+    """``nightly`` restored whole with the suffix ``_recover`` (the tests that read the
+    restored collections need it, whichever of them runs, in whatever order)."""
+    result = run_cli(stack.config_path, "restore", "-n", "nightly", "-s", "_recover")
+    assert result.code == 0, result.output
+    return result
 
 
 def restored_rows(stack: Stack, sample: sample_data.SampleCollection, name: str) -> Rows:
@@ -63,10 +72,9 @@ def test_backup_is_listed_complete_with_its_collections(stack: Stack, nightly: A
 
 
 def test_restore_with_suffix_gives_back_exactly_the_rows_live_at_backup_time(
-    stack: Stack, nightly: dict[str, Rows]
+    stack: Stack, nightly: dict[str, Rows], recovered: CliResult
 ) -> None:
-    result = run_cli(stack.config_path, "restore", "-n", "nightly", "-s", "_recover")
-    assert result.code == 0, result.output
+    result = recovered
     for sample in SAMPLES:
         rows = restored_rows(stack, sample, sample.name + "_recover")
         assert rows == nightly[sample.ref], f"{sample.ref}: restored rows differ"
@@ -75,7 +83,7 @@ def test_restore_with_suffix_gives_back_exactly_the_rows_live_at_backup_time(
     assert recovered in result.stdout
 
 
-def test_restored_schema_matches_the_original(stack: Stack, nightly: Any) -> None:
+def test_restored_schema_matches_the_original(stack: Stack, recovered: CliResult) -> None:
     c = sample_data.client(stack.milvus.uri)
     original, restored = c.describe_collection("books"), c.describe_collection("books_recover")
     assert restored["fields"] == original["fields"]
@@ -104,21 +112,25 @@ def test_rename_while_the_original_exists_then_rebuild_index_load_and_search(
     assert sample_data.rows(stack.milvus.uri, BOOKS, "books_copy") == nightly["books"]
 
 
-def test_existing_target_is_refused_unless_drop_is_asked(stack: Stack, nightly: Any) -> None:
+def test_existing_target_is_refused_unless_drop_is_asked(
+    stack: Stack, nightly: dict[str, Rows]
+) -> None:
+    """Its own target (not another test's restore), changed after its restore."""
+    restore = ("restore", "-n", "nightly", "-c", "tiny", "-s", "_taken")
+    made = run_cli(stack.config_path, *restore)
+    assert made.code == 0, made.output
     c = sample_data.client(stack.milvus.uri)
-    c.insert("tiny_recover", [{"code": "extra", "emb": [0.0] * 4, "score": 1.0}])
-    refused = run_cli(stack.config_path, "restore", "-n", "nightly", "-c", "tiny", "-s", "_recover")
+    c.insert("tiny_taken", [{"code": "extra", "emb": [0.0] * 4, "score": 1.0}])
+    assert len(restored_rows(stack, TINY, "tiny_taken")) == 201
+    refused = run_cli(stack.config_path, *restore)
     assert refused.code == 1
-    assert "tiny_recover already exists" in refused.stderr
+    assert "tiny_taken already exists" in refused.stderr
     assert "--drop_exist_collection" in refused.stderr
-    assert len(sample_data.rows(stack.milvus.uri, TINY, "tiny_recover")) == 201  # untouched
+    assert len(sample_data.rows(stack.milvus.uri, TINY, "tiny_taken")) == 201  # untouched
 
-    replaced = run_cli(
-        stack.config_path, "restore", "-n", "nightly", "-c", "tiny", "-s", "_recover",
-        "--drop_exist_collection",
-    )  # fmt: skip
+    replaced = run_cli(stack.config_path, *restore, "--drop_exist_collection")
     assert replaced.code == 0, replaced.output
-    assert restored_rows(stack, TINY, "tiny_recover") == nightly["tiny"]
+    assert restored_rows(stack, TINY, "tiny_taken") == nightly["tiny"]
 
 
 def test_engine_reports_progress_to_the_end(stack: Stack, samples: Any) -> None:

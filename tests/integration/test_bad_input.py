@@ -17,6 +17,7 @@ from milvus_backup_operator.engine.selection import parse_list
 from milvus_backup_operator.engine.storage import ObjectStore
 from tests import sample_data
 from tests.conftest import run_cli, stack_config
+from tests.integration.world import world
 from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -98,9 +99,20 @@ def test_suffix_and_renames_together(stack: Stack, base: str) -> None:
     assert result.code == 1 and "either a collection suffix or renames" in result.stderr
 
 
-def test_restore_over_an_existing_collection_writes_nothing(stack: Stack, base: str) -> None:
-    result = run_cli(stack.config_path, "restore", "-n", base)  # tiny and db1.docs exist
-    assert result.code == 1 and "already exists" in result.stderr
+@pytest.mark.parametrize(
+    "renames", [(), ("-r", "tiny:tiny_fresh")], ids=["every-target-exists", "one-target-free"]
+)
+def test_restore_over_an_existing_collection_writes_nothing(
+    stack: Stack, base: str, renames: tuple[str, ...]
+) -> None:
+    """Refused before anything is written: no collection, row, database or object, not
+    even for the targets that are free (tiny_fresh)."""
+    before = world(stack)
+    result = run_cli(stack.config_path, "restore", "-n", base, *renames)  # db1.docs exists
+    assert result.code == 1 and "db1.docs already exists" in result.stderr, result.output
+    after = world(stack)
+    assert "default.tiny_fresh" not in after.rows
+    assert after == before
 
 
 def test_unreachable_milvus_fails_within_the_timeout(stack: Stack, tmp_path: Path) -> None:

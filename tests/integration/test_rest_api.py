@@ -12,10 +12,11 @@ import pytest
 
 from milvus_backup_operator.engine.config_file import load_config
 from milvus_backup_operator.engine.storage import ObjectStore
+from milvus_backup_operator.server.tasks import TaskStore
 from tests import sample_data
 from tests.conftest import run_cli
 from tests.integration.api_server import Server, call, running, wait_task
-from tests.sample_data import BOOKS
+from tests.sample_data import BOOKS, TINY
 from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -98,27 +99,51 @@ def test_bad_requests_get_an_error_status_and_say_what_to_fix(
 def test_async_restore_survives_a_server_restart(
     server: Server, stack: Stack, samples: Any
 ) -> None:
-    live = sample_data.rows(stack.milvus.uri, BOOKS)
-    made = call(
-        server, "POST", "/create", {"backup_name": "api_books", "collection_names": ["books"]}
-    )
+    """Killed with one collection restored and the other's imports in flight: the first is
+    kept as it is, the second dropped and redone, and every row backed up is restored."""
+    uri = stack.milvus.uri
+    live = {sample.name: sample_data.rows(uri, sample) for sample in (BOOKS, TINY)}
+    made = call(server, "POST", "/create",
+                {"backup_name": "api_restart", "collection_names": ["books", "tiny"]})  # fmt: skip
     assert made[0] == 200, made
-    request = {"async": True, "backup_name": "api_books", "collection_suffix": "_api",
+    request = {"async": True, "backup_name": "api_restart", "collection_suffix": "_api",
                "id": "restart_me"}  # fmt: skip
     status, body = call(server, "POST", "/restore", request)
     assert status == 200 and body["data"]["state_code"] == 1, body
-    deadline = time.monotonic() + 60
-    while call(server, "GET", "/get_restore?id=restart_me")[1]["data"]["progress"] < 10:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    server.kill()  # in the middle: some imports done, some not
+
+    def one_done_one_not() -> bool:
+        task = call(server, "GET", "/get_restore?id=restart_me")[1]["data"]
+        assert task["state_code"] == 1, f"the restore ended before the kill: {task}"
+        states = [c["state_code"] for c in task["collection_restore_tasks"]]
+        return len(states) == 2 and sorted(states)[-1] == 2 and sorted(states)[0] != 2
+
+    deadline = time.monotonic() + 300
+    while not one_done_one_not():
+        assert time.monotonic() < deadline, "no collection was restored within 300 s"
+        time.sleep(0.1)
+    server.kill()
+    # the task as the killed server left it (written through on every change)
+    store = TaskStore(server.state)
+    try:
+        killed = store.get("restart_me")
+    finally:
+        store.close()
+    assert killed is not None and killed.state_code == 1, killed
+    states = {c["target"]: c["state"] for c in killed.collections}
+    assert sorted(states.values()) == ["Completed", "Running"], f"at the kill: {states}"
+    (kept,) = (target for target, state in states.items() if state == "Completed")
+    kept_id = sample_data.client(uri).describe_collection(kept)["collection_id"]
+
     server.start()
     task = wait_task(server, "/get_restore?id=restart_me")
     assert task["state_code"] == 2, task
-    (collection,) = task["collection_restore_tasks"]
-    assert collection["target_collection_name"] == "books_api" and collection["state_code"] == 2
-    sample_data.prepare_for_query(stack.milvus.uri, BOOKS, "books_api")
-    assert sample_data.rows(stack.milvus.uri, BOOKS, "books_api") == live
+    done = {c["target_collection_name"]: c["state_code"] for c in task["collection_restore_tasks"]}
+    assert done == {"books_api": 2, "tiny_api": 2}, task
+    assert sample_data.client(uri).describe_collection(kept)["collection_id"] == kept_id
+    for sample in (BOOKS, TINY):
+        sample_data.prepare_for_query(uri, sample, f"{sample.name}_api")
+        restored = sample_data.rows(uri, sample, f"{sample.name}_api")
+        assert restored == live[sample.name], f"{sample.name}_api: restored rows differ"
 
 
 def test_one_collection_failing_does_not_hide_the_others(

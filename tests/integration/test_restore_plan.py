@@ -12,6 +12,7 @@ import pytest
 from tests import sample_data
 from tests.conftest import run_cli
 from tests.integration.api_server import Server, call, running
+from tests.integration.world import world
 from tests.sample_data import DOCS, TINY
 from tests.stack import Stack
 
@@ -47,12 +48,6 @@ def _drop(uri: str, *targets: tuple[str, str]) -> None:
         c = sample_data.client(uri, db)
         if db in c.list_databases() and c.has_collection(name):
             c.drop_collection(name)
-
-
-def _collections(uri: str) -> dict[str, list[str]]:
-    """Every database of Milvus, with its collections."""
-    c = sample_data.client(uri)
-    return {db: sorted(sample_data.client(uri, db).list_collections()) for db in c.list_databases()}
 
 
 def _restored_rows(uri: str, sample: Any, db: str, name: str) -> dict[Any, Any]:
@@ -133,10 +128,12 @@ def test_plans_we_refuse_say_why_and_write_nothing(
     server: Server, stack: Stack, source_backup: dict[str, Any], body: dict[str, Any],
     fragment: str,
 ) -> None:  # fmt: skip
-    before = _collections(stack.milvus.uri)
+    before = world(stack)
     status, reply = call(server, "POST", "/restore", {"backup_name": "plan_src", **body})
     assert status == 400 and fragment in reply["msg"], reply
-    assert _collections(stack.milvus.uri) == before and REFUSED not in before
+    after = world(stack)
+    assert REFUSED not in after.databases
+    assert after == before  # databases, collections, their rows, both buckets' objects
 
 
 def test_meta_only_backup_is_marked_and_restores_empty(
