@@ -156,12 +156,14 @@ class OperatorProcess:
     executor: str = "job"
     webhook: WebhookTLS | None = None
     process: subprocess.Popen[bytes] | None = None
+    extra: tuple[str, ...] = ()  # more arguments of ``run``
 
     def start(self) -> OperatorProcess:
         port = free_port()
         command = [
             str(Path(sys.executable).parent / "milvus-backup-operator"), "run",
             "--namespace", NAMESPACE, "--executor", self.executor, "--health-port", str(port),
+            *self.extra,
         ]  # fmt: skip
         if self.webhook:
             command += ["--webhook-port", str(self.webhook.port), "--webhook-cert",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -77,37 +79,76 @@ def test_operator_killed_mid_backup_the_job_finishes_and_is_recorded(
     assert catalog(stack).read("during_restart").id == info.id
 
 
-def test_a_lost_job_fails_the_backup_with_a_reason_and_leaves_no_half_backup(
-    cluster: Cluster, kube: client.ApiClient, stack: Stack, operator: OperatorProcess,
-    jobrunner: LocalJobRunner, samples: Any,
-) -> None:  # fmt: skip
-    """The Job's process is frozen right after its first binlog copy (the copy is made, the
-    backup cannot have written its meta: the relay holds the answer), then killed."""
-    copies = "/backup/lost_job/binlogs/"
+@contextmanager
+def job_lost_mid_copy(
+    cluster: Cluster, kube: client.ApiClient, stack: Stack, jobrunner: LocalJobRunner, name: str
+) -> Iterator[None]:
+    """Create MilvusBackup ``name`` (its storage through a relay), freeze its Job right after
+    its first binlog copy (the copy is made, the backup cannot have written its meta: the
+    relay holds the answer), check that, and kill it. The relay passes everything on after
+    that, until the ``with`` block ends."""
+    backup = name.replace("-", "_")
+    copies = f"/backup/{backup}/binlogs/"
     relay = S3Relay(
         stack.s3.endpoint,
         trigger=lambda method, path: method == "PUT" and copies in path,
-        on_trigger=lambda: jobrunner.pause("mbk-lost-job"),
+        on_trigger=lambda: jobrunner.pause(f"mbk-{name}"),
     ).start()
     try:
         storage = {"endpoint": relay.endpoint, "credentialsSecret": {"name": "milvus-s3"}}
-        apply(cluster, milvus_backup("lost-job", stack, storage=storage))
+        apply(cluster, milvus_backup(name, stack, storage=storage))
         if not relay.triggered.wait(120):
-            status = (get(kube, "milvusbackups", "lost-job") or {}).get("status")
+            status = (get(kube, "milvusbackups", name) or {}).get("status")
             raise TimeoutError(f"the backup never copied a binlog through the relay: {status}")
-        half = backup_objects(stack, "lost_job")
+        half = backup_objects(stack, backup)
         assert any(copies.lstrip("/") in key for key in half), half
-        assert "backup/lost_job/meta/in_progress.json" in half, half
-        assert "backup/lost_job/meta/backup_meta.json" not in half, half
-        jobrunner.kill("mbk-lost-job")
-        status = wait_for_phase(kube, "milvusbackups", "lost-job")
+        assert f"backup/{backup}/meta/in_progress.json" in half, half
+        assert f"backup/{backup}/meta/backup_meta.json" not in half, half
+        jobrunner.kill(f"mbk-{name}")
+        yield
     finally:
         relay.stop()
+
+
+def test_a_lost_job_is_followed_by_a_new_job_that_resumes_the_backup(
+    cluster: Cluster, kube: client.ApiClient, stack: Stack, operator: OperatorProcess,
+    jobrunner: LocalJobRunner, samples: Any,
+) -> None:  # fmt: skip
+    with job_lost_mid_copy(cluster, kube, stack, jobrunner, "lost-job"):
+        status = wait_for_phase(kube, "milvusbackups", "lost-job", timeout=300)
+    assert status["phase"] == "Completed", (status, jobrunner.log_of("mbk-lost-job-r1"))
+    assert (status["attempts"], status["jobName"]) == (1, "mbk-lost-job-r1")
+    assert jobrunner.runs["mbk-lost-job"] and jobrunner.runs["mbk-lost-job-r1"]
+    info = catalog(stack).read("lost_job")  # whole: the dead Job's half was cleared first
+    assert info.size == status["backupSize"] > 0
+    stored = backup_objects(stack, "lost_job")
+    assert "backup/lost_job/meta/in_progress.json" not in stored
+    assert {c["name"] for c in status["collections"]} == {
+        c.qualified_name for c in info.collection_backups
+    }
+
+
+def test_a_lost_job_with_no_retry_left_fails_with_a_reason_and_leaves_no_half_backup(
+    cluster: Cluster, kube: client.ApiClient, stack: Stack, operator: OperatorProcess,
+    jobrunner: LocalJobRunner, samples: Any, tmp_path: Any,
+) -> None:  # fmt: skip
+    operator.stop()  # the same operator, told to start no new Job
+    strict = OperatorProcess(operator.kubeconfig, tmp_path / "operator.log",
+                             webhook=operator.webhook, extra=("--job-retries", "0"))  # fmt: skip
+    strict.start()
+    try:
+        with job_lost_mid_copy(cluster, kube, stack, jobrunner, "lost-for-good"):
+            status = wait_for_phase(kube, "milvusbackups", "lost-for-good")
+    finally:
+        strict.stop()
+        operator.start()
     assert status["phase"] == "Failed", status
-    assert "Job mbk-lost-job failed" in status["message"]
+    assert "Job mbk-lost-for-good failed" in status["message"]
+    assert "no retry is left (0 new Jobs at most" in status["message"]
     assert "see its logs" in status["message"]
     assert "its partial data was removed" in status["message"], status["message"]
-    assert backup_objects(stack, "lost_job") == {}
+    assert backup_objects(stack, "lost_for_good") == {}
+    assert "mbk-lost-for-good-r1" not in jobrunner.runs
 
 
 def test_deletion_policy_retain_keeps_the_backup(

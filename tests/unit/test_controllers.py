@@ -236,7 +236,8 @@ def test_a_failed_job_is_retried_by_a_new_one_a_bounded_number_of_times(
     assert body["status"]["phase"] == "Running" and body["status"]["attempts"] == 2
     job_event(run, failed_job("job-drill-2", Kind.RESTORE, "drill"))
     assert body["status"]["phase"] == "Failed"
-    assert "2 times" in body["status"]["message"] and "see its logs" in body["status"]["message"]
+    message = body["status"]["message"]
+    assert "Job job-drill-2 failed" in message and "no retry is left (2 new Jobs" in message
     assert [i.attempt for i in executor(run).started] == [1, 2]
 
 

@@ -74,7 +74,10 @@ def job_finished(*, body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_
     failure = f"Job {body.metadata.name} failed ({'; '.join(reasons) or 'its Pod failed'})"
     run = services(memo)
     if not _retry(run, kind, namespace, name, job=body.metadata.name, failure=failure):
-        message = f"{failure} before reporting a result, {run.job_retries} times: see its logs"
+        limit = f"{run.job_retries} new Jobs at most, --job-retries"
+        message = (
+            f"{failure} before reporting a result, and no retry is left ({limit}): see its logs"
+        )
         mark_crashed(kind, namespace, name, message, run.resources)
 
 
