@@ -1,5 +1,7 @@
 """What a refused or dry operation must leave as it found: Milvus's databases, collections and
-their rows, and every object of Milvus's bucket and of the backup bucket."""
+their rows, and every object outside Milvus's own rootPath in Milvus's bucket and in the backup
+bucket (Milvus compacts and collects its own binlogs whenever it likes: a refused operation
+that wrote there would show as a collection or rows that changed)."""
 
 from __future__ import annotations
 
@@ -29,10 +31,15 @@ def world(stack: Stack) -> World:
             rows[f"{db}.{name}"] = _rows(client, name)
     config = stack_config(stack)
     objects: dict[str, dict[str, str]] = {}
+    milvus_own = f"{config.storage.root_path.strip('/')}/"
     for storage in (config.storage, config.backup_storage):
         if storage.bucket not in objects:
             store = ObjectStore(storage, config.timeouts)
-            objects[storage.bucket] = {o.key: o.etag for o in store.list("")}
+            objects[storage.bucket] = {
+                o.key: o.etag
+                for o in store.list("")
+                if storage.bucket != config.storage.bucket or not o.key.startswith(milvus_own)
+            }
     return World(databases, rows, objects)
 
 
