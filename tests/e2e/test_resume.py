@@ -101,6 +101,32 @@ def test_a_copy_of_a_completed_restore_is_adopted_and_never_run_again(
     assert not jobrunner.running("mrs-adopt-1")
 
 
-def _annotations(kube: client.ApiClient, name: str) -> dict[str, str]:
-    body = get(kube, "milvusrestores", name) or {}
+def _annotations(
+    kube: client.ApiClient, name: str, plural: str = "milvusrestores"
+) -> dict[str, str]:
+    body = get(kube, plural, name) or {}
     return dict(body.get("metadata", {}).get("annotations") or {})
+
+
+def test_a_copy_of_a_completed_backup_whose_data_is_there_is_adopted(
+    cluster: Cluster, kube: client.ApiClient, stack: Stack, operator: OperatorProcess,
+    jobrunner: LocalJobRunner, samples: Any,
+) -> None:  # fmt: skip
+    apply(cluster, milvus_backup("adopt-b", stack, collections=["tiny"]))
+    done = wait_for_phase(kube, "milvusbackups", "adopt-b")
+    assert done["phase"] == "Completed"
+    deadline = time.monotonic() + 30
+    while "backup.milvus.io/completed" not in _annotations(kube, "adopt-b", "milvusbackups"):
+        assert time.monotonic() < deadline, "the completion mark was never written"
+        time.sleep(0.2)
+    saved = get(kube, "milvusbackups", "adopt-b")
+    assert saved is not None
+    cluster.kubectl("delete", "mbk", "adopt-b", "-n", NAMESPACE, "--wait=true")  # Retain
+    copy = {"apiVersion": saved["apiVersion"], "kind": saved["kind"], "spec": saved["spec"],
+            "metadata": {"name": "adopt-b", "namespace": NAMESPACE,
+                         "annotations": saved["metadata"]["annotations"]}}  # fmt: skip
+    apply(cluster, copy)
+    status = wait_for_phase(kube, "milvusbackups", "adopt-b")
+    assert status["phase"] == "Completed" and "not run" in status["message"]
+    assert status["backupName"] == "adopt_b"
+    assert len(jobrunner.runs["mbk-adopt-b"]) == 1  # the first backup's Job only

@@ -647,3 +647,23 @@ def test_storage_v2_logs_are_named_by_column_group(
         rest.stop()
         server.version = "v2.5.20"
         server.collections.pop("v2seg", None)
+
+
+@pytest.mark.parametrize("version", ["v2.5.0", "v2.6.3"])
+def test_objects_of_an_unknown_shape_in_a_segment_refuse_it_by_name(
+    standin: tuple[StandInMilvus, BackupConfig], version: str
+) -> None:
+    """Newer Milvus keeps large text values in ``lob/`` files beside a segment's binlogs
+    (``metautil.BuildLOBLogPath``): neither listed nor named, they would be lost. The same
+    shape under a segment that is not backed up (dropped, not yet collected) is left alone."""
+    with segment_files_from_milvus(standin, version) as (_, _, config, store):
+        wanted = (CollectionRef("default", "seg"),)
+        dropped = f"{ROOT}/insert_log/{SEG}/{SEG_P}/7699/101/lob/5"
+        store.put(dropped, b"a large value of a segment Milvus no longer reports")
+        create_backup(config, BackupRequest("sb_lob_ok", wanted))  # not ours to read
+        lob = f"{ROOT}/insert_log/{SEG}/{SEG_P}/7611/101/lob/7"
+        store.put(lob, b"a large text value")
+        with pytest.raises(UnsupportedError, match=r"segment 7611 of seg holds 1 objects") as err:
+            create_backup(config, BackupRequest("sb_lob", wanted))
+        assert lob in str(err.value) and "nothing was kept" in str(err.value)
+        assert not Catalog.of(config).exists("sb_lob")

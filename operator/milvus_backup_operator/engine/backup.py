@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -307,6 +308,7 @@ class _BackupJob:
         compaction or flush left in a live segment's directory.
         """
         listing = self._list_logs(collection_id)
+        listing.refuse_unknown(segments, ref)
         if not (self.milvus.capabilities.segment_info and segments):
             return listing.parsed()
         rest = MilvusRest(self.config.milvus, self.config.timeouts)
@@ -373,6 +375,10 @@ class _Binlogs:
     named: bool = False  # by Milvus (segments/describe), not guessed from a listing
 
 
+_INSERT_LOG = re.compile(r"^-?\d+/\d+/\d+/\d+$")  # partition/segment/field/log
+_DELTA_LOG = re.compile(r"^-?\d+/\d+/\d+$")  # partition/segment/log
+
+
 @dataclass(frozen=True)
 class _Listing:
     """A collection's insert and delta log objects, as listed in Milvus's bucket.
@@ -388,15 +394,42 @@ class _Listing:
     deltas: list[ObjectInfo]
 
     def parsed(self) -> _Binlogs:
-        """Every listed log, by segment (and field): what Milvus < 2.5.8 allows."""
+        """Every listed log, by segment (and field): what Milvus < 2.5.8 allows. Objects
+        of another shape are left out here (see :meth:`refuse_unknown`)."""
         found = _Binlogs()
         for obj in self.inserts:
-            _, segment, field_id, log_id = obj.key.removeprefix(self.insert_dir).split("/")
-            found.inserts[int(segment)][int(field_id)].append(_binlog(obj.key, obj.size, log_id))
+            rel = obj.key.removeprefix(self.insert_dir)
+            if _INSERT_LOG.match(rel):
+                _, segment, field_id, log_id = rel.split("/")
+                found.inserts[int(segment)][int(field_id)].append(
+                    _binlog(obj.key, obj.size, log_id)
+                )
         for obj in self.deltas:
-            _, segment, log_id = obj.key.removeprefix(self.delta_dir).split("/")
-            found.deltas[int(segment)].append(_binlog(obj.key, obj.size, log_id))
+            rel = obj.key.removeprefix(self.delta_dir)
+            if _DELTA_LOG.match(rel):
+                _, segment, log_id = rel.split("/")
+                found.deltas[int(segment)].append(_binlog(obj.key, obj.size, log_id))
         return found
+
+    def refuse_unknown(self, segments: list[SegmentInfo], ref: CollectionRef) -> None:
+        """Refuse a segment to back up that holds objects of a shape this version does not
+        know (e.g. the ``lob/`` files of large text values newer Milvus writes beside the
+        binlogs, ``metautil.BuildLOBLogPath``): copying it without them would lose data."""
+        for segment in segments:
+            at = f"{join(segment.partition_id, segment.segment_id)}/"
+            for top, shape, objects in ((self.insert_dir, _INSERT_LOG, self.inserts),
+                                        (self.delta_dir, _DELTA_LOG, self.deltas)):  # fmt: skip
+                strange = [
+                    o.key for o in objects
+                    if o.key.startswith(top + at) and not shape.match(o.key.removeprefix(top))
+                ]  # fmt: skip
+                if strange:
+                    raise UnsupportedError(
+                        f"segment {segment.segment_id} of {ref} holds {len(strange)} objects "
+                        f"this version does not know how to back up (e.g. {strange[0]!r}): "
+                        "Milvus keeps data there that is not in its binlogs (large values in "
+                        "lob/?); nothing was kept"
+                    )
 
     def named(
         self, segments: list[SegmentInfo], named: dict[int, SegmentFiles], ref: CollectionRef,
