@@ -660,10 +660,11 @@ def test_objects_of_an_unknown_shape_in_a_segment_refuse_it_by_name(
         wanted = (CollectionRef("default", "seg"),)
         dropped = f"{ROOT}/insert_log/{SEG}/{SEG_P}/7699/101/lob/5"
         store.put(dropped, b"a large value of a segment Milvus no longer reports")
-        create_backup(config, BackupRequest("sb_lob_ok", wanted))  # not ours to read
+        tag = version.replace(".", "_").lstrip("v")
+        create_backup(config, BackupRequest(f"sb_lob_ok_{tag}", wanted))  # not ours to read
         lob = f"{ROOT}/insert_log/{SEG}/{SEG_P}/7611/101/lob/7"
         store.put(lob, b"a large text value")
         with pytest.raises(UnsupportedError, match=r"segment 7611 of seg holds 1 objects") as err:
-            create_backup(config, BackupRequest("sb_lob", wanted))
+            create_backup(config, BackupRequest(f"sb_lob_{tag}", wanted))
         assert lob in str(err.value) and "nothing was kept" in str(err.value)
-        assert not Catalog.of(config).exists("sb_lob")
+        assert not Catalog.of(config).exists(f"sb_lob_{tag}")
