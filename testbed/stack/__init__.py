@@ -2,10 +2,11 @@
 
     stack = start_stack(tmp_path, die_with_parent=True)   # about 5 s
     stack.milvus.uri, stack.s3.endpoint, stack.config_path  # backup.yaml for milvus-backup
+    stack_config(stack)                                      # that file, read by the engine
     stack.restart_milvus(bucket="other", root_path="files")  # a fresh Milvus, same gateway
     stack.stop()
 
-``python -m tests.stack up|down|run --dir DIR`` drives the same from a shell.
+``python -m testbed.stack up|down|run --dir DIR`` drives the same from a shell.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from milvus_backup_operator.engine.config import BackupConfig
+from milvus_backup_operator.engine.config_file import load_config
 
 from .milvus import MilvusEndpoint, MilvusProcess, start_milvus
 from .rgw import (
@@ -38,6 +42,7 @@ __all__ = [
     "S3Endpoint",
     "Stack",
     "StackError",
+    "stack_config",
     "start_milvus",
     "start_rgw",
     "start_stack",
@@ -150,6 +155,11 @@ class Stack:
             self.milvus_process.stop()
         finally:
             self.rgw.stop()
+
+
+def stack_config(stack: Stack) -> BackupConfig:
+    """The engine's configuration for ``stack``: its ``backup.yaml``, read as the CLI reads it."""
+    return load_config(stack.config_path, {}, required=True)
 
 
 def _recorded_daemons(base_dir: Path) -> list[Daemon]:
