@@ -15,12 +15,9 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-
-from milvus_backup_operator.engine.config import BackupConfig
-from milvus_backup_operator.engine.config_file import load_config
 
 from .milvus import MilvusEndpoint, MilvusProcess, start_milvus
 from .rgw import (
@@ -32,6 +29,9 @@ from .rgw import (
     start_rgw,
     stop_daemons,
 )
+
+if TYPE_CHECKING:
+    from milvus_backup_operator.engine.config import BackupConfig
 
 __all__ = [
     "BACKUP_ROOT_PATH",
@@ -159,6 +159,8 @@ class Stack:
 
 def stack_config(stack: Stack) -> BackupConfig:
     """The engine's configuration for ``stack``: its ``backup.yaml``, read as the CLI reads it."""
+    from milvus_backup_operator.engine.config_file import load_config  # the stack needs none
+
     return load_config(stack.config_path, {}, required=True)
 
 
