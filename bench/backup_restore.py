@@ -46,11 +46,9 @@ from minio import Minio
 from minio.commonconfig import CopySource
 from pymilvus import BulkInsertState, CollectionSchema, DataType, MilvusClient, connections, utility
 from pymilvus.grpc_gen import milvus_pb2
-from tests.stack import Stack, start_stack
 
 from milvus_backup_operator.engine.backup import BackupRequest, create_backup
 from milvus_backup_operator.engine.config import BackupConfig
-from milvus_backup_operator.engine.config_file import load_config
 from milvus_backup_operator.engine.import_jobs import plan_imports
 from milvus_backup_operator.engine.layout import BackupLayout
 from milvus_backup_operator.engine.meta import BackupInfo, CollectionBackupInfo
@@ -60,6 +58,7 @@ from milvus_backup_operator.engine.restore import restore_backup
 from milvus_backup_operator.engine.restore_plan import RestoreRequest
 from milvus_backup_operator.engine.selection import CollectionRef
 from milvus_backup_operator.engine.storage import ObjectStore
+from testbed.stack import Stack, stack_config, start_stack
 
 COLLECTION = "c"
 REF = CollectionRef("default", COLLECTION)
@@ -525,7 +524,7 @@ def _sources(info: BackupInfo) -> list[str]:
 
 
 def run(stack: Stack, args: argparse.Namespace) -> None:
-    config = load_config(stack.config_path, {}, required=True)
+    config = stack_config(stack)
     client = MilvusClient(uri=stack.milvus.uri, timeout=60)
     connections.connect(ALIAS, uri=stack.milvus.uri)
     print(versions(client))

@@ -5,12 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tests/stack/install.sh     # Ceph RADOS Gateway (the S3 server)
-tests/browser/install.sh   # Chromium, for the Swagger UI check
+testbed/stack/install.sh     # Ceph RADOS Gateway (the S3 server)
+testbed/browser/install.sh   # Chromium, for the Swagger UI check
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test]"
-tests/deploy/install_helm.sh    # a real helm binary, for the chart's tests
-.venv/bin/python -m tests.kube build   # kube-apiserver 1.20 from Debian's sources (cached)
+testbed/helm/install.sh      # a real helm binary, for the chart's tests
+.venv/bin/python -m testbed.kube build   # kube-apiserver 1.20 from Debian's sources (cached)

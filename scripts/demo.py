@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tests import sample_data
-from tests.e2e.bed import (
+
+from testbed import sample_data
+from testbed.bed import (
     NAMESPACE,
     SYSTEM,
     OperatorProcess,
@@ -28,9 +29,9 @@ from tests.e2e.bed import (
     prepare_cluster,
     service_account_token,
 )
-from tests.e2e.jobrunner import LocalJobRunner
-from tests.kube import Cluster, ensure_built, start_cluster
-from tests.stack import Stack, start_stack
+from testbed.jobrunner import LocalJobRunner
+from testbed.kube import Cluster, ensure_built, start_cluster
+from testbed.stack import Stack, start_stack
 
 
 def say(text: str) -> None:

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from milvus_backup_operator.engine.config import BackupConfig
-from milvus_backup_operator.engine.config_file import load_config
-from tests import sample_data
-from tests.stack import Stack, start_stack
+from testbed import sample_data
+from testbed.stack import Stack, start_stack
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
@@ -47,10 +45,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield started
     finally:
         started.stop()
-
-
-def stack_config(stack: Stack) -> BackupConfig:
-    return load_config(stack.config_path, {}, required=True)
 
 
 @pytest.fixture(scope="session")

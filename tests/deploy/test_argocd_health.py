@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from lupa import lua51
 
+from testbed.kube import Cluster
+from testbed.stack import Stack
 from tests.deploy.chart import ChartInstall, get_resource, wait_for_phase
 from tests.deploy.conftest import WATCHED
 from tests.e2e.resources import apply, milvus_backup, milvus_restore
-from tests.kube import Cluster
-from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -27,6 +27,12 @@ from milvus_backup_operator.api.crds import all_crds
 from milvus_backup_operator.api.crds import render as render_crd
 from milvus_backup_operator.api.specs import parse_backup
 from milvus_backup_operator.cli import DEFAULT_IMAGE
+from testbed import bed
+from testbed.bed import service_account_token
+from testbed.jobrunner import LocalJobRunner
+from testbed.kube import Cluster
+from testbed.stack import Stack
+from testbed.stack.rgw import free_port
 from tests.deploy.chart import (
     CHART,
     NO_NAMESPACE,
@@ -46,16 +52,10 @@ from tests.deploy.chart import (
     wait_for_phase,
 )
 from tests.deploy.conftest import RELEASE, WATCHED
-from tests.e2e import bed
-from tests.e2e.bed import service_account_token
-from tests.e2e.jobrunner import LocalJobRunner
 from tests.e2e.resources import apply as apply_resources
 from tests.e2e.resources import milvus_backup
 from tests.e2e.test_operator import catalog
 from tests.integration.api_server import call
-from tests.kube import Cluster
-from tests.stack import Stack
-from tests.stack.rgw import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -218,7 +218,7 @@ def bindings(docs: list[dict[str, Any]], kind: str) -> list[tuple[Any, ...]]:
 
 
 def bed_webhook_shape(tmp_path: Path) -> list[dict[str, Any]]:
-    """The webhooks the e2e bed installs (tests/e2e/bed.py), captured instead of applied."""
+    """The webhooks the e2e bed installs (testbed/bed.py), captured instead of applied."""
     ca = tmp_path / "ca.crt"
     ca.write_text("test")
     captured: list[str] = []

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from milvus_backup_operator.api.specs import complete_restore, parse_backup, parse_restore
+from testbed.kube import Cluster
 from tests.deploy.chart import namespaces
-from tests.kube import Cluster
 
 pytestmark = pytest.mark.e2e
 

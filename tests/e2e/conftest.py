@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from tests.e2e.bed import (
+from testbed.bed import (
     SYSTEM,
     OperatorProcess,
     WebhookTLS,
@@ -20,9 +20,9 @@ from tests.e2e.bed import (
     prepare_cluster,
     service_account_token,
 )
-from tests.e2e.jobrunner import LocalJobRunner
-from tests.kube import Cluster, ensure_built, start_cluster
-from tests.stack import Stack
+from testbed.jobrunner import LocalJobRunner
+from testbed.kube import Cluster, ensure_built, start_cluster
+from testbed.stack import Stack
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from tests.e2e.bed import GROUP, NAMESPACE, VERSION
-from tests.kube import Cluster
-from tests.stack import Stack
+from testbed.bed import GROUP, NAMESPACE, VERSION
+from testbed.kube import Cluster
+from testbed.stack import Stack
 
 
 def milvus_backup(name: str, stack: Stack, **spec: Any) -> dict[str, Any]:

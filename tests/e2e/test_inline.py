@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.e2e.bed import OperatorProcess, WebhookTLS
+from testbed.bed import OperatorProcess, WebhookTLS
+from testbed.kube import Cluster
+from testbed.stack import Stack
 from tests.e2e.resources import apply, milvus_backup, wait_for_phase
 from tests.e2e.test_operator import catalog
-from tests.kube import Cluster
-from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -13,14 +13,13 @@ from kubernetes import client
 
 from milvus_backup_operator.engine.layout import BackupLayout
 from milvus_backup_operator.engine.storage import ObjectStore
-from tests.conftest import stack_config
-from tests.e2e.bed import GROUP, NAMESPACE, OperatorProcess, wait
-from tests.e2e.jobrunner import LocalJobRunner
+from testbed.bed import GROUP, NAMESPACE, OperatorProcess, wait
+from testbed.jobrunner import LocalJobRunner
+from testbed.kube import Cluster
+from testbed.s3relay import S3Relay
+from testbed.stack import Stack, stack_config
 from tests.e2e.resources import apply, get, milvus_backup, milvus_restore, wait_for_phase
-from tests.e2e.s3relay import S3Relay
 from tests.e2e.test_operator import catalog
-from tests.kube import Cluster
-from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -8,10 +8,12 @@ import pytest
 from kubernetes import client
 
 from milvus_backup_operator.engine.catalog import Catalog
-from tests import sample_data
-from tests.conftest import stack_config
-from tests.e2e.bed import NAMESPACE, OperatorProcess
-from tests.e2e.jobrunner import LocalJobRunner
+from testbed import sample_data
+from testbed.bed import NAMESPACE, OperatorProcess
+from testbed.jobrunner import LocalJobRunner
+from testbed.kube import Cluster
+from testbed.sample_data import SAMPLES
+from testbed.stack import Stack, stack_config
 from tests.e2e.resources import (
     apply,
     condition,
@@ -20,9 +22,6 @@ from tests.e2e.resources import (
     milvus_restore,
     wait_for_phase,
 )
-from tests.kube import Cluster
-from tests.sample_data import SAMPLES
-from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests import sample_data
-from tests.e2e.bed import NAMESPACE, OperatorProcess
-from tests.e2e.jobrunner import LocalJobRunner
+from testbed import sample_data
+from testbed.bed import NAMESPACE, OperatorProcess
+from testbed.jobrunner import LocalJobRunner
+from testbed.kube import Cluster
+from testbed.stack import Stack
 from tests.e2e.resources import (
     apply,
     condition,
@@ -21,8 +23,6 @@ from tests.e2e.resources import (
     wait_for_phase,
 )
 from tests.e2e.test_operator import catalog
-from tests.kube import Cluster
-from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

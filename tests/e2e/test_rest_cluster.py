@@ -15,17 +15,17 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests import sample_data
+from testbed import sample_data
+from testbed.bed import NAMESPACE, ROOT, RULES, OperatorProcess, service_account_token, wait
+from testbed.jobrunner import LocalJobRunner
+from testbed.kube import Cluster
+from testbed.sample_data import TINY
+from testbed.stack import Stack
+from testbed.stack.rgw import free_port
 from tests.conftest import run_cli
-from tests.e2e.bed import NAMESPACE, ROOT, RULES, OperatorProcess, service_account_token, wait
-from tests.e2e.jobrunner import LocalJobRunner
 from tests.e2e.resources import apply, get, milvus_backup, wait_for_phase
 from tests.e2e.test_operator import catalog
 from tests.integration.api_server import call, wait_task
-from tests.kube import Cluster
-from tests.sample_data import TINY
-from tests.stack import Stack
-from tests.stack.rgw import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests import sample_data
-from tests.e2e.bed import NAMESPACE, OperatorProcess
-from tests.e2e.jobrunner import LocalJobRunner
+from testbed import sample_data
+from testbed.bed import NAMESPACE, OperatorProcess
+from testbed.jobrunner import LocalJobRunner
+from testbed.kube import Cluster
+from testbed.sample_data import SAMPLES
+from testbed.stack import Stack
 from tests.e2e.resources import apply, get, milvus_backup, milvus_restore, wait_for_phase
-from tests.kube import Cluster
-from tests.sample_data import SAMPLES
-from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

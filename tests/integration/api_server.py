@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.stack.rgw import free_port
+from testbed.stack.rgw import free_port
 
 
 @dataclass

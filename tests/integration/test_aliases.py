@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from milvus_backup_operator.engine.catalog import Catalog
-from tests import sample_data
-from tests.conftest import run_cli, stack_config
-from tests.stack import Stack
+from testbed import sample_data
+from testbed.stack import Stack, stack_config
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
 

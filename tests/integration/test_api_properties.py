@@ -41,9 +41,9 @@ from schemathesis.checks import (
 
 from milvus_backup_operator.server.app import create_app
 from milvus_backup_operator.server.backend import Backend
-from tests import sample_data
+from testbed import sample_data
+from testbed.stack import Stack
 from tests.integration.api_server import Server, call, running
-from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
 

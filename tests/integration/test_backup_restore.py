@@ -17,10 +17,10 @@ from pymilvus import DataType, MilvusClient
 
 from milvus_backup_operator.engine.backup import BackupRequest, create_backup
 from milvus_backup_operator.engine.selection import parse_list
-from tests import sample_data
-from tests.conftest import CliResult, run_cli, stack_config
-from tests.sample_data import BOOKS, DOCS, SAMPLES, TINY
-from tests.stack import Stack
+from testbed import sample_data
+from testbed.sample_data import BOOKS, DOCS, SAMPLES, TINY
+from testbed.stack import Stack, stack_config
+from tests.conftest import CliResult, run_cli
 
 pytestmark = pytest.mark.integration
 

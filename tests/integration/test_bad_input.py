@@ -15,10 +15,10 @@ from milvus_backup_operator.engine.layout import BackupLayout
 from milvus_backup_operator.engine.reservation import reserve
 from milvus_backup_operator.engine.selection import parse_list
 from milvus_backup_operator.engine.storage import ObjectStore
-from tests import sample_data
-from tests.conftest import run_cli, stack_config
+from testbed import sample_data
+from testbed.stack import Stack, stack_config
+from tests.conftest import run_cli
 from tests.integration.world import world
-from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
 

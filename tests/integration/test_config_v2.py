@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import sample_data
-from tests.conftest import run_cli, stack_config
-from tests.sample_data import TINY
-from tests.stack import Stack
+from testbed import sample_data
+from testbed.sample_data import TINY
+from testbed.stack import Stack, stack_config
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
 

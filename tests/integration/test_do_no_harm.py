@@ -26,13 +26,13 @@ from milvus_backup_operator.engine.catalog import Catalog
 from milvus_backup_operator.engine.errors import OperationError
 from milvus_backup_operator.engine.selection import parse_list
 from milvus_backup_operator.engine.storage import ObjectStore
-from tests import sample_data
-from tests.conftest import run_cli, stack_config
+from testbed import sample_data
+from testbed.sample_data import BOOKS
+from testbed.stack import Stack, stack_config
+from testbed.stack.rgw import free_port
+from tests.conftest import run_cli
 from tests.integration.api_server import Server, call, running, wait_task
 from tests.integration.test_bad_input import variant
-from tests.sample_data import BOOKS
-from tests.stack import Stack
-from tests.stack.rgw import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from milvus_backup_operator.engine.storage import ObjectStore
-from tests import sample_data
-from tests.conftest import run_cli, stack_config
+from testbed import sample_data
+from testbed.stack import Stack, stack_config
+from tests.conftest import run_cli
 from tests.integration.api_server import call, running
-from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
 

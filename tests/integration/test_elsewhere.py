@@ -11,12 +11,12 @@ import yaml
 
 from milvus_backup_operator.engine.config_file import load_config
 from milvus_backup_operator.engine.storage import ObjectStore
-from tests import sample_data
+from testbed import sample_data
+from testbed.sample_data import BOOKS, DOCS
+from testbed.stack import Stack
+from testbed.stack.milvus import MilvusProcess, start_milvus
+from testbed.stack.rgw import RadosGateway, start_rgw
 from tests.conftest import run_cli
-from tests.sample_data import BOOKS, DOCS
-from tests.stack import Stack
-from tests.stack.milvus import MilvusProcess, start_milvus
-from tests.stack.rgw import RadosGateway, start_rgw
 
 pytestmark = pytest.mark.integration
 OTHER_BUCKET = "other-milvus-bucket"

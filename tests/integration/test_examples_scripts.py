@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from pymilvus import MilvusClient
 
+from testbed.stack import Stack
 from tests.conftest import run_cli
-from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -21,9 +21,8 @@ from milvus_backup_operator.engine.config import BackupConfig, GcPause, MilvusCo
 from milvus_backup_operator.engine.errors import OperationError
 from milvus_backup_operator.engine.gc_pause import PAUSE, RESUME
 from milvus_backup_operator.engine.storage import ObjectStore
-from tests.conftest import stack_config
+from testbed.stack import Stack, stack_config
 from tests.integration.test_milvus_2x_standin import schema, write_segment
-from tests.stack import Stack
 from tests.standin.management import StandInManagement
 from tests.standin.milvus import Collection, Segment, StandInMilvus
 

@@ -11,9 +11,9 @@ from pymilvus import DataType, MilvusClient
 
 from milvus_backup_operator.engine.manifest import MANIFEST
 from milvus_backup_operator.engine.storage import ObjectStore
-from tests import sample_data
-from tests.conftest import run_cli, stack_config
-from tests.stack import Stack
+from testbed import sample_data
+from testbed.stack import Stack, stack_config
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
 

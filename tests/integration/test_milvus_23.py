@@ -9,8 +9,7 @@ import pytest
 
 from milvus_backup_operator.engine.gc_pause import PAUSE
 from milvus_backup_operator.engine.milvus import connect
-from tests.conftest import stack_config
-from tests.stack import Stack
+from testbed.stack import Stack, stack_config
 
 pytestmark = pytest.mark.integration
 

@@ -31,9 +31,8 @@ from milvus_backup_operator.engine.restore_plan import RestoreRequest, check_res
 from milvus_backup_operator.engine.selection import CollectionRef
 from milvus_backup_operator.engine.storage import ObjectStore
 from milvus_backup_operator.engine.verify import verify_backup
-from tests import sample_data
-from tests.conftest import stack_config
-from tests.stack import Stack
+from testbed import sample_data
+from testbed.stack import Stack, stack_config
 from tests.standin.binlogs import delta_log, insert_log, v2_delta_log, v2_insert_groups
 from tests.standin.milvus import (
     Collection,

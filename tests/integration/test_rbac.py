@@ -15,10 +15,10 @@ from pymilvus import MilvusClient
 
 from milvus_backup_operator.engine.config_file import load_config
 from milvus_backup_operator.engine.storage import ObjectStore
-from tests import sample_data
+from testbed import sample_data
+from testbed.stack import Stack
+from testbed.stack.milvus import ROOT_PASSWORD, ROOT_USER, MilvusProcess, start_milvus
 from tests.conftest import run_cli
-from tests.stack import Stack
-from tests.stack.milvus import ROOT_PASSWORD, ROOT_USER, MilvusProcess, start_milvus
 
 pytestmark = pytest.mark.integration
 

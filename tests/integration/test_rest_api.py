@@ -13,11 +13,11 @@ import pytest
 from milvus_backup_operator.engine.config_file import load_config
 from milvus_backup_operator.engine.storage import ObjectStore
 from milvus_backup_operator.server.tasks import TaskStore
-from tests import sample_data
+from testbed import sample_data
+from testbed.sample_data import BOOKS, TINY
+from testbed.stack import Stack
 from tests.conftest import run_cli
 from tests.integration.api_server import Server, call, running, wait_task
-from tests.sample_data import BOOKS, TINY
-from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
 

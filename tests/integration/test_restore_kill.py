@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import sample_data
+from testbed import sample_data
+from testbed.stack import Stack
+from testbed.stack.milvus import MilvusProcess, start_milvus
 from tests.conftest import run_cli
-from tests.stack import Stack
-from tests.stack.milvus import MilvusProcess, start_milvus
 
 pytestmark = pytest.mark.integration
 

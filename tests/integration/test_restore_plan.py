@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from tests import sample_data
+from testbed import sample_data
+from testbed.sample_data import DOCS, TINY
+from testbed.stack import Stack
 from tests.conftest import run_cli
 from tests.integration.api_server import Server, call, running
 from tests.integration.world import world
-from tests.sample_data import DOCS, TINY
-from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """The Swagger UI page, opened in a real headless Chromium against the real server.
 
-Debian's Chromium (``tests/browser/install.sh``) is driven by Playwright's Python package; no
+Debian's Chromium (``testbed/browser/install.sh``) is driven by Playwright's Python package; no
 browser is ever downloaded. Every request the page makes is routed through the test: those to
 the server (127.0.0.1) go on, any other host is recorded and blocked, since the page must work
 offline from the assets installed with the package. A screenshot of the page is left in
@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Page, Route, expect, sync_playwright
 
+from testbed.stack import Stack
 from tests.conftest import ARTIFACTS
 from tests.integration.api_server import Server, running
-from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,7 @@ def server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    assert os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing: run tests/browser/install.sh"
+    assert os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing: run testbed/browser/install.sh"
     profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh --user-data-dir
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(

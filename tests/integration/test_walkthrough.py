@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests import sample_data
+from testbed import sample_data
+from testbed.stack import Stack
 from tests.conftest import run_cli
 from tests.integration.api_server import Server, running
-from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]

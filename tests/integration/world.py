@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from milvus_backup_operator.engine.storage import ObjectStore
-from tests import sample_data
-from tests.conftest import stack_config
-from tests.stack import Stack
+from testbed import sample_data
+from testbed.stack import Stack, stack_config
 
 
 @dataclass(frozen=True)

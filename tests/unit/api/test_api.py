@@ -16,7 +16,7 @@ from milvus_backup_operator.api.specs import (
 from milvus_backup_operator.executors import WorkItem
 from milvus_backup_operator.executors.job import JobExecutor, job_name
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 SPEC = {
     "milvus": {"address": "my-release-milvus.milvus.svc"},
     "storage": {"endpoint": "my-release-minio.milvus.svc:9000",

@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from tests.stack.rgw import (
+from testbed.stack.rgw import (
     HOST,
     Daemon,
     StackError,
@@ -519,7 +519,7 @@ def start_cluster(
     """
     bins = bins or bin_dir()
     if not is_built(bins):
-        raise ClusterError(f"no kube binaries in {bins}: run `python -m tests.kube build` first")
+        raise ClusterError(f"no kube binaries in {bins}: run `python -m testbed.kube build` first")
     dir = dir.resolve()
     dir.mkdir(parents=True, exist_ok=True)
     _clear_previous(dir)

@@ -1,8 +1,8 @@
 """Drive the test stack from a shell.
 
-python -m tests.stack up   --dir DIR             # start, write DIR/stack.json + DIR/backup.yaml
-python -m tests.stack down --dir DIR             # kill exactly the pids in DIR/stack.json
-python -m tests.stack run  --dir DIR -- CMD...   # up, run CMD with MBO_CONFIG, always down
+python -m testbed.stack up   --dir DIR             # start, write DIR/stack.json + DIR/backup.yaml
+python -m testbed.stack down --dir DIR             # kill exactly the pids in DIR/stack.json
+python -m testbed.stack run  --dir DIR -- CMD...   # up, run CMD with MBO_CONFIG, always down
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _up(base_dir: Path) -> int:
     started = time.monotonic()
     stack = start_stack(base_dir)
     print(_describe(stack, time.monotonic() - started))
-    print(f"stop it with: python -m tests.stack down --dir {base_dir}")
+    print(f"stop it with: python -m testbed.stack down --dir {base_dir}")
     return 0
 
 
@@ -82,7 +82,7 @@ def _run(base_dir: Path, cmd: list[str]) -> int:
 def _parser() -> argparse.ArgumentParser:
     """The command line: ``up|down|run --dir DIR [-- CMD...]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m tests.stack",
+        prog="python -m testbed.stack",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m tests.stack``."""
+    """Entry point of ``python -m testbed.stack``."""
     args = _parser().parse_args(argv)
     base_dir = args.dir.resolve()
     try:

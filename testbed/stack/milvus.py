@@ -114,6 +114,7 @@ def _write_config(
     bucket: str,
     root_path: str,
     ports: dict[str, int],
+    *,
     authorization: bool = False,
 ) -> None:
     """Write ``dir/configs/milvus.yaml`` (through MilvusServerConfig) and the embedded etcd's."""
@@ -225,7 +226,7 @@ def start_milvus(
     dir.mkdir(parents=True, exist_ok=True)
     s3.ensure_bucket(bucket)
     ports = _pick_ports()
-    _write_config(dir, s3, bucket, root_path, ports, authorization)
+    _write_config(dir, s3, bucket, root_path, ports, authorization=authorization)
     bin_dir = binaries_dir()
     daemon = spawn(
         "milvus",

@@ -21,11 +21,11 @@ from typing import Any
 
 import yaml
 
-from tests.kube import Cluster
-from tests.stack import Stack
-from tests.stack.rgw import free_port
+from testbed.kube import Cluster
+from testbed.stack import Stack
+from testbed.stack.rgw import free_port
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[1]
 RULES = ROOT / "helm" / "milvus-backup-operator" / "files"
 NAMESPACE = "team-a"
 SYSTEM = "mbo-system"

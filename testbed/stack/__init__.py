@@ -2,10 +2,11 @@
 
     stack = start_stack(tmp_path, die_with_parent=True)   # about 5 s
     stack.milvus.uri, stack.s3.endpoint, stack.config_path  # backup.yaml for milvus-backup
+    stack_config(stack)                                      # that file, read by the engine
     stack.restart_milvus(bucket="other", root_path="files")  # a fresh Milvus, same gateway
     stack.stop()
 
-``python -m tests.stack up|down|run --dir DIR`` drives the same from a shell.
+``python -m testbed.stack up|down|run --dir DIR`` drives the same from a shell.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -29,6 +30,9 @@ from .rgw import (
     stop_daemons,
 )
 
+if TYPE_CHECKING:
+    from milvus_backup_operator.engine.config import BackupConfig
+
 __all__ = [
     "BACKUP_ROOT_PATH",
     "DEFAULT_BUCKET",
@@ -38,6 +42,7 @@ __all__ = [
     "S3Endpoint",
     "Stack",
     "StackError",
+    "stack_config",
     "start_milvus",
     "start_rgw",
     "start_stack",
@@ -150,6 +155,13 @@ class Stack:
             self.milvus_process.stop()
         finally:
             self.rgw.stop()
+
+
+def stack_config(stack: Stack) -> BackupConfig:
+    """The engine's configuration for ``stack``: its ``backup.yaml``, read as the CLI reads it."""
+    from milvus_backup_operator.engine.config_file import load_config  # the stack needs none
+
+    return load_config(stack.config_path, {}, required=True)
 
 
 def _recorded_daemons(base_dir: Path) -> list[Daemon]:

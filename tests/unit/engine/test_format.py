@@ -20,7 +20,7 @@ from milvus_backup_operator.engine.meta import (
     render_meta_files,
 )
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "fixtures"
 TWO_COLLS = FIXTURES / "milvus_backup_v05" / "mb_v05_two_colls"
 LEGACY = FIXTURES / "milvus_backup_v05" / "mb_v05_legacy"
 SCHEMA = json.loads((FIXTURES / "milvus_backup_v05.schema.json").read_text())

@@ -1,9 +1,9 @@
 """Drive the test Kubernetes API from a shell.
 
-python -m tests.kube build                       # build.sh: build once, then cached
-python -m tests.kube up   --dir DIR [--token NAME=TOKEN[:GROUP,...]]...
+python -m testbed.kube build                       # build.sh: build once, then cached
+python -m testbed.kube up   --dir DIR [--token NAME=TOKEN[:GROUP,...]]...
                                                  # start; write DIR/kubeconfig + DIR/cluster.json
-python -m tests.kube down --dir DIR              # kill exactly the pids in DIR/cluster.json
+python -m testbed.kube down --dir DIR              # kill exactly the pids in DIR/cluster.json
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.stack.rgw import StackError
+from testbed.stack.rgw import StackError
 
 from .cluster import CLUSTER_JSON, Cluster, ensure_built, start_cluster, stop_recorded
 
@@ -46,7 +46,7 @@ def _up(base_dir: Path, tokens: list[tuple[str, tuple[str, list[str]]]]) -> int:
     started = time.monotonic()
     cluster = start_cluster(base_dir, extra_tokens=dict(tokens))
     print(_describe(cluster, time.monotonic() - started))
-    print(f"stop it with: python -m tests.kube down --dir {base_dir}")
+    print(f"stop it with: python -m testbed.kube down --dir {base_dir}")
     return 0
 
 
@@ -63,7 +63,7 @@ def _down(base_dir: Path) -> int:
 def _parser() -> argparse.ArgumentParser:
     """The command line: ``build | up --dir DIR [--token ...] | down --dir DIR``."""
     parser = argparse.ArgumentParser(
-        prog="python -m tests.kube",
+        prog="python -m testbed.kube",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m tests.kube``."""
+    """Entry point of ``python -m testbed.kube``."""
     args = _parser().parse_args(argv)
     try:
         if args.action == "build":
