@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 tests/stack/install.sh     # Ceph RADOS Gateway (the S3 server)
 tests/browser/install.sh   # Chromium, for the Swagger UI check
+tests/deploy/install_promtool.sh   # promtool, for the alerting rules' checks and unit tests
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
