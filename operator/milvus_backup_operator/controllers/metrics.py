@@ -26,6 +26,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     GCCollector,
+    Info,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
@@ -33,6 +34,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .. import __version__
 from ..api import GROUP, Kind, Phase
 from ..api.status import BackupStatus, Status
 
@@ -126,6 +128,10 @@ class Metrics:
             "Handler calls that raised (Kopf retries them), by handler and error class.",
             ["handler", "error"], registry=self.registry,
         )  # fmt: skip
+        Info(
+            "milvus_backup_operator", "The operator's version (always there: its absence "
+            "means the operator is not scraped).", registry=self.registry,
+        ).info({"version": __version__})  # fmt: skip
         self.registry.register(_TableCollector(self))
         if process:
             ProcessCollector(registry=self.registry)
