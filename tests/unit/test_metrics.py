@@ -5,6 +5,7 @@ and the HTTP endpoints on the health port."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import urllib.request
 from typing import Any
@@ -233,3 +234,14 @@ def test_healthz_answers_once_kopf_is_ready_and_metrics_are_served_beside_it() -
     assert status == 200
     assert content_type.startswith("text/plain; version=0.0.4")
     assert 'milvus_backup_phase{kind="MilvusBackup",name="nightly"' in text
+
+
+def test_the_observers_successes_are_not_logged_but_their_failures_are() -> None:
+    def record(level: int, message: str) -> logging.LogRecord:
+        return logging.LogRecord("kopf.objects", level, __file__, 1, message, None, None)
+
+    quiet = monitoring.QuietObservers()
+    assert not quiet.filter(record(logging.INFO, "Handler 'backup_observed' succeeded."))
+    assert not quiet.filter(record(logging.DEBUG, "Handler 'restore_observed' is invoked."))
+    assert quiet.filter(record(logging.ERROR, "Handler 'backup_observed' failed: boom"))
+    assert quiet.filter(record(logging.INFO, "Handler 'reconcile/create' succeeded."))

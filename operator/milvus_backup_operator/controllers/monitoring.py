@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +21,27 @@ from aiohttp import web
 from ..api import GROUP, VERSION, Kind
 from .metrics import Metrics
 from .services import services
+
+OBSERVERS = ("backup_observed", "restore_observed")
+
+
+class QuietObservers(logging.Filter):
+    """Drop Kopf's "Handler 'backup_observed' succeeded." (one line per status change, e.g.
+    each progress step); the observers' failures are still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        message = record.getMessage()
+        return not any(message.startswith(f"Handler {name!r} ") for name in OBSERVERS)
+
+
+@kopf.on.startup()
+def quiet_observers(**_: Any) -> None:
+    """Installed once per process (Kopf logs handler outcomes to ``kopf.objects``)."""
+    logger = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, QuietObservers) for f in logger.filters):
+        logger.addFilter(QuietObservers())
 
 
 @kopf.on.event(GROUP, VERSION, Kind.BACKUP.plural)
