@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 testbed/stack/install.sh     # Ceph RADOS Gateway (the S3 server)
 testbed/browser/install.sh   # Chromium, for the Swagger UI check
+testbed/promtool/install.sh   # promtool, for the alerting rules' checks and unit tests
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+import milvus_backup_operator
 from testbed.kube import Cluster
 from testbed.stack import Stack
 from testbed.stack.rgw import free_port
@@ -30,6 +31,21 @@ RULES = ROOT / "helm" / "milvus-backup-operator" / "files"
 NAMESPACE = "team-a"
 SYSTEM = "mbo-system"
 GROUP, VERSION = "backup.milvus.io", "v1alpha1"
+
+
+def operator_command() -> list[str]:
+    """``milvus-backup-operator`` as this test process would import it: run with its Python
+    (``-m``), so a worktree on PYTHONPATH is tested rather than the venv's editable install."""
+    return [sys.executable, "-m", "milvus_backup_operator"]
+
+
+def operator_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this environment) with PYTHONPATH leading to the operator package
+    this process imported (see :func:`operator_command`)."""
+    env = dict(os.environ if base is None else base)
+    source = str(Path(milvus_backup_operator.__file__).parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def prepare_cluster(cluster: Cluster) -> None:
@@ -157,18 +173,19 @@ class OperatorProcess:
     webhook: WebhookTLS | None = None
     process: subprocess.Popen[bytes] | None = None
     extra: tuple[str, ...] = ()  # more arguments of ``run``
+    health_port: int = 0  # /healthz and /metrics (a free port, chosen at start)
 
     def start(self) -> OperatorProcess:
-        port = free_port()
+        port = self.health_port = free_port()
         command = [
-            str(Path(sys.executable).parent / "milvus-backup-operator"), "run",
+            *operator_command(), "run",
             "--namespace", NAMESPACE, "--executor", self.executor, "--health-port", str(port),
             *self.extra,
         ]  # fmt: skip
         if self.webhook:
             command += ["--webhook-port", str(self.webhook.port), "--webhook-cert",
                         str(self.webhook.cert), "--webhook-key", str(self.webhook.key)]  # fmt: skip
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        env = operator_env({**os.environ, "KUBECONFIG": str(self.kubeconfig)})
         env.pop("KUBERNETES_SERVICE_HOST", None)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -23,6 +23,8 @@ from typing import Any
 
 from kubernetes import client, watch
 
+from testbed.bed import operator_command, operator_env
+
 MANAGED = "app.kubernetes.io/managed-by=milvus-backup-operator"
 
 
@@ -104,8 +106,9 @@ class LocalJobRunner:
         for var in container.env or []:
             env[var.name] = _moved(var.value or "", mounts, root)
         command = [*container.command, *(container.args or [])]
-        if command[0] == "milvus-backup-operator":
-            command[0] = str(Path(sys.executable).parent / "milvus-backup-operator")
+        if command[0] == "milvus-backup-operator":  # as the tests import it (bed.py)
+            command[:1] = operator_command()
+            env = operator_env(env)
         log = root / "output.log"
         with log.open("wb") as out:
             process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -384,7 +384,9 @@ def check(ctx: click.Context) -> None:
     show_default=True,
     help="New Jobs started, each resuming the work, after one dies without a result.",
 )
-@click.option("--health-port", default=8080, show_default=True, help="Serves /healthz.")
+@click.option(
+    "--health-port", default=8080, show_default=True, help="Serves /healthz and /metrics."
+)
 @click.option("--json-logs", is_flag=True, help="Structured (JSON) logs.")
 @click.option("--webhook-port", type=int, default=0, help="Serve the admission webhook (TLS).")
 @click.option("--webhook-cert", default="", help="Webhook certificate (PEM).")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 import kopf
 
 from .api import GROUP
-from .controllers import backup, lifecycle, restore  # noqa: F401  (registers the handlers)
+from .controllers import backup, lifecycle, monitoring, restore  # noqa: F401  (registers them)
 from .controllers.adoption import KOPF_HANDLED
 from .controllers.services import Services
 from .executors.inline import InlineExecutor
@@ -75,13 +77,20 @@ def run(options: RunOptions) -> None:
         if options.executor == "inline"
         else JobExecutor(image=options.image, service_account=options.job_service_account)
     )
-    kopf.run(
-        memo=kopf.Memo(
-            webhook=options.webhook,
-            services=Services(executor, job_retries=options.job_retries),
-        ),
-        standalone=True,
-        clusterwide=options.all_namespaces,
-        namespaces=list(options.namespaces),
-        liveness_endpoint=f"http://0.0.0.0:{options.health_port}/healthz",
-    )
+    services = Services(executor, job_retries=options.job_retries)
+    with contextlib.suppress(asyncio.CancelledError):
+        asyncio.run(_operate(options, services))
+
+
+async def _operate(options: RunOptions, services: Services) -> None:
+    """Kopf, with /healthz and /metrics on the health port (controllers.monitoring: Kopf's
+    own liveness server answers one path only)."""
+    ready = asyncio.Event()  # set by Kopf once its startup handlers ran
+    async with monitoring.health_server(options.health_port, services.metrics, ready):
+        await kopf.operator(
+            memo=kopf.Memo(webhook=options.webhook, services=services),
+            standalone=True,
+            clusterwide=options.all_namespaces,
+            namespaces=list(options.namespaces),
+            ready_flag=ready,
+        )

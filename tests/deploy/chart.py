@@ -24,7 +24,16 @@ from typing import Any
 import urllib3
 import yaml
 
-from testbed.bed import GROUP, VERSION, OperatorProcess, create_secrets, healthz_ok, wait
+from testbed.bed import (
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    create_secrets,
+    healthz_ok,
+    operator_command,
+    operator_env,
+    wait,
+)
 from testbed.kube import Cluster
 from testbed.stack import Stack
 
@@ -222,8 +231,8 @@ class ChartOperator(OperatorProcess):
     health_port: int = 0
 
     def start(self) -> ChartOperator:
-        command = [str(Path(sys.executable).parent / "milvus-backup-operator"), *self.args]
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        command = [*operator_command(), *self.args]
+        env = operator_env({**os.environ, "KUBECONFIG": str(self.kubeconfig)})
         env.pop("KUBERNETES_SERVICE_HOST", None)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -72,6 +72,8 @@ TEMPLATE_PATH = "/etc/milvus-backup-api/template.yaml"
 NAMESPACED = {"watchNamespaces": ["ns-a", "ns-b"]}
 CLUSTER_WIDE = {"jobNamespaces": ["team-x"]}
 MODES = {"cluster-wide": CLUSTER_WIDE, "namespaced": NAMESPACED}
+MONITORED = {"metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}}
+ALERTS = yaml.safe_load((FILES / "alerts.yaml").read_text())
 
 
 def merged(*parts: dict[str, Any]) -> dict[str, Any]:
@@ -137,6 +139,7 @@ def test_the_schema_describes_and_accepts_every_value() -> None:
         ({"image": {"digest": "latest"}}, "/image/digest"),
         ({"restServer": {"enabled": "yes"}}, "/restServer/enabled"),
         ({"replicas": 2}, "'replicas' not allowed"),
+        ({"metrics": {"serviceMonitor": {"enabled": "yes"}}}, "/metrics/serviceMonitor/enabled"),
     ],
 )
 def test_the_schema_refuses_bad_values(values: dict[str, Any], complaint: str) -> None:
@@ -151,6 +154,8 @@ def test_the_schema_refuses_bad_values(values: dict[str, Any], complaint: str) -
          'restServer.namespace "elsewhere" must be one of watchNamespaces'),
         ({**NAMESPACED, "jobNamespaces": ["x"]}, "jobNamespaces is for cluster-wide mode"),
         ({"webhook": {"tls": {"existingSecret": "mine"}}}, "needs webhook.tls.caBundle"),
+        ({"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}},
+         "metrics.serviceMonitor.enabled needs metrics.enabled"),
     ],
 )  # fmt: skip
 def test_impossible_combinations_fail_with_a_reason(values: dict[str, Any], reason: str) -> None:
@@ -161,8 +166,9 @@ def test_impossible_combinations_fail_with_a_reason(values: dict[str, Any], reas
 @pytest.mark.parametrize(
     "values",
     [{}, NAMESPACED, {"restServer": {"enabled": True}}, {"webhook": {"enabled": False}},
-     merged(NAMESPACED, {"restServer": {"enabled": True, "namespace": "ns-b"}})],
-    ids=["defaults", "namespaced", "rest-server", "no-webhook", "namespaced-rest-server"],
+     merged(NAMESPACED, {"restServer": {"enabled": True, "namespace": "ns-b"}}), MONITORED],
+    ids=["defaults", "namespaced", "rest-server", "no-webhook", "namespaced-rest-server",
+         "monitored"],
 )  # fmt: skip
 def test_helm_lint_strict(values: dict[str, Any], tmp_path: Path) -> None:
     path = tmp_path / "values.yaml"
@@ -490,6 +496,58 @@ def test_a_rest_template_given_in_the_values_is_used_as_is() -> None:
     docs = render("r", "mbo", {"restServer": {"enabled": True, "template": spec}})
     config = one(docs, "ConfigMap", "r-milvus-backup-operator-rest-template")
     assert yaml.safe_load(config["data"]["template.yaml"]) == spec
+
+
+def test_the_metrics_service_fronts_the_health_port_and_monitoring_is_off_by_default() -> None:
+    docs = render("r", "mbo", {})
+    deployment = operator_deployment(docs)
+    operator = container(deployment)
+    service = one(docs, "Service", "r-milvus-backup-operator-metrics")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 8080, "targetPort": "health", "protocol": "TCP"}
+    ]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert {"name": "health", "containerPort": 8080} in operator["ports"]
+    for probe in ("livenessProbe", "readinessProbe"):  # served beside /metrics, unchanged
+        assert operator[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert not of_kind(docs, "ServiceMonitor") and not of_kind(docs, "PrometheusRule")
+    off = render("r", "mbo", {"metrics": {"enabled": False}})
+    assert not [d for d in of_kind(off, "Service") if d["metadata"]["name"].endswith("-metrics")]
+
+
+def test_a_service_monitor_and_the_alerts_when_enabled() -> None:
+    values = merged(MONITORED, {"healthPort": 9000, "metrics": {
+        "service": {"port": 9090, "annotations": {"prometheus.io/scrape": "true"}},
+        "serviceMonitor": {"interval": "15s", "scrapeTimeout": "10s",
+                           "labels": {"release": "kube-prometheus-stack"}},
+        "prometheusRule": {"labels": {"release": "kube-prometheus-stack"}},
+    }})  # fmt: skip
+    docs = render("r", "mbo", values)
+    service = one(docs, "Service", "r-milvus-backup-operator-metrics")
+    assert service["metadata"]["annotations"] == {"prometheus.io/scrape": "true"}
+    assert service["spec"]["ports"][0]["port"] == 9090
+    assert service["spec"]["ports"][0]["targetPort"] == "health"
+    monitor = one(docs, "ServiceMonitor", "r-milvus-backup-operator")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["namespace"] == "mbo"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
+    ]
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["mbo"]}
+    selected = [
+        d["metadata"]["name"] for d in of_kind(docs, "Service")
+        if monitor["spec"]["selector"]["matchLabels"].items() <= d["metadata"]["labels"].items()
+    ]  # fmt: skip
+    assert selected == ["r-milvus-backup-operator-metrics"]  # not the webhook's Service
+    rule = one(docs, "PrometheusRule", "r-milvus-backup-operator")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert rule["spec"] == ALERTS  # files/alerts.yaml as it is (promtool-tested)
+    assert {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]} >= {
+        "MilvusBackupScheduleNoRecentSuccess", "MilvusBackupFailed", "MilvusRestoreFailed",
+        "MilvusBackupScheduleSuspended",
+    }  # fmt: skip
 
 
 def test_include_crds_renders_the_crds() -> None:

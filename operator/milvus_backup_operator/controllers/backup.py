@@ -15,6 +15,7 @@ from ..engine.errors import BackupError, NotABackupError, NotFoundError
 from ..executors import WorkItem
 from ..k8s.credentials import config_for, gather, secret_names
 from .adoption import COMPLETED, adopt
+from .metrics import counted
 from .services import Services, services
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ PLURAL = Kind.BACKUP.plural
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
+@counted
 def reconcile(
     *, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str,
     namespace: str | None, patch: kopf.Patch, memo: kopf.Memo, **_: Any,
@@ -104,6 +106,7 @@ def _same_target(a: BackupSpec, b: BackupSpec) -> bool:
     GROUP, VERSION, PLURAL,
     when=lambda spec, **_: spec.get("deletionPolicy") == DELETE,
 )  # fmt: skip
+@counted
 def delete_data(
     *, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str,
     namespace: str | None, memo: kopf.Memo, **_: Any,

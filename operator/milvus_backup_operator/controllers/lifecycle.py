@@ -17,6 +17,7 @@ from ..k8s.credentials import secret_names
 from ..k8s.references import resolve_restore
 from . import backup, restore
 from .adoption import COMPLETED, KOPF_HANDLED, completion_mark
+from .metrics import counted
 from .services import Services, services
 
 
@@ -40,6 +41,7 @@ def restore_copied(**kwargs: Any) -> None:
 
 @kopf.on.field(GROUP, VERSION, Kind.BACKUP.plural, field="status.phase")
 @kopf.on.field(GROUP, VERSION, Kind.RESTORE.plural, field="status.phase")
+@counted
 def phase_changed(
     *, body: kopf.Body, new: Any, status: kopf.Status, patch: kopf.Patch, **_: Any
 ) -> None:
@@ -57,6 +59,7 @@ def phase_changed(
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={MANAGED_BY: OPERATOR})
+@counted
 def job_finished(*, body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     """A Job that failed before its worker wrote a result: start a new one, which resumes
     the work; after ``job_retries`` of them, the resource is Failed."""

@@ -13,6 +13,7 @@ from ..executors import WorkItem
 from ..k8s.credentials import gather, secret_names
 from ..k8s.references import BackupNotReadyError, resolve_restore
 from .adoption import adopt
+from .metrics import counted
 from .services import services
 
 RETRY_SECONDS = 10
@@ -20,6 +21,7 @@ RETRY_SECONDS = 10
 
 @kopf.on.resume(GROUP, VERSION, Kind.RESTORE.plural)
 @kopf.on.create(GROUP, VERSION, Kind.RESTORE.plural)
+@counted
 def reconcile(
     *, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str,
     namespace: str | None, patch: kopf.Patch, memo: kopf.Memo, **_: Any,

@@ -9,6 +9,7 @@ from typing import Any
 from ..executors import Executor
 from ..k8s.credentials import ApiSecrets, SecretSource
 from ..k8s.resources import Resources
+from .metrics import Metrics
 
 
 @dataclass
@@ -19,6 +20,8 @@ class Services:
     #: new workers started for one resource after its worker died without a result (its
     #: Job's Pod killed or evicted); each resumes the work (engine.runs)
     job_retries: int = 3
+    #: what /metrics shows (controllers.metrics); a schedule's controller records it here
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 def services(memo: Any) -> Services:
