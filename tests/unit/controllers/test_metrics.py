@@ -18,7 +18,7 @@ from milvus_backup_operator.api import Kind
 from milvus_backup_operator.controllers import monitoring
 from milvus_backup_operator.controllers.metrics import SCHEDULE_LABEL, Metrics, counted, timestamp
 from milvus_backup_operator.controllers.services import Services
-from tests.unit.test_controllers import RecordingExecutor
+from tests.unit.controllers.test_controllers import RecordingExecutor
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
