@@ -9,7 +9,7 @@ from typing import Any
 import kopf
 
 from .api import GROUP
-from .controllers import backup, lifecycle, restore  # noqa: F401  (registers the handlers)
+from .controllers import backup, lifecycle, restore, schedule  # noqa: F401  (registers the handlers)
 from .controllers.adoption import KOPF_HANDLED
 from .controllers.services import Services
 from .executors.inline import InlineExecutor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ..executors import Executor
@@ -19,6 +20,7 @@ class Services:
     #: new workers started for one resource after its worker died without a result (its
     #: Job's Pod killed or evicted); each resumes the work (engine.runs)
     job_retries: int = 3
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # schedules' "now"
 
 
 def services(memo: Any) -> Services:
