@@ -149,12 +149,16 @@ def install_webhook(cluster: Cluster, tls: WebhookTLS) -> None:
         {
             "name": f"{hook}.backup.milvus.io",
             "clientConfig": {"url": f"https://127.0.0.1:{tls.port}/{hook}", "caBundle": bundle},
-            "rules": [{"apiGroups": [GROUP], "apiVersions": [VERSION], "operations": [operation],
-                       "resources": ["milvusbackups", "milvusrestores"]}],
+            "rules": [{"apiGroups": [GROUP], "apiVersions": [VERSION], "operations": operations,
+                       "resources": resources}],
             "sideEffects": "None", "failurePolicy": "Fail", "admissionReviewVersions": ["v1"],
             "timeoutSeconds": 10,
         }
-        for hook, operation in (("spec-valid", "CREATE"), ("spec-immutable", "UPDATE"))
+        for hook, operations, resources in (
+            ("spec-valid", ["CREATE"], ["milvusbackups", "milvusrestores"]),
+            ("spec-immutable", ["UPDATE"], ["milvusbackups", "milvusrestores"]),
+            ("schedule-valid", ["CREATE", "UPDATE"], ["milvusbackupschedules"]),
+        )
     ]  # fmt: skip
     config_doc = {
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",

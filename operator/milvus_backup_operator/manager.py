@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 
 from .api import GROUP
-from .controllers import backup, lifecycle, monitoring, restore  # noqa: F401  (registers them)
+from .controllers import backup, lifecycle, monitoring, restore, schedule  # noqa: F401 (registers)
 from .controllers.adoption import KOPF_HANDLED
 from .controllers.services import Services
 from .executors.inline import InlineExecutor

@@ -570,7 +570,11 @@ PERMISSIONS = [
     (CW_OPERATOR, "create", "jobs.batch", "team-x", True),
     (CW_OPERATOR, "get", "secrets", "team-x", True),
     (CW_OPERATOR, "list", "secrets", "team-x", False),
-    (CW_OPERATOR, "delete", MBK, "team-x", False),
+    (CW_OPERATOR, "delete", MBK, "team-x", True),  # a schedule's retention, a backup's ttl
+    (CW_OPERATOR, "create", MBK, "team-x", True),  # a schedule's runs
+    (CW_OPERATOR, "watch", "milvusbackupschedules.backup.milvus.io", "team-x", True),
+    (CW_OPERATOR, "patch", "milvusbackupschedules.backup.milvus.io/status", "team-x", True),
+    (CW_OPERATOR, "delete", "milvusbackupschedules.backup.milvus.io", "team-x", False),
     (CW_OPERATOR, "create", "pods", "team-x", False),
     # the Jobs' account, in the release namespace and jobNamespaces: its resource and status
     *[(f"{ns}/milvus-backup-job", verb, resource, ns, allowed)
@@ -616,7 +620,8 @@ def test_manifests_apply_to_the_api_server_in_both_modes(cluster: Cluster) -> No
     hook = cluster.kubectl("get", "validatingwebhookconfiguration", "cw-milvus-backup-operator",
                            "-o", "json").stdout  # fmt: skip
     names = [h["name"] for h in json.loads(hook)["webhooks"]]
-    assert names == ["spec-valid.backup.milvus.io", "spec-immutable.backup.milvus.io"]
+    assert names == ["spec-valid.backup.milvus.io", "spec-immutable.backup.milvus.io",
+                     "schedule-valid.backup.milvus.io"]  # fmt: skip
 
     for account, verb, what, namespace, allowed in PERMISSIONS:
         resource, _, subresource = what.partition("/")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from milvus_backup_operator.api.schedule import parse_schedule
 from milvus_backup_operator.api.specs import complete_restore, parse_backup, parse_restore
 from testbed.kube import Cluster
 from tests.deploy.chart import namespaces
@@ -56,6 +57,9 @@ def test_the_examples_are_what_the_operator_accepts(folder: Path) -> None:
         assert spec.backup_storage.root_path == "backup"
         assert spec.milvus.address == "my-release-milvus.milvus.svc"
         assert spec.storage.endpoint == "my-release-minio.milvus.svc:9000"
+    for doc in (d for d in docs if d["kind"] == "MilvusBackupSchedule"):
+        schedule = parse_schedule(doc["metadata"]["name"], doc["spec"])
+        assert schedule.retention.prunes and schedule.schedule.zone.key == "Europe/Berlin"
     for doc in restores:
         restore = parse_restore(doc["spec"])
         assert restore.backup_ref in backups, "a restore of a backup in the same example"
@@ -94,7 +98,12 @@ def applied(cluster: Cluster, target: Path, namespace: str) -> dict[str, dict[st
     out = cluster.kubectl("apply", "-k", str(target)).stdout
     assert len(out.splitlines()) == len(dry.splitlines()), out
     found = cluster.kubectl(
-        "get", "milvusbackups,milvusrestores,secrets", "-n", namespace, "-o", "json"
+        "get",
+        "milvusbackups,milvusrestores,milvusbackupschedules,secrets",
+        "-n",
+        namespace,
+        "-o",
+        "json",
     ).stdout
     return {
         f"{i['kind']}/{i['metadata']['name']}": i

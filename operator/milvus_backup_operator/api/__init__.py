@@ -17,10 +17,13 @@ class Kind(Enum):
 
     BACKUP = "backup"
     RESTORE = "restore"
+    SCHEDULE = "schedule"
 
     @property
     def kind(self) -> str:
-        return "MilvusBackup" if self is Kind.BACKUP else "MilvusRestore"
+        return {"backup": "MilvusBackup", "restore": "MilvusRestore"}.get(
+            self.value, "MilvusBackupSchedule"
+        )
 
     @property
     def plural(self) -> str:
@@ -28,7 +31,7 @@ class Kind(Enum):
 
     @property
     def short_name(self) -> str:
-        return "mbk" if self is Kind.BACKUP else "mrs"
+        return {"backup": "mbk", "restore": "mrs"}.get(self.value, "mbks")
 
 
 class Phase(StrEnum):

@@ -14,6 +14,9 @@ from typing import Any
 import yaml
 
 from . import GROUP, VERSION, Kind, Phase
+from .retention import PERIODS
+from .schedule import CRON_PATTERN, PREFIX_PATTERN
+from .specs import DURATION_PATTERN
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 COLLECTION_PATTERN = r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$"
@@ -91,6 +94,7 @@ BACKUP_SPEC = _obj(
         "backupName": _string("milvus-backup name (default: from the resource name).", pattern=NAME_PATTERN, maxLength=128),
         "deletionPolicy": _string("Retain keeps the data when the resource is deleted; Delete removes it.", enum=["Retain", "Delete"], default="Retain"),
         "rbac": _bool("Back up Milvus's users (passwords only where Milvus >= 2.5 gives them out), roles and grants too."),
+        "ttl": _string("Delete this MilvusBackup this long after it completed (e.g. 7d, 12h, 1w2d); its deletionPolicy decides whether its data goes too.", pattern=DURATION_PATTERN),
     },
     ["milvus", "storage"],
 )  # fmt: skip
@@ -186,12 +190,67 @@ STATUS = _obj(
 )
 
 
+def _schedule_spec() -> Schema:
+    template = {k: v for k, v in BACKUP_SPEC["properties"].items() if k not in ("backupName",)}
+    units = {"keepHourly": "hours", "keepDaily": "days", "keepWeekly": "ISO weeks",
+             "keepMonthly": "months"}  # fmt: skip
+    keep = {
+        rule: {
+            "type": "integer",
+            "minimum": 0,
+            "description": f"Keep the newest backup of each of the last N {units[rule]} "
+            "(in timeZone) that have one.",
+        }
+        for rule in PERIODS
+    }
+    return _obj(
+        "When to back up, what, and how many backups to keep.",
+        {
+            "schedule": _string("Five-field cron expression (minute hour day-of-month month day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly.", pattern=CRON_PATTERN),
+            "timeZone": _string("IANA time zone the schedule is read in (e.g. Europe/Berlin).", default="UTC", minLength=1),
+            "template": _obj("The spec of each MilvusBackup a run creates (backupName comes from backupNamePrefix).", template, ["milvus", "storage"]),
+            "retention": _obj(
+                "Which Completed backups of this schedule to keep: a backup is kept when any rule keeps it (restic's forget). No rule: all are kept. The newest Completed one is always kept.",
+                {
+                    "keepLast": {"type": "integer", "minimum": 0, "description": "Keep the N newest."},
+                    **keep,
+                    "maxAge": _string("Keep every backup younger than this (e.g. 30d).", pattern=DURATION_PATTERN),
+                    "keepFailed": {"type": "integer", "minimum": 0, "default": 3, "description": "Failed runs kept so that their reasons stay visible."},
+                },
+            ),
+            "concurrencyPolicy": _string("A run while the last one still runs: Forbid skips it, Replace deletes the running one, Allow runs both.", enum=["Forbid", "Replace", "Allow"], default="Forbid"),
+            "suspend": _bool("Create no runs until false again (retention goes on)."),
+            "startingDeadlineSeconds": {"type": "integer", "minimum": 1, "description": "A run missed (operator down) by more than this is skipped; unset: the latest missed run always starts."},
+            "backupNamePrefix": _string("Runs are named <prefix>-YYYYMMDD-HHMM (default: the schedule's name).", pattern=PREFIX_PATTERN),
+        },
+        ["schedule", "template"],
+    )  # fmt: skip
+
+
+SCHEDULE_STATUS = _obj(
+    "Observed state, written by the operator.",
+    {
+        "observedGeneration": _INT,
+        "message": _string("What the schedule did last, or what to fix."),
+        "lastScheduleTime": _string("When the latest run was due.", format="date-time"),
+        "nextScheduleTime": _string("When the next run is due (absent while suspended).", format="date-time"),
+        "lastSuccessfulTime": _string("When a run last completed.", format="date-time"),
+        "lastBackup": _string("The newest MilvusBackup of this schedule."),
+        "suspendedSince": _string("When suspend was first seen true.", format="date-time"),
+        "active": {"type": "array", "description": "Runs not done yet.", "items": {"type": "string"}},
+        "completed": {"type": "integer", "description": "Completed MilvusBackups of this schedule kept now."},
+        "failed": {"type": "integer", "description": "Failed MilvusBackups of this schedule kept now."},
+        "conditions": {"type": "array", "description": "kstatus conditions: Ready, Reconciling, Stalled.", "items": _CONDITION},
+    },
+)  # fmt: skip
+
+
 def _column(name: str, path: str, kind: str = "string", priority: int = 0) -> Schema:
     column = {"name": name, "type": kind, "jsonPath": path}
     return {**column, "priority": priority} if priority else column
 
 
-def crd(kind: Kind, spec: Schema, columns: list[Schema]) -> Schema:
+def crd(kind: Kind, spec: Schema, columns: list[Schema], status: Schema | None = None) -> Schema:
     """One namespaced CRD with status subresource and printer columns."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -216,7 +275,7 @@ def crd(kind: Kind, spec: Schema, columns: list[Schema]) -> Schema:
                     "additionalPrinterColumns": columns,
                     "schema": {
                         "openAPIV3Schema": _obj(
-                            kind.kind, {"spec": spec, "status": STATUS}, ["spec"]
+                            kind.kind, {"spec": spec, "status": status or STATUS}, ["spec"]
                         )
                     },
                 }
@@ -241,6 +300,14 @@ def all_crds() -> dict[str, Schema]:
             Kind.RESTORE, RESTORE_SPEC,
             [phase, progress, _column("Backup", ".status.backupName"),
              _column("Target", ".status.target"), age, message],
+        ),
+        f"{GROUP}_{Kind.SCHEDULE.plural}.yaml": crd(
+            Kind.SCHEDULE, _schedule_spec(),
+            [_column("Schedule", ".spec.schedule"), _column("Suspend", ".spec.suspend", "boolean"),
+             _column("Last Backup", ".status.lastBackup"),
+             _column("Last Success", ".status.lastSuccessfulTime", "date"),
+             _column("Next Run", ".status.nextScheduleTime", "date"), age, message],
+            status=SCHEDULE_STATUS,
         ),
     }  # fmt: skip
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from ..engine.errors import InvalidRequestError
@@ -61,6 +62,7 @@ class BackupSpec:
     collections: tuple[CollectionRef, ...] = ()
     deletion_policy: str = RETAIN
     rbac: bool = False
+    ttl: timedelta | None = None  # delete the resource this long after it completed
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ def parse_backup(resource_name: str, spec: Mapping[str, Any]) -> BackupSpec:
         collections=tuple(_checked("spec.collections", parse_list, spec.get("collections"))),
         deletion_policy=_choice(spec, "deletionPolicy", (RETAIN, DELETE), RETAIN),
         rbac=bool(spec.get("rbac", False)),
+        ttl=parse_duration(str(spec["ttl"]), "spec.ttl") if spec.get("ttl") else None,
     )
 
 
@@ -242,3 +245,18 @@ def _checked(where: str, check: Any, *args: Any) -> Any:
         return check(*args)
     except InvalidRequestError as exc:
         raise SpecError(f"{where}: {exc}") from None
+
+
+def parse_duration(text: str, field: str) -> timedelta:
+    """``30d``, ``12h``, ``1w2d``, ``90m``, ``45s``: a positive duration, or a refusal."""
+    found = re.fullmatch(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text.strip())
+    if not text.strip() or found is None:
+        raise SpecError(f"{field} {text!r} is not a duration: use e.g. 30d, 12h, 1w2d, 90m")
+    weeks, days, hours, minutes, seconds = (int(g or 0) for g in found.groups())
+    duration = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if duration <= timedelta(0):
+        raise SpecError(f"{field} {text!r} must be longer than zero")
+    return duration
+
+
+DURATION_PATTERN = r"^(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"

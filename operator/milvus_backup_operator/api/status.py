@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from ..engine.progress import Progress
 from . import Phase
@@ -142,13 +142,7 @@ class Status:
         return stamp
 
     def _condition(self, new: Condition) -> None:
-        """Set ``new``, keeping the transition time of a condition that did not flip."""
-        old = self.condition(new.type)
-        if old is not None and old.status == new.status and old.last_transition_time:
-            new.last_transition_time = old.last_transition_time
-        kind = new.type
-        self.conditions = [c for c in self.conditions if c.type != kind] + [new]
-        self.conditions.sort(key=lambda c: (READY, RECONCILING, STALLED).index(c.type))
+        self.conditions = with_condition(self.conditions, new)
 
     def set_progress(self, progress: Progress) -> Patch:
         """Record progress; return the small patch that writes it alone."""
@@ -271,6 +265,72 @@ class RestoreStatus(Status):
         """Add or replace one collection's result (by target)."""
         others = [c for c in self.collections if c.target != collection.target]
         self.collections = [*others, collection]
+
+
+def with_condition(conditions: list[Condition], new: Condition) -> list[Condition]:
+    """``conditions`` with ``new`` set, keeping the transition time of one that did not flip."""
+    old = next((c for c in conditions if c.type == new.type), None)
+    if old is not None and old.status == new.status and old.last_transition_time:
+        new.last_transition_time = old.last_transition_time
+    kept = [c for c in conditions if c.type != new.type] + [new]
+    return sorted(kept, key=lambda c: (READY, RECONCILING, STALLED).index(c.type))
+
+
+@dataclass
+class ScheduleStatus:
+    """A MilvusBackupSchedule's status: its runs, and kstatus conditions (Ready while it
+    schedules; Stalled when its spec cannot work)."""
+
+    observed_generation: int = 0
+    message: str = ""
+    last_schedule_time: str = ""  # the latest run started (or skipped: the message says)
+    next_schedule_time: str = ""
+    last_successful_time: str = ""
+    last_backup: str = ""
+    suspended_since: str = ""
+    active: list[str] = field(default_factory=list)
+    completed: int = 0
+    failed: int = 0
+    conditions: list[Condition] = field(default_factory=list)
+
+    _FIELDS: ClassVar[dict[str, str]] = {
+        "observedGeneration": "observed_generation", "message": "message",
+        "lastScheduleTime": "last_schedule_time", "nextScheduleTime": "next_schedule_time",
+        "lastSuccessfulTime": "last_successful_time", "lastBackup": "last_backup",
+        "suspendedSince": "suspended_since", "active": "active", "completed": "completed",
+        "failed": "failed",
+    }  # fmt: skip
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any] | None) -> ScheduleStatus:
+        raw = raw or {}
+        status = cls(**{attr: raw[key] for key, attr in cls._FIELDS.items() if key in raw})
+        status.conditions = [Condition.of(c) for c in raw.get("conditions") or []]
+        return status
+
+    def set_ready(self, generation: int, message: str) -> None:
+        self._set(generation, message, ready=True, reason="Scheduling")
+
+    def set_invalid(self, generation: int, message: str) -> None:
+        """The spec cannot work: nothing is scheduled until it changes."""
+        self._set(generation, message, ready=False, reason="InvalidSpec")
+
+    def _set(self, generation: int, message: str, *, ready: bool, reason: str) -> None:
+        self.observed_generation, self.message, stamp = generation, message, now()
+        for kind, value in ((READY, ready), (RECONCILING, False), (STALLED, not ready)):
+            shown = message if value or kind == READY else ""
+            new = Condition(kind, value, reason, shown, generation, stamp)
+            self.conditions = with_condition(self.conditions, new)
+
+    def patch(self) -> Patch:
+        """The whole status, camelCase (emptied fields sent as null: a merge patch clears)."""
+        patch: Patch = {
+            key: (getattr(self, attr) if getattr(self, attr) != "" else None)
+            for key, attr in self._FIELDS.items()
+        }
+        patch["conditions"] = [c.to_dict() for c in self.conditions]
+        result: Patch = without_empty_strings(patch)
+        return result
 
 
 def without_empty_strings(value: Any) -> Any:

@@ -14,11 +14,13 @@ from typing import Any
 import kopf
 
 from ..api import GROUP, VERSION, Kind
+from ..api.schedule import parse_schedule
 from ..api.specs import SpecError, parse_backup, parse_restore
 from ..api.status import Status
 
 WEBHOOK_ID = "spec-immutable"
 VALID_ID = "spec-valid"
+SCHEDULE_ID = "schedule-valid"
 
 
 @kopf.on.validate(GROUP, VERSION, Kind.BACKUP.plural, id=WEBHOOK_ID, operations=["UPDATE"])
@@ -47,6 +49,14 @@ def backup_spec_valid(*, body: kopf.Body, **_: Any) -> None:
 def restore_spec_valid(*, body: kopf.Body, **_: Any) -> None:
     """Refuse at ``kubectl apply`` a restore spec that could never run."""
     _admit(lambda: parse_restore(dict(body.get("spec") or {})))
+
+
+@kopf.on.validate(GROUP, VERSION, Kind.SCHEDULE.plural, id=SCHEDULE_ID,
+                  operations=["CREATE", "UPDATE"])  # fmt: skip
+def schedule_spec_valid(*, body: kopf.Body, **_: Any) -> None:
+    """Refuse a cron expression, time zone or template that could never run, naming the field
+    (the schema says what it can: five fields, a duration's shape)."""
+    _admit(lambda: parse_schedule(body.metadata.name or "schedule", dict(body.get("spec") or {})))
 
 
 def _admit(parse: Callable[[], object]) -> None:

@@ -35,11 +35,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from .. import __version__
-from ..api import GROUP, Kind, Phase
+from ..api import Kind, Phase
+from ..api.schedule import SCHEDULE_LABEL
 from ..api.status import BackupStatus, Status
 
 #: The label a schedule puts on each MilvusBackup it creates (its name).
-SCHEDULE_LABEL = f"{GROUP}/schedule"
 PREFIX = "milvus_backup"
 RESOURCE_LABELS = ("kind", "namespace", "name", "schedule")
 SCHEDULE_LABELS = ("namespace", "name")

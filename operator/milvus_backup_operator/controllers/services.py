@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ..executors import Executor
@@ -22,6 +23,7 @@ class Services:
     job_retries: int = 3
     #: what /metrics shows (controllers.metrics); a schedule's controller records it here
     metrics: Metrics = field(default_factory=Metrics)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # schedules' "now"
 
 
 def services(memo: Any) -> Services:

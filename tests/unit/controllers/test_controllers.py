@@ -9,16 +9,21 @@ it is asked to start, and Secrets mounted from a folder (the Job's own ``Mounted
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import kopf
 import pytest
 from kopf._core.engines import posting
+from kubernetes.client.exceptions import ApiException
 
 from milvus_backup_operator.api import Kind
+from milvus_backup_operator.api.schedule import RUN_NOW, SCHEDULE_LABEL
 from milvus_backup_operator.controllers import admission, backup, lifecycle, restore
+from milvus_backup_operator.controllers import schedule as schedule_controller
 from milvus_backup_operator.controllers.adoption import COMPLETED
 from milvus_backup_operator.controllers.services import Services
 from milvus_backup_operator.executors import WorkItem
@@ -55,11 +60,27 @@ class InMemoryResources(Resources):
         body = self.objects[(kind, namespace, name)]
         body["status"] = _merge(body.get("status") or {}, status)
 
+    def find(self, kind: Kind, namespace: str, label: str, value: str) -> list[dict[str, Any]]:
+        return [b for b in self.list_all(kind, namespace)
+                if (b["metadata"].get("labels") or {}).get(label) == value]  # fmt: skip
+
+    def create(self, kind: Kind, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        key = (kind, namespace, body["metadata"]["name"])
+        if key in self.objects:
+            raise ApiException(status=409, reason="AlreadyExists")
+        self.objects[key] = copy.deepcopy(body)
+        return self.objects[key]
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> None:
+        self.objects.pop((kind, namespace, name), None)
+
 
 def _merge(into: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     merged = dict(into)
     for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = value
@@ -256,3 +277,201 @@ def test_a_started_resource_keeps_its_spec() -> None:
     with pytest.raises(kopf.AdmissionError, match="cannot change once its work has started"):
         admission.spec_immutable(body=new, old=old)
     admission.spec_immutable(body=new, old={"spec": {"backupName": "a"}})  # not started: fine
+
+
+# ---- MilvusBackupSchedule, against a clock the tests set -----------------------------------
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+START = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock(run: Services) -> Clock:
+    run.clock = clock = Clock(START)
+    return clock
+
+
+def schedule(run: Services, **spec: Any) -> dict[str, Any]:
+    body = api(run).add(
+        Kind.SCHEDULE, "nightly", {"schedule": "0 2 * * *", "template": SPEC, **spec},
+        metadata={"creationTimestamp": "2026-12-01T00:30:00Z"},
+    )  # fmt: skip
+    return body
+
+
+def tick(run: Services, body: dict[str, Any]) -> kopf.Patch:
+    patch = call(schedule_controller.tick, run, body)
+    body["status"] = _merge(body.get("status") or {}, dict(patch.status))
+    for key, value in (patch.get("metadata", {}).get("annotations") or {}).items():
+        if value is None:
+            body["metadata"]["annotations"].pop(key, None)
+    return patch
+
+
+def runs(run: Services) -> dict[str, dict[str, Any]]:
+    return {
+        b["metadata"]["name"]: b for b in api(run).find(Kind.BACKUP, NS, SCHEDULE_LABEL, "nightly")
+    }
+
+
+def finish(run: Services, name: str, phase: str, at: str = "2026-12-01T02:05:00Z") -> None:
+    api(run).patch_status(Kind.BACKUP, NS, name, {"phase": phase, "completionTime": at})
+
+
+def test_a_run_is_created_once_when_due_named_from_its_time(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    body = schedule(run)
+    tick(run, body)
+    assert runs(run) == {} and body["status"]["nextScheduleTime"] == "2026-12-01T02:00:00Z"
+    clock.now = START.replace(hour=2, second=5)
+    tick(run, body)
+    tick(run, body)  # the next look, or a restarted operator: the same run, not a second one
+    (made,) = runs(run).values()
+    assert made["metadata"]["name"] == "nightly-20261201-0200"
+    assert made["metadata"]["ownerReferences"][0]["kind"] == "MilvusBackupSchedule"
+    assert made["spec"] == SPEC and body["status"]["lastScheduleTime"] == "2026-12-01T02:00:00Z"
+    assert body["status"]["active"] == ["nightly-20261201-0200"]
+    assert "Created" in reasons(events)
+
+
+def test_forbid_skips_a_run_while_the_last_one_runs_and_says_so(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    body = schedule(run, schedule="@hourly")
+    clock.now = START.replace(hour=2, second=1)
+    tick(run, body)
+    clock.now = START.replace(hour=3, second=1)  # the 02:00 run still runs
+    tick(run, body)
+    assert list(runs(run)) == ["nightly-20261201-0200"]
+    assert "skipped the run of 2026-12-01T03:00:00Z" in body["status"]["message"]
+    finish(run, "nightly-20261201-0200", "Completed")
+    clock.now = START.replace(hour=4, second=1)
+    tick(run, body)
+    assert sorted(runs(run)) == ["nightly-20261201-0200", "nightly-20261201-0400"]
+
+
+def test_replace_deletes_the_running_one_and_allow_runs_both(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    body = schedule(run, schedule="@hourly", concurrencyPolicy="Replace")
+    clock.now = START.replace(hour=2, second=1)
+    tick(run, body)
+    clock.now = START.replace(hour=3, second=1)
+    tick(run, body)
+    assert list(runs(run)) == ["nightly-20261201-0300"]
+    body["spec"]["concurrencyPolicy"] = "Allow"
+    clock.now = START.replace(hour=4, second=1)
+    tick(run, body)
+    assert sorted(runs(run)) == ["nightly-20261201-0300", "nightly-20261201-0400"]
+
+
+def test_only_the_latest_missed_run_starts_and_only_within_the_deadline(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    body = schedule(run, schedule="@hourly", startingDeadlineSeconds=600)
+    clock.now = START.replace(hour=5, minute=5)  # the operator was down from 01:00
+    tick(run, body)
+    assert list(runs(run)) == ["nightly-20261201-0500"]
+    clock.now = START.replace(hour=6, minute=30)  # 30 minutes late: past the deadline
+    tick(run, body)
+    assert list(runs(run)) == ["nightly-20261201-0500"]
+    assert "missed the run of 2026-12-01T06:00:00Z" in body["status"]["message"]
+
+
+def test_suspend_creates_nothing_and_resume_goes_on(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    body = schedule(run, schedule="@hourly", suspend=True)
+    clock.now = START.replace(hour=2, second=1)
+    tick(run, body)
+    assert runs(run) == {} and "nextScheduleTime" not in body["status"]
+    assert body["status"]["suspendedSince"] == "2026-12-01T02:00:01Z"
+    body["spec"]["suspend"] = False
+    clock.now = START.replace(hour=3, second=1)
+    tick(run, body)
+    assert list(runs(run)) == ["nightly-20261201-0300"]
+    assert "suspendedSince" not in body["status"]
+
+
+def test_run_now_starts_one_extra_run_and_the_annotation_goes(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    body = schedule(run)
+    body["metadata"]["annotations"] = {RUN_NOW: "please"}
+    tick(run, body)
+    tick(run, body)
+    (made,) = runs(run)
+    assert made.startswith("nightly-now-") and RUN_NOW not in body["metadata"]["annotations"]
+
+
+def test_retention_prunes_only_this_schedules_done_runs(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    body = schedule(run, schedule="@hourly", retention={"keepLast": 2, "keepFailed": 1},
+                    concurrencyPolicy="Allow")  # fmt: skip
+    api(run).add(Kind.BACKUP, "someone-elses", SPEC, status={"phase": "Completed"})
+    for hour in range(2, 7):
+        clock.now = START.replace(hour=hour, second=1)
+        tick(run, body)
+        finish(run, f"nightly-20261201-0{hour}00", "Failed" if hour == 3 else "Completed")
+    tick(run, body)
+    assert sorted(runs(run)) == [
+        "nightly-20261201-0300", "nightly-20261201-0500", "nightly-20261201-0600",
+    ]  # fmt: skip
+    assert api(run).get(Kind.BACKUP, NS, "someone-elses") is not None
+    assert body["status"]["completed"] == 2 and body["status"]["failed"] == 1
+
+
+def test_a_bad_schedule_is_stalled_naming_the_field(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    body = schedule(run, timeZone="Mars/Olympus")
+    tick(run, body)
+    assert "spec.timeZone 'Mars/Olympus'" in body["status"]["message"]
+    stalled = next(c for c in body["status"]["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True" and runs(run) == {}
+
+
+def test_a_backup_past_its_ttl_is_deleted(run: Services, clock: Clock) -> None:
+    done = {"phase": "Completed", "completionTime": "2026-11-29T00:00:00Z"}
+    body = api(run).add(Kind.BACKUP, "one-off", {**SPEC, "ttl": "1d"}, status=done)
+    view = kopf.Body(body)
+    schedule_controller.ttl_expired(spec=view.spec, status=view.status, name="one-off",
+                                    namespace=NS, memo=kopf.Memo(services=run))  # fmt: skip
+    assert api(run).get(Kind.BACKUP, NS, "one-off") is None
+
+
+def test_a_schedules_metrics_follow_its_runs(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    from tests.unit.controllers.test_metrics import scrape, value
+
+    body = schedule(run)
+    clock.now = START.replace(hour=2, second=5)
+    tick(run, body)
+    api(run).patch_status(Kind.BACKUP, NS, "nightly-20261201-0200", {
+        "phase": "Completed", "startTime": "2026-12-01T02:00:10Z",
+        "completionTime": "2026-12-01T02:01:10Z", "backupSize": 4096,
+    })  # fmt: skip
+    clock.now = START.replace(hour=2, minute=2)
+    tick(run, body)
+    labels = {"namespace": NS, "name": "nightly"}
+    samples = scrape(run.metrics)
+    prefix = "milvus_backup_schedule_"
+    assert value(samples, prefix + "period_seconds", **labels) == 86400
+    assert value(samples, prefix + "last_duration_seconds", **labels) == 60
+    assert value(samples, prefix + "last_size_bytes", **labels) == 4096
+    success = value(samples, prefix + "last_success_timestamp_seconds", **labels)
+    assert success == datetime(2026, 12, 1, 2, 1, 10, tzinfo=UTC).timestamp()
+    schedule_controller.schedule_gone(type="DELETED", name="nightly", namespace=NS,
+                                      memo=kopf.Memo(services=run))  # fmt: skip
+    assert value(scrape(run.metrics), prefix + "period_seconds", **labels) is None

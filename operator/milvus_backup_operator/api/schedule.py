@@ -1,0 +1,177 @@
+"""When a MilvusBackupSchedule runs: its cron expression in its time zone, and the run due now.
+
+The calendar is read in the schedule's time zone, as Kubernetes CronJob's ``timeZone`` is:
+a run whose local time falls in a daylight-saving gap runs once the clocks have jumped (02:30
+on a spring-forward night runs at 03:30), and a run in the hour repeated in autumn runs once,
+the first time. A restarted operator catches up at most one missed run, the latest, and only
+within ``startingDeadlineSeconds`` (CronJob's rule).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterBadDateError, croniter
+
+from .retention import Retention
+from .specs import SpecError, parse_backup
+
+MACROS = {
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}  # fmt: skip
+#: What the CRD schema can check of a cron expression: a macro, or five fields of the
+#: characters cron takes (the webhook and the controller check the rest).
+CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
+_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
+_LOOKAHEAD = 400 * 24  # hours: a schedule that never fires within a leap year is refused
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A validated cron expression in a time zone."""
+
+    expression: str
+    zone: ZoneInfo
+
+    @classmethod
+    def parse(cls, expression: str, time_zone: str = "UTC", field: str = "spec") -> Schedule:
+        """Check ``expression`` and ``time_zone``; a bad one is refused naming its field."""
+        text = " ".join(str(expression).split())
+        cron = MACROS.get(text, text)
+        fields = cron.split(" ")
+        if len(fields) != 5 or not all(_FIELD.match(f) for f in fields):
+            raise SpecError(
+                f"{field}.schedule {expression!r} is not a cron expression: give five fields "
+                "(minute hour day-of-month month day-of-week, e.g. '30 2 * * *') or one of "
+                f"{', '.join(sorted(MACROS))}"
+            )
+        if not croniter.is_valid(cron):
+            raise SpecError(f"{field}.schedule {expression!r}: a field is out of range")
+        schedule = cls(cron, _zone(time_zone, field))
+        if schedule.next_after(datetime.now(UTC)) is None:
+            raise SpecError(f"{field}.schedule {expression!r} never runs (e.g. February 30)")
+        return schedule
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        """The first run strictly after ``moment`` (aware), in UTC; None if none within a year."""
+        local = moment.astimezone(self.zone).replace(tzinfo=None)
+        found = croniter(self.expression, local - timedelta(hours=1))
+        horizon = local + timedelta(hours=_LOOKAHEAD)
+        while True:
+            try:
+                wall = found.get_next(datetime)
+            except CroniterBadDateError:  # croniter gives up on dates that never come
+                return None
+            if wall > horizon:
+                return None
+            instant = _instant(wall, self.zone)
+            if instant > moment:
+                return instant
+
+    def period_seconds(self, now: datetime) -> float | None:
+        """The time between the next two runs (a day for ``@daily``): how often a
+        successful backup is expected."""
+        first = self.next_after(now)
+        second = self.next_after(first) if first else None
+        return (second - first).total_seconds() if first and second else None
+
+    def latest_due(self, after: datetime, now: datetime) -> datetime | None:
+        """The latest run in ``(after, now]``: the one to start (older missed runs are not
+        caught up, as CronJob's controller does); None if nothing fell due."""
+        due = None
+        moment = self.next_after(after)
+        while moment is not None and moment <= now:
+            due, moment = moment, self.next_after(moment)
+        return due
+
+
+def _zone(name: str, field: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SpecError(
+            f"{field}.timeZone {name!r} is not an IANA time zone (e.g. 'UTC', 'Europe/Berlin', "
+            "'America/New_York')"
+        ) from None
+
+
+def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
+    """A local wall time as an instant: the first of a repeated hour, and a time in a gap as
+    the moment after the jump (02:30 in the gap -> 03:30 local)."""
+    return wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+
+
+# ---- the MilvusBackupSchedule spec ---------------------------------------------------------
+
+FORBID, REPLACE, ALLOW = "Forbid", "Replace", "Allow"
+PREFIX_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$"  # a run's name: <prefix>-YYYYMMDD-HHMM
+SCHEDULE_LABEL = "backup.milvus.io/schedule"  # on each MilvusBackup a schedule made
+SCHEDULED_AT = "backup.milvus.io/scheduled-at"  # the run's scheduled time (UTC, ISO 8601)
+RUN_NOW = "backup.milvus.io/run-now"  # set it (any value) on a schedule: one extra run now
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    schedule: Schedule
+    template: dict[str, object]  # a MilvusBackup spec, checked
+    retention: Retention
+    concurrency_policy: str
+    suspend: bool
+    starting_deadline: timedelta | None
+    prefix: str
+
+    def run_name(self, scheduled: datetime) -> str:
+        """The MilvusBackup of the run scheduled at ``scheduled``: one name per run, so a
+        restarted operator can never make one run twice."""
+        return f"{self.prefix}-{scheduled.astimezone(UTC):%Y%m%d-%H%M}"
+
+    def manual_run_name(self, token: str) -> str:
+        digest = hashlib.sha1(token.encode()).hexdigest()[:8]
+        return f"{self.prefix}-now-{digest}"
+
+
+def parse_schedule(name: str, spec: Mapping[str, Any]) -> ScheduleSpec:
+    """A MilvusBackupSchedule's spec, every rule checked, each refusal naming its field."""
+    schedule = Schedule.parse(str(spec.get("schedule", "")), str(spec.get("timeZone") or "UTC"))
+    template = dict(spec.get("template") or {})
+    if not template:
+        raise SpecError("spec.template is required: the MilvusBackup spec of each run")
+    if template.get("backupName"):
+        raise SpecError(
+            "spec.template.backupName cannot be set: each run is named from the schedule and "
+            "its time (set spec.backupNamePrefix)"
+        )
+    try:
+        parse_backup(name, template)
+    except SpecError as exc:
+        raise SpecError(str(exc).replace("spec.", "spec.template.", 1)) from None
+    prefix = str(spec.get("backupNamePrefix") or name)
+    if not re.match(PREFIX_PATTERN, prefix):
+        raise SpecError(
+            f"spec.backupNamePrefix {prefix!r} must be lower-case letters, digits and '-', at "
+            "most 48 characters (a run is named <prefix>-YYYYMMDD-HHMM); set it if the "
+            "schedule's own name is longer"
+        )
+    policy = str(spec.get("concurrencyPolicy") or FORBID)
+    if policy not in (FORBID, REPLACE, ALLOW):
+        raise SpecError(f"spec.concurrencyPolicy {policy!r}: use {FORBID}, {REPLACE} or {ALLOW}")
+    deadline = spec.get("startingDeadlineSeconds")
+    if deadline is not None and (not isinstance(deadline, int) or deadline < 1):
+        raise SpecError("spec.startingDeadlineSeconds must be a whole number of seconds, 1 or more")
+    return ScheduleSpec(
+        schedule=schedule,
+        template=template,
+        retention=Retention.parse(spec.get("retention")),
+        concurrency_policy=policy,
+        suspend=bool(spec.get("suspend", False)),
+        starting_deadline=timedelta(seconds=deadline) if deadline else None,
+        prefix=prefix,
+    )

@@ -1,0 +1,247 @@
+"""MilvusBackupSchedule: create a MilvusBackup for each run, prune the old ones, report.
+
+A Kopf timer looks at each schedule every :data:`TICK_SECONDS`. Each run is a MilvusBackup
+owned by the schedule, labelled with it and named from the scheduled time, so a restarted
+operator never creates one run twice (the second create is a 409); it catches up at most the
+latest missed run, within ``startingDeadlineSeconds``. The ``backup.milvus.io/run-now``
+annotation starts one extra run at once. Pruning deletes only this schedule's Completed and
+Failed MilvusBackups that no retention rule keeps; each one's ``deletionPolicy`` then decides
+whether its data goes too. A one-off MilvusBackup's ``ttl`` is pruned here as well.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+
+from ..api import API_VERSION, GROUP, VERSION, Kind, Phase
+from ..api.retention import Run, expired, to_delete
+from ..api.schedule import (
+    FORBID,
+    REPLACE,
+    RUN_NOW,
+    SCHEDULE_LABEL,
+    SCHEDULED_AT,
+    ScheduleSpec,
+    parse_schedule,
+)
+from ..api.specs import SpecError, parse_backup
+from ..api.status import ScheduleStatus, Status
+from .metrics import counted
+from .services import Services, services
+
+log = logging.getLogger(__name__)
+TICK_SECONDS = 10.0  # how late a run may start, at most
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _time(text: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+@kopf.timer(GROUP, VERSION, Kind.SCHEDULE.plural, interval=TICK_SECONDS, initial_delay=1.0)
+@counted
+def tick(
+    *, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str,
+    namespace: str | None, patch: kopf.Patch, memo: kopf.Memo, **_: Any,
+) -> None:  # fmt: skip
+    """Start what is due, prune what no rule keeps, and write the schedule's status."""
+    if namespace is None:
+        return
+    run, current = services(memo), ScheduleStatus.of(status)
+    generation = body.metadata.get("generation", 1)
+    try:
+        parsed = parse_schedule(name, dict(spec))
+    except SpecError as exc:
+        if current.message != str(exc):
+            kopf.warn(body, reason="InvalidSpec", message=str(exc))
+        current.set_invalid(generation, str(exc))
+        patch.status.update(current.patch())
+        return
+    schedule = _ScheduleRun(run, body, namespace, parsed, current)
+    now = run.clock()
+    message = schedule.step(now)
+    current.set_ready(generation, message)
+    patch.status.update(current.patch())
+    schedule.record_metrics(now)
+    if RUN_NOW in body.metadata.annotations:
+        patch.metadata.annotations[RUN_NOW] = None  # done: the run was created
+
+
+class _ScheduleRun:
+    """One look at one schedule."""
+
+    def __init__(
+        self, run: Services, body: kopf.Body, namespace: str, spec: ScheduleSpec,
+        status: ScheduleStatus,
+    ) -> None:  # fmt: skip
+        self.run, self.body, self.namespace = run, body, namespace
+        self.spec, self.status = spec, status
+        self.last_completed: dict[str, Any] | None = None
+
+    def step(self, now: datetime) -> str:
+        said = []
+        owned = self._owned()
+        token = self.body.metadata.annotations.get(RUN_NOW)
+        if token is not None:
+            said.append(self._create(self.spec.manual_run_name(str(token)), now, owned))
+        said.append(self._scheduled(now, owned))
+        said.append(self._prune(now, self._owned()))
+        self._report(now, self._owned())
+        return "; ".join(s for s in said if s) or self._next_message()
+
+    def _scheduled(self, now: datetime, owned: list[dict[str, Any]]) -> str:
+        created = _time(self.body.metadata.get("creationTimestamp", "")) or now
+        last = _time(self.status.last_schedule_time) or created
+        due = self.spec.schedule.latest_due(last, now)
+        if self.spec.suspend:
+            self.status.suspended_since = self.status.suspended_since or _iso(now)
+            return "suspended: no run is created"
+        self.status.suspended_since = ""
+        if due is None:
+            return ""
+        self.status.last_schedule_time = _iso(due)
+        late = now - due
+        if self.spec.starting_deadline is not None and late > self.spec.starting_deadline:
+            late_by = int(late.total_seconds())
+            return f"missed the run of {_iso(due)}: {late_by}s late (startingDeadlineSeconds)"
+        active = [b["metadata"]["name"] for b in owned if not Status.of(b.get("status")).is_done()]
+        if active and self.spec.concurrency_policy == FORBID:
+            running = ", ".join(active)
+            why = f"{running} still running (concurrencyPolicy Forbid)"
+            return f"skipped the run of {_iso(due)}: {why}"
+        if active and self.spec.concurrency_policy == REPLACE:
+            for name in active:
+                self.run.resources.delete(Kind.BACKUP, self.namespace, name)
+        return self._create(self.spec.run_name(due), due, owned)
+
+    def _create(self, name: str, scheduled: datetime, owned: list[dict[str, Any]]) -> str:
+        if any(b["metadata"]["name"] == name for b in owned):
+            return ""
+        meta = self.body.metadata
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": Kind.BACKUP.kind,
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": {SCHEDULE_LABEL: meta["name"]},
+                "annotations": {SCHEDULED_AT: _iso(scheduled)},
+                "ownerReferences": [{
+                    "apiVersion": API_VERSION, "kind": Kind.SCHEDULE.kind, "name": meta["name"],
+                    "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True,
+                }],
+            },
+            "spec": copy.deepcopy(self.spec.template),
+        }  # fmt: skip
+        try:
+            self.run.resources.create(Kind.BACKUP, self.namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            return ""  # made before a restart: one run, one MilvusBackup
+        kopf.event(
+            self.body, type="Normal", reason="Created", message=f"created MilvusBackup {name}"
+        )
+        return f"created {name}"
+
+    def _prune(self, now: datetime, owned: list[dict[str, Any]]) -> str:
+        runs = [_run_of(b) for b in owned]
+        gone = to_delete(runs, self.spec.retention, now, self.spec.schedule.zone)
+        for name in gone:
+            self.run.resources.delete(Kind.BACKUP, self.namespace, name)
+        return f"pruned {', '.join(gone)}" if gone else ""
+
+    def _report(self, now: datetime, owned: list[dict[str, Any]]) -> None:
+        statuses = [(b["metadata"]["name"], Status.of(b.get("status"))) for b in owned]
+        done = sorted((s.completion_time, n) for n, s in statuses if s.phase == Phase.COMPLETED)
+        by_name = {b["metadata"]["name"]: b for b in owned}
+        self.last_completed = by_name[done[-1][1]] if done else None
+        newest = max(owned, key=lambda b: _run_of(b).scheduled, default=None)
+        self.status.active = sorted(n for n, s in statuses if not s.is_done())
+        self.status.completed = len(done)
+        self.status.failed = sum(s.phase == Phase.FAILED for _, s in statuses)
+        self.status.last_successful_time = done[-1][0] if done else self.status.last_successful_time
+        self.status.last_backup = newest["metadata"]["name"] if newest else ""
+        upcoming = None if self.spec.suspend else self.spec.schedule.next_after(now)
+        self.status.next_schedule_time = _iso(upcoming) if upcoming else ""
+
+    def record_metrics(self, now: datetime) -> None:
+        """What /metrics shows of this schedule (the alerts on missing backups read it)."""
+        meta, status = self.body.metadata, self.status
+        last = self.last_completed
+        last_status = Status.of(last.get("status")) if last else None
+        duration = None
+        if last_status is not None:
+            started, ended = _time(last_status.start_time), _time(last_status.completion_time)
+            duration = (ended - started).total_seconds() if started and ended else None
+        size = int((last or {}).get("status", {}).get("backupSize", 0)) if last else None
+        self.run.metrics.record_schedule(
+            self.namespace, meta["name"],
+            period_seconds=self.spec.schedule.period_seconds(now),
+            next_run_time=status.next_schedule_time or None,
+            last_success_time=status.last_successful_time or None,
+            created_time=meta.get("creationTimestamp") or None,
+            suspended=self.spec.suspend, last_duration_seconds=duration,
+            last_size_bytes=size, failures_total=status.failed,
+        )  # fmt: skip
+
+    def _next_message(self) -> str:
+        if self.spec.suspend:
+            return "suspended"
+        return f"next run at {self.status.next_schedule_time or 'never'}"
+
+    def _owned(self) -> list[dict[str, Any]]:
+        name = self.body.metadata["name"]
+        return self.run.resources.find(Kind.BACKUP, self.namespace, SCHEDULE_LABEL, name)
+
+
+def _run_of(body: dict[str, Any]) -> Run:
+    meta = body["metadata"]
+    scheduled = _time((meta.get("annotations") or {}).get(SCHEDULED_AT, ""))
+    created = _time(meta.get("creationTimestamp", ""))
+    when = scheduled or created or datetime.now(UTC)
+    return Run(meta["name"], when, Status.of(body.get("status")).phase)
+
+
+@kopf.on.event(GROUP, VERSION, Kind.SCHEDULE.plural)
+def schedule_gone(
+    *, type: str | None, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    """A deleted schedule: its series leave /metrics."""
+    if type == "DELETED" and namespace is not None:
+        services(memo).metrics.forget_schedule(namespace, name)
+
+
+@kopf.timer(
+    GROUP, VERSION, Kind.BACKUP.plural, interval=60.0,
+    when=lambda spec, status, **_: bool(spec.get("ttl")) and Status.of(status).is_done(),
+)  # fmt: skip
+@counted
+def ttl_expired(
+    *, spec: kopf.Spec, status: kopf.Status, name: str, namespace: str | None,
+    memo: kopf.Memo, **_: Any,
+) -> None:  # fmt: skip
+    """A one-off MilvusBackup with ``ttl``: deleted once it has been done that long."""
+    done = _time(Status.of(status).completion_time)
+    if namespace is None or done is None:
+        return
+    try:
+        ttl = parse_backup(name, dict(spec)).ttl
+    except SpecError:
+        return
+    run = services(memo)
+    if ttl is not None and expired(done, ttl, run.clock()):
+        log.info("MilvusBackup %s/%s: ttl %s passed, deleting it", namespace, name, ttl)
+        run.resources.delete(Kind.BACKUP, namespace, name)

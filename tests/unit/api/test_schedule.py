@@ -1,0 +1,164 @@
+"""The calendar of MilvusBackupSchedule against a clock the tests set: cron in a time zone,
+daylight-saving changes, missed runs, and restic's retention rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from milvus_backup_operator.api import Phase
+from milvus_backup_operator.api.retention import Retention, Run, expired, to_delete
+from milvus_backup_operator.api.schedule import Schedule
+from milvus_backup_operator.api.specs import SpecError, parse_duration
+
+NY = ZoneInfo("America/New_York")
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def local(zone: ZoneInfo, *args: int, fold: int = 0) -> datetime:
+    return datetime(*args, tzinfo=zone, fold=fold)
+
+
+def test_the_next_run_is_read_in_the_schedules_time_zone() -> None:
+    berlin = Schedule.parse("30 2 * * *", "Europe/Berlin")
+    at = berlin.next_after(utc(2026, 12, 1, 12, 0))
+    assert at == utc(2026, 12, 2, 1, 30)  # 02:30 in Berlin is 01:30 UTC in winter
+    assert Schedule.parse("@daily").next_after(utc(2026, 12, 1, 0, 0)) == utc(2026, 12, 2, 0, 0)
+
+
+def test_a_run_in_the_spring_forward_gap_runs_once_the_clocks_have_jumped() -> None:
+    nightly = Schedule.parse("30 2 * * *", "America/New_York")
+    # 2026-03-08: 02:00 EST jumps to 03:00 EDT; 02:30 does not exist that night
+    at = nightly.next_after(local(NY, 2026, 3, 8, 0, 0))
+    assert at is not None and at.astimezone(NY).replace(tzinfo=None) == datetime(2026, 3, 8, 3, 30)
+    after = nightly.next_after(at)
+    assert after == local(NY, 2026, 3, 9, 2, 30)  # and the next night as usual
+
+
+def test_a_run_in_the_repeated_autumn_hour_runs_once() -> None:
+    nightly = Schedule.parse("30 1 * * *", "America/New_York")
+    # 2026-11-01: 01:00-02:00 happens twice (EDT, then EST)
+    first = nightly.next_after(local(NY, 2026, 11, 1, 0, 0))
+    assert first == utc(2026, 11, 1, 5, 30)  # 01:30 EDT, the first 01:30 of the night
+    assert nightly.next_after(first) == local(NY, 2026, 11, 2, 1, 30)
+    hourly = Schedule.parse("0 * * * *", "America/New_York")
+    runs, moment = [], local(NY, 2026, 11, 1, 0, 30)
+    for _ in range(3):
+        moment = hourly.next_after(moment)  # type: ignore[assignment]
+        runs.append(moment)
+    assert [r - runs[0] for r in runs] == [timedelta(0), timedelta(hours=2), timedelta(hours=3)]
+
+
+def test_only_the_latest_missed_run_is_due() -> None:
+    hourly = Schedule.parse("@hourly")
+    last = utc(2026, 12, 1, 1, 0)
+    assert hourly.latest_due(last, utc(2026, 12, 1, 4, 20)) == utc(2026, 12, 1, 4, 0)
+    assert hourly.latest_due(last, utc(2026, 12, 1, 1, 59)) is None
+
+
+@pytest.mark.parametrize(
+    ("expression", "zone", "says"),
+    [
+        ("every night", "UTC", "spec.schedule 'every night' is not a cron expression"),
+        ("61 * * * *", "UTC", "out of range"),
+        ("0 0 30 2 *", "UTC", "never runs"),
+        ("* * * *", "UTC", "five fields"),
+        ("@daily", "Mars/Olympus", "spec.timeZone 'Mars/Olympus' is not an IANA time zone"),
+    ],
+)
+def test_a_bad_schedule_or_zone_is_refused_naming_the_field(
+    expression: str, zone: str, says: str
+) -> None:
+    with pytest.raises(SpecError, match=says):
+        Schedule.parse(expression, zone)
+
+
+def test_durations() -> None:
+    assert parse_duration("1w2d", "x") == timedelta(days=9)
+    assert parse_duration("90m", "x") == timedelta(minutes=90)
+    for bad in ("", "10", "3 days", "0h"):
+        with pytest.raises(SpecError):
+            parse_duration(bad, "spec.ttl")
+
+
+def runs_every(hours: int, count: int, phase: Phase = Phase.COMPLETED) -> list[Run]:
+    start = utc(2026, 1, 1, 0, 0)
+    return [Run(f"b{n:03d}", start + timedelta(hours=hours * n), phase) for n in range(count)]
+
+
+NOW = utc(2026, 6, 1, 0, 0)
+
+
+UTC_ZONE = ZoneInfo("UTC")
+
+
+def kept(runs: list[Run], rules: Retention, zone: ZoneInfo = UTC_ZONE) -> list[str]:
+    gone = set(to_delete(runs, rules, NOW, zone))
+    return [r.name for r in runs if r.name not in gone]
+
+
+def test_keep_last_and_the_newest_completed_is_never_deleted() -> None:
+    runs = runs_every(24, 10)
+    assert kept(runs, Retention(keep_last=3)) == ["b007", "b008", "b009"]
+    only_failed_rule = Retention(keep=(("keepDaily", 0),), max_age=timedelta(seconds=1))
+    assert kept(runs, only_failed_rule) == ["b009"]
+
+
+def test_keep_daily_weekly_monthly_keep_the_newest_of_each_period() -> None:
+    runs = runs_every(6, 4 * 70)  # four a day for 70 days from 2026-01-01
+    daily = kept(runs, Retention(keep=(("keepDaily", 3),)))
+    assert daily == ["b271", "b275", "b279"]  # the last of each of the last 3 days
+    monthly = kept(runs, Retention(keep=(("keepMonthly", 3),)))
+    # the newest of March (day 70 = 2026-03-11), of February and of January
+    assert [r.scheduled.date().isoformat() for r in runs if r.name in monthly] == [
+        "2026-01-31", "2026-02-28", "2026-03-11",
+    ]  # fmt: skip
+    weekly = kept(runs, Retention(keep=(("keepWeekly", 2),)))
+    assert len(weekly) == 2 and weekly[-1] == "b279"
+
+
+def test_periods_are_read_in_the_schedules_time_zone() -> None:
+    # 03:00 UTC is still the previous day in New York
+    runs = [Run("late", utc(2026, 3, 2, 3, 0), Phase.COMPLETED),
+            Run("early", utc(2026, 3, 1, 12, 0), Phase.COMPLETED)]  # fmt: skip
+    rules = Retention(keep=(("keepDaily", 1),))
+    assert kept(runs, rules, ZoneInfo("UTC")) == ["late"]
+    assert kept(runs, rules, NY) == ["late"]  # same New York day: its newest only
+    assert kept(runs, Retention(keep=(("keepDaily", 2),)), NY) == ["late"]
+
+
+def test_max_age_and_any_rule_keeping_a_backup_keeps_it() -> None:
+    runs = runs_every(24, 10)  # b009 is 2026-01-10
+    rules = Retention(keep_last=1, max_age=NOW - utc(2026, 1, 7, 12, 0))
+    assert kept(runs, rules) == ["b007", "b008", "b009"]
+
+
+def test_failed_runs_are_kept_a_bounded_count_and_running_ones_never_touched() -> None:
+    runs = [*runs_every(1, 6, Phase.FAILED), Run("now", utc(2026, 2, 1, 0, 0), Phase.RUNNING)]
+    assert to_delete(runs, Retention(keep_last=1, keep_failed=2), NOW, ZoneInfo("UTC")) == [
+        "b000", "b001", "b002", "b003",
+    ]  # fmt: skip
+
+
+def test_no_rule_keeps_every_completed_backup() -> None:
+    runs = runs_every(24, 5)
+    assert to_delete(runs, Retention(), NOW, ZoneInfo("UTC")) == []
+
+
+def test_retention_rules_are_checked() -> None:
+    with pytest.raises(SpecError, match=r"spec\.retention has no rule keepYearly"):
+        Retention.parse({"keepYearly": 1})
+    with pytest.raises(SpecError, match="keepLast must be a whole number"):
+        Retention.parse({"keepLast": -1})
+    assert Retention.parse({"keepDaily": 7, "maxAge": "30d"}).max_age == timedelta(days=30)
+
+
+def test_ttl() -> None:
+    done = utc(2026, 12, 1, 0, 0)
+    assert not expired(done, timedelta(days=1), done + timedelta(hours=23))
+    assert expired(done, timedelta(days=1), done + timedelta(days=1))
