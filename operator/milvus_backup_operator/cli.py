@@ -293,9 +293,10 @@ def delete(ctx: click.Context, name: str) -> None:
 @click.option("-r", "--rename", default="", help="Renames: old:new,db.old:db.new,...")
 @click.option("--drop_exist_collection", is_flag=True, help="Drop a target that exists.")
 @click.option(
-    "--rebuild_index", "--restore_index", is_flag=True, help="Rebuild the indexes in the backup."
-)
-@click.option("--load", is_flag=True, help="Load each restored collection.")
+    "--rebuild_index/--no_rebuild_index", "--restore_index", default=None,
+    help="Rebuild the indexes in the backup (default: with --load).",
+)  # fmt: skip
+@click.option("--load", is_flag=True, help="Load each restored collection (indexes rebuilt).")
 @click.option("--restore_aliases", is_flag=True, help="Recreate the aliases in the backup.")
 @click.option("--dry-run", is_flag=True, help="Make every check and print the plan; write nothing.")
 @click.option(
@@ -318,7 +319,7 @@ def restore(
     suffix: str,
     rename: str,
     drop_exist_collection: bool,
-    rebuild_index: bool,
+    rebuild_index: bool | None,
     load: bool,
     restore_aliases: bool,
     rbac: bool,
@@ -341,7 +342,7 @@ def restore(
             suffix=suffix,
             renames=parse_renames(rename),
             drop_existing=drop_exist_collection,
-            rebuild_index=rebuild_index,
+            rebuild_index=load if rebuild_index is None else rebuild_index,
             load=load,
             restore_aliases=restore_aliases,
             rbac=rbac,

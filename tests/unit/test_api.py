@@ -168,3 +168,22 @@ def test_the_description_walk_finds_what_is_missing() -> None:
             "c": {"type": "string"}}}},
     }}  # fmt: skip
     assert _undescribed(schema, "X") == ["X.a", "X.b[]", "X.b[].c"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "rebuilt"),
+    [({"load": True}, True), ({"load": True, "rebuildIndex": False}, False),
+     ({}, False), ({"rebuildIndex": True}, True), ({"load": False}, False)],
+)  # fmt: skip
+def test_load_means_the_recorded_indexes_too_unless_rebuild_index_is_false(
+    spec: dict, rebuilt: bool
+) -> None:
+    assert parse_restore({"backupRef": "b", **spec}).rebuild_index is rebuilt
+
+
+def test_rebuild_index_has_no_schema_default_so_left_out_stays_left_out() -> None:
+    """A default would reach the operator as an explicit false and turn load's rebuild off."""
+    restore = crds.all_crds()["backup.milvus.io_milvusrestores.yaml"]
+    schema = restore["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    rebuild = schema["properties"]["spec"]["properties"]["rebuildIndex"]
+    assert "default" not in rebuild and "load" in rebuild["description"]

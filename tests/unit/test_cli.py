@@ -3,6 +3,7 @@
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,3 +83,28 @@ def test_filter_and_strategy_refused_before_any_connection(
     )
     result = run("--config", str(config), *args)
     assert result.returncode == 1 and fragment in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "rebuilt"),
+    [(["--load"], True), (["--load", "--no_rebuild_index"], False), ([], False),
+     (["--restore_index"], True), (["--rebuild_index"], True)],
+)  # fmt: skip
+def test_load_rebuilds_the_indexes_unless_no_rebuild_index(
+    monkeypatch: pytest.MonkeyPatch, flags: list[str], rebuilt: bool
+) -> None:
+    from click.testing import CliRunner
+
+    from milvus_backup_operator import cli
+
+    asked: list[Any] = []
+
+    class Plan:
+        def render(self) -> list[str]:
+            return ["planned"]
+
+    monkeypatch.setattr(cli, "_config", lambda ctx: None)
+    monkeypatch.setattr(cli, "check_restore_request", lambda config, r: asked.append(r) or Plan())
+    result = CliRunner().invoke(cli.main, ["restore", "-n", "b", "--dry-run", *flags])
+    assert result.exit_code == 0, result.output
+    assert asked[0].rebuild_index is rebuilt and asked[0].load is ("--load" in flags)
