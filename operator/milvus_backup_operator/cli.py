@@ -39,6 +39,7 @@ DEFAULT_IMAGE = f"ghcr.io/milvus-backup-operator/milvus-backup-operator:{__versi
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", message="%(prog)s %(version)s")
 @click.option(
     "--config",
     "config_path",
@@ -201,11 +202,22 @@ def create(
 
 
 @main.command(name="list")
+@click.option(
+    "-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table",
+    show_default=True, help="json, yaml: each backup as the REST API's list answers it.",
+)  # fmt: skip
 @click.pass_context
-def list_backups(ctx: click.Context) -> None:
+def list_backups(ctx: click.Context, output: str) -> None:
     """List the backups in the backup location."""
     with _reasons():
         summaries = Catalog.of(_config(ctx)).list()
+    if output != "table":
+        from .server.views import summary  # milvus-backup's field names, as /list answers
+
+        entries = [summary(s) for s in summaries]
+        text = json.dumps(entries, indent=2) if output == "json" else yaml.safe_dump(entries)
+        click.echo(text.rstrip("\n"))
+        return
     rows = [("NAME", "STATE", "SIZE", "MILVUS", "COLLECTIONS")]
     for s in summaries:
         state = f"{s.state} (meta only)" if s.meta_only else s.state
