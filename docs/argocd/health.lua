@@ -2,8 +2,18 @@
 --
 -- The operator writes kstatus conditions (Stalled, Ready, Reconciling) and status.phase
 -- (Pending, Running, Completed, Failed). Stalled -> Degraded, Ready -> Healthy, anything
--- still at work -> Progressing. Lua 5.1, as Argo CD runs it.
+-- still at work or being deleted -> Progressing. Lua 5.1, as Argo CD runs it.
 local hs = {status = "Progressing", message = "Waiting for the operator"}
+
+-- Being deleted (deletionPolicy: Delete removes the backup's data first, behind a finalizer):
+-- Progressing, whatever the last status said, as Argo CD's own checks answer.
+if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
+  hs.message = "Pending deletion"
+  if obj.metadata.finalizers ~= nil and #obj.metadata.finalizers > 0 then
+    hs.message = hs.message .. " (finalizers: " .. table.concat(obj.metadata.finalizers, ", ") .. ")"
+  end
+  return hs
+end
 
 local function condition(status, kind)
   if status.conditions == nil then

@@ -39,6 +39,7 @@ DEFAULT_IMAGE = f"ghcr.io/milvus-backup-operator/milvus-backup-operator:{__versi
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", message="%(prog)s %(version)s")
 @click.option(
     "--config",
     "config_path",
@@ -201,11 +202,22 @@ def create(
 
 
 @main.command(name="list")
+@click.option(
+    "-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table",
+    show_default=True, help="json, yaml: each backup as the REST API's list answers it.",
+)  # fmt: skip
 @click.pass_context
-def list_backups(ctx: click.Context) -> None:
+def list_backups(ctx: click.Context, output: str) -> None:
     """List the backups in the backup location."""
     with _reasons():
         summaries = Catalog.of(_config(ctx)).list()
+    if output != "table":
+        from .server.views import summary  # milvus-backup's field names, as /list answers
+
+        entries = [summary(s) for s in summaries]
+        text = json.dumps(entries, indent=2) if output == "json" else yaml.safe_dump(entries)
+        click.echo(text.rstrip("\n"))
+        return
     rows = [("NAME", "STATE", "SIZE", "MILVUS", "COLLECTIONS")]
     for s in summaries:
         state = f"{s.state} (meta only)" if s.meta_only else s.state
@@ -293,9 +305,10 @@ def delete(ctx: click.Context, name: str) -> None:
 @click.option("-r", "--rename", default="", help="Renames: old:new,db.old:db.new,...")
 @click.option("--drop_exist_collection", is_flag=True, help="Drop a target that exists.")
 @click.option(
-    "--rebuild_index", "--restore_index", is_flag=True, help="Rebuild the indexes in the backup."
-)
-@click.option("--load", is_flag=True, help="Load each restored collection.")
+    "--rebuild_index/--no_rebuild_index", "--restore_index", default=None,
+    help="Rebuild the indexes in the backup (default: with --load).",
+)  # fmt: skip
+@click.option("--load", is_flag=True, help="Load each restored collection (indexes rebuilt).")
 @click.option("--restore_aliases", is_flag=True, help="Recreate the aliases in the backup.")
 @click.option("--dry-run", is_flag=True, help="Make every check and print the plan; write nothing.")
 @click.option(
@@ -318,7 +331,7 @@ def restore(
     suffix: str,
     rename: str,
     drop_exist_collection: bool,
-    rebuild_index: bool,
+    rebuild_index: bool | None,
     load: bool,
     restore_aliases: bool,
     rbac: bool,
@@ -341,7 +354,7 @@ def restore(
             suffix=suffix,
             renames=parse_renames(rename),
             drop_existing=drop_exist_collection,
-            rebuild_index=rebuild_index,
+            rebuild_index=load if rebuild_index is None else rebuild_index,
             load=load,
             restore_aliases=restore_aliases,
             rbac=rbac,

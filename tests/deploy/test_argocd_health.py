@@ -131,3 +131,18 @@ def test_the_gitops_guide_carries_this_very_script() -> None:
                 break  # the next key, or the end of the YAML block
             lines.append(line)
         assert textwrap.dedent("\n".join(lines)).strip() == script.strip(), kind
+
+
+def test_a_resource_being_deleted_is_progressing_whatever_its_status(
+    observed: dict[str, Any],
+) -> None:
+    """As Argo CD's own checks (and gitops-engine before any check) answer: "Pending deletion"."""
+    for key in ("good", "bad", "waits"):
+        body = copy.deepcopy(observed["bodies"][key])
+        body["metadata"]["deletionTimestamp"] = "2026-11-26T03:00:00Z"
+        body["metadata"]["finalizers"] = []
+        assert health(body) == ("Progressing", "Pending deletion"), key
+        body["metadata"]["finalizers"] = ["backup.milvus.io/finalizer"]
+        assert health(body) == (
+            "Progressing", "Pending deletion (finalizers: backup.milvus.io/finalizer)"
+        ), key  # fmt: skip

@@ -218,10 +218,16 @@ def test_check_reports_each_part(stack: Stack, tmp_path: Path) -> None:
 
 
 def test_load_without_indexes_is_refused_before_writing(stack: Stack, base: str) -> None:
-    args = ["restore", "-n", base, "-c", "tiny", "-s", "_noindex", "--load"]
+    args = ["restore", "-n", base, "-c", "tiny", "-s", "_noindex", "--load", "--no_rebuild_index"]
     result = run_cli(stack.config_path, *args)
-    assert result.code == 1 and "--rebuild_index" in result.stderr
+    assert result.code == 1 and "rebuilding them was turned off" in result.stderr, result.output
     client = sample_data.client(stack.milvus.uri)
+    assert not client.has_collection("tiny_noindex")
+    # --load alone means the recorded indexes too
+    planned = run_cli(stack.config_path, *args[:-1], "--dry-run")
+    assert planned.code == 0, planned.output
+    tiny = next(line for line in planned.stdout.splitlines() if "tiny -> tiny_noindex" in line)
+    assert " then rebuild " in tiny and tiny.endswith(" and load"), tiny
     assert not client.has_collection("tiny_noindex")
 
 

@@ -49,6 +49,9 @@ def test_get_backup_reads_storage_whoever_made_the_backup(
     assert body["data"]["collection_backups"][0]["collection_name"] == "tiny"
     listed = call(server, "GET", "/list")[1]["data"]
     assert {"made_by_cli", "api_sync"} <= {entry["name"] for entry in listed}
+    # the command line's machine-readable list is the REST list, entry for entry
+    as_json = run_cli(stack.config_path, "list", "-o", "json")
+    assert as_json.code == 0 and json.loads(as_json.stdout) == listed, as_json.output
 
 
 @pytest.mark.parametrize(

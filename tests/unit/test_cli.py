@@ -1,10 +1,16 @@
 """The command line's contract, where no Milvus is needed."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from click.testing import CliRunner
+
+from milvus_backup_operator.engine.catalog import BackupSummary
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -82,3 +88,81 @@ def test_filter_and_strategy_refused_before_any_connection(
     )
     result = run("--config", str(config), *args)
     assert result.returncode == 1 and fragment in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "rebuilt"),
+    [(["--load"], True), (["--load", "--no_rebuild_index"], False), ([], False),
+     (["--restore_index"], True), (["--rebuild_index"], True)],
+)  # fmt: skip
+def test_load_rebuilds_the_indexes_unless_no_rebuild_index(
+    monkeypatch: pytest.MonkeyPatch, flags: list[str], rebuilt: bool
+) -> None:
+    from milvus_backup_operator import cli
+
+    asked: list[Any] = []
+
+    class Plan:
+        def render(self) -> list[str]:
+            return ["planned"]
+
+    monkeypatch.setattr(cli, "_config", lambda ctx: None)
+    monkeypatch.setattr(cli, "check_restore_request", lambda config, r: asked.append(r) or Plan())
+    result = CliRunner().invoke(cli.main, ["restore", "-n", "b", "--dry-run", *flags])
+    assert result.exit_code == 0, result.output
+    assert asked[0].rebuild_index is rebuilt and asked[0].load is ("--load" in flags)
+
+
+def test_version_prints_the_package_version() -> None:
+    from milvus_backup_operator import __version__
+
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout == f"milvus-backup-operator {__version__}\n"
+
+
+LISTED = [
+    BackupSummary("nightly", "Completed", id="id-1", size=2048, milvus_version="v2.3.5",
+                  backup_timestamp=1764547200000, collections=("books", "db1.docs")),
+    BackupSummary("broken", "Incomplete", error="no meta: the backup did not complete"),
+]  # fmt: skip
+
+
+@pytest.fixture
+def listed(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from milvus_backup_operator import cli
+
+    class FakeCatalog:
+        def list(self) -> list[BackupSummary]:
+            return LISTED
+
+    monkeypatch.setattr(cli, "_config", lambda ctx: None)
+    monkeypatch.setattr(cli.Catalog, "of", staticmethod(lambda config: FakeCatalog()))
+    return lambda *args: CliRunner().invoke(cli.main, ["list", *args])
+
+
+EXPECTED = [
+    {"name": "nightly", "state_code": 2, "size": 2048, "id": "id-1", "milvus_version": "v2.3.5",
+     "backup_timestamp": 1764547200000, "collection_names": ["books", "db1.docs"]},
+    {"name": "broken", "state_code": 3, "size": 0,
+     "errorMessage": "no meta: the backup did not complete"},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_list_o_json_and_yaml_answer_as_the_rest_list_does(listed: Any, fmt: str) -> None:
+    """Field names and values of milvus-backup's REST list (BackupInfo: state_code 2 is
+    success, 3 failure), which our REST server's /list answers too."""
+    from milvus_backup_operator.server.views import summary
+
+    result = listed("-o", fmt)
+    assert result.exit_code == 0, result.output
+    parsed = json.loads(result.output) if fmt == "json" else yaml.safe_load(result.output)
+    assert parsed == EXPECTED == [summary(s) for s in LISTED]
+
+
+def test_list_is_a_table_by_default(listed: Any) -> None:
+    table = listed().output.splitlines()
+    assert table[0].split() == ["NAME", "STATE", "SIZE", "MILVUS", "COLLECTIONS"]
+    assert table[1].split() == ["nightly", "Completed", "2048", "v2.3.5", "books,db1.docs"]
+    assert listed("-o", "table").output == listed().output
+    assert listed("-o", "xml").exit_code == 2

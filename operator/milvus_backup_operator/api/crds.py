@@ -21,12 +21,20 @@ from .specs import DURATION_PATTERN
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 COLLECTION_PATTERN = r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$"
 PHASES = [str(phase) for phase in Phase]
+#: ``kubectl get milvus-backup`` lists every kind of ours; ``milvus`` and ``backup`` are taken
+#: (Milvus Operator's Milvus; Velero's and CloudNativePG's Backup), and a category must not be
+#: one of our names: kubectl expands categories before it looks names up.
+CATEGORY = "milvus-backup"
 
 Schema = dict[str, Any]
 
 
 def _string(description: str, **extra: Any) -> Schema:
     return {"type": "string", "description": description, **extra}
+
+
+def _int(description: str) -> Schema:
+    return {"type": "integer", "description": description}
 
 
 def _bool(description: str) -> Schema:
@@ -45,7 +53,7 @@ def _milvus(required: bool) -> Schema:
         "The Milvus proxy (gRPC).",
         {
             "address": _string("Host name of Milvus's proxy, e.g. my-release-milvus.milvus.svc.", minLength=1),
-            "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 19530},
+            "port": {"type": "integer", "description": "gRPC port of the proxy.", "minimum": 1, "maximum": 65535, "default": 19530},
             "credentialsSecret": _string("Secret with keys username and password (Milvus auth)."),
             "tls": _bool("Connect with TLS (server certificate checked against system CAs)."),
         },
@@ -111,8 +119,8 @@ RESTORE_SPEC = _obj(
         "collectionSuffix": _string("Append this to every restored collection's name.", pattern=r"^[A-Za-z0-9_]+$"),
         "collectionRenames": {"type": "object", "description": "old: new names (name or db.name).", "additionalProperties": {"type": "string", "pattern": COLLECTION_PATTERN}},
         "dropExistingCollection": _bool("Drop a target collection that exists."),
-        "rebuildIndex": _bool("Rebuild the indexes recorded in the backup."),
-        "load": _bool("Load each restored collection."),
+        "rebuildIndex": {"type": "boolean", "description": "Rebuild the indexes recorded in the backup (default: true with load, else false)."},
+        "load": _bool("Load each restored collection (its indexes rebuilt unless rebuildIndex is false)."),
         "restoreAliases": _bool("Recreate the aliases the backup recorded (refused if one names another collection)."),
         "rbac": _bool("Add the backup's users, roles and grants that the target Milvus lacks (a user without a recorded password must exist there)."),
         "useV2Restore": _bool("Put many segments in one import job, through Milvus's REST API (Milvus >= 2.4)."),
@@ -128,22 +136,21 @@ _CONDITION = _obj(
         "status": _string("True, False or Unknown."),
         "reason": _string("CamelCase reason."),
         "message": _string("Human-readable detail."),
-        "observedGeneration": {"type": "integer"},
+        "observedGeneration": _int("metadata.generation the condition was set for."),
         "lastTransitionTime": _string("When status last changed.", format="date-time"),
     },
 )
-_INT = {"type": "integer"}
 _PROGRESS = _obj(
     "How far the work has come.",
     {
         "phase": _string("Step under way, e.g. copying or importing."),
-        "percent": {"type": "integer", "minimum": 0, "maximum": 100},
+        "percent": {"type": "integer", "description": "Percent done, 0 to 100.", "minimum": 0, "maximum": 100},
         "text": _string("Percentage for kubectl, e.g. 45%."),
         "summary": _string("e.g. 2/3 collections, 10/12 segments, 40 MiB/48 MiB."),
-        **{key: _INT for key in (
-            "collectionsDone", "collectionsTotal", "segmentsDone", "segmentsTotal",
-            "bytesDone", "bytesTotal", "importsDone", "importsTotal",
-        )},
+        **{f"{unit}{end}": _int(f"{what} {done}.") for unit, what in (
+            ("collections", "Collections"), ("segments", "Segments"), ("bytes", "Bytes"),
+            ("imports", "Import jobs"),
+        ) for end, done in (("Done", "done so far"), ("Total", "to do in all"))},
     },
 )  # fmt: skip
 _COLLECTION_RESULT = _obj(
@@ -152,8 +159,8 @@ _COLLECTION_RESULT = _obj(
         "name": _string("Collection (db.name outside the default database)."),
         "target": _string("Restored as (restores only)."),
         "state": _string("Completed or Failed."),
-        "rows": _INT,
-        "size": _INT,
+        "rows": _int("Live rows: recorded at backup, or restored and checked."),
+        "size": _int("Bytes it holds in the backup (backups only)."),
         "checked": _string(
             "How the restored rows were checked against the backup (restores only)."
         ),
@@ -165,11 +172,11 @@ STATUS = _obj(
     {
         "phase": _string("Pending, Running, Completed or Failed.", enum=PHASES),
         "message": _string("What happened, or what to fix."),
-        "observedGeneration": _INT,
+        "observedGeneration": _int("metadata.generation this status describes."),
         "startTime": _string("When the work started.", format="date-time"),
         "completionTime": _string("When it completed or failed.", format="date-time"),
         "backupName": _string("The milvus-backup name of the backup."),
-        "backupSize": _INT,
+        "backupSize": _int("Bytes the backup holds."),
         "size": _string("backupSize for humans."),
         "target": _string("Milvus the restore writes to (restores only)."),
         "jobName": _string("The Job doing the work."),
@@ -179,13 +186,21 @@ STATUS = _obj(
             "each resumes the work where the last one left it.",
         },
         "progress": _PROGRESS,
-        "collections": {"type": "array", "items": _COLLECTION_RESULT},
+        "collections": {
+            "type": "array",
+            "description": "Each collection's result.",
+            "items": _COLLECTION_RESULT,
+        },
         "plan": {
             "type": "array",
             "description": "A dry run's plan: what the restore would do, one line per collection.",
             "items": {"type": "string"},
         },
-        "conditions": {"type": "array", "items": _CONDITION},
+        "conditions": {
+            "type": "array",
+            "description": "kstatus conditions: Ready, Reconciling, Stalled.",
+            "items": _CONDITION,
+        },
     },
 )
 
@@ -230,7 +245,7 @@ def _schedule_spec() -> Schema:
 SCHEDULE_STATUS = _obj(
     "Observed state, written by the operator.",
     {
-        "observedGeneration": _INT,
+        "observedGeneration": _int("The generation of the spec this status describes."),
         "message": _string("What the schedule did last, or what to fix."),
         "lastScheduleTime": _string("When the latest run was due.", format="date-time"),
         "nextScheduleTime": _string("When the next run is due (absent while suspended).", format="date-time"),
@@ -264,7 +279,7 @@ def crd(kind: Kind, spec: Schema, columns: list[Schema], status: Schema | None =
                 "plural": kind.plural,
                 "singular": kind.kind.lower(),
                 "shortNames": [kind.short_name],
-                "categories": ["milvus", "backup"],
+                "categories": [CATEGORY],
             },
             "versions": [
                 {

@@ -150,7 +150,7 @@ def parse_restore(spec: Mapping[str, Any]) -> RestoreSpec:
             _checked("spec.collectionRenames", _rename, old, new) for old, new in renames.items()
         ),
         drop_existing=bool(spec.get("dropExistingCollection", False)),
-        rebuild_index=bool(spec.get("rebuildIndex", False)),
+        rebuild_index=bool(spec.get("rebuildIndex", spec.get("load", False))),  # load: indexed
         load=bool(spec.get("load", False)),
         restore_aliases=bool(spec.get("restoreAliases", False)),
         rbac=bool(spec.get("rbac", False)),

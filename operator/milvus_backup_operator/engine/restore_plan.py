@@ -299,8 +299,8 @@ def _check_loadable(
         )
     if not rebuild_index:
         raise InvalidRequestError(
-            "load needs the indexes: ask for them to be rebuilt too (--rebuild_index, "
-            "restoreIndex, rebuildIndex)"
+            "load needs the indexes, and rebuilding them was turned off (--no_rebuild_index, "
+            "restoreIndex: false, rebuildIndex: false): leave that out, or restore without load"
         )
 
 

@@ -140,7 +140,7 @@ class ClusterBackend:
             "collectionSuffix": request.collection_suffix,
             "collectionRenames": request.collection_renames,
             "dropExistingCollection": request.drop_exist_collection,
-            "rebuildIndex": request.restore_index,
+            "rebuildIndex": engine_request.rebuild_index,
             "load": request.load,
             "restoreAliases": request.restore_aliases,
             "rbac": request.rbac,

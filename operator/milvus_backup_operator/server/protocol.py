@@ -153,7 +153,11 @@ class RestoreBackupRequest(_Request):
     collection_renames: dict[str, str] = Field(default_factory=dict)
     drop_exist_collection: bool = Field(False, alias="dropExistCollection")
     restore_index: bool = Field(False, alias="restoreIndex")
-    load: bool = Field(False, description="Load each restored collection (our addition).")
+    load: bool = Field(
+        False,
+        description="Load each restored collection (our addition); its indexes are rebuilt "
+        "too unless restoreIndex is false.",
+    )
     restore_aliases: bool = Field(
         False,
         alias="restoreAliases",

@@ -70,7 +70,7 @@ def restore_request(request: RestoreBackupRequest, task_id: str) -> RestoreReque
         suffix=request.collection_suffix,
         renames=parse_renames(renames),
         drop_existing=request.drop_exist_collection,
-        rebuild_index=request.restore_index,
+        rebuild_index=rebuild_index(request),
         load=request.load,
         restore_aliases=request.restore_aliases,
         rbac=request.rbac,
@@ -80,6 +80,14 @@ def restore_request(request: RestoreBackupRequest, task_id: str) -> RestoreReque
         only=filter_refs(plan.filter, "restorePlan.filter") if plan else (),
         meta_only=request.meta_only,
     )
+
+
+def rebuild_index(request: RestoreBackupRequest) -> bool:
+    """``restoreIndex`` as given; left out, what ``load`` needs (a loaded collection is an
+    indexed one). milvus-backup has no ``load``, so its requests mean what they always did."""
+    if "restore_index" in request.model_fields_set:
+        return request.restore_index
+    return request.load
 
 
 def restore_mapping(plan: RestorePlan) -> RestoreMapping:

@@ -123,3 +123,67 @@ def test_job_names_are_deterministic_and_short() -> None:
     assert job_name(long) == job_name(long) and len(job_name(long)) <= 63
     other = WorkItem(Kind.BACKUP, "ns", "x" * 79 + "y", {}, ())
     assert job_name(other) != job_name(long)
+
+
+#: Categories other projects' kinds already answer to: ``kubectl get milvus`` is Milvus
+#: Operator's Milvus, ``kubectl get backup`` Velero's or CloudNativePG's Backup.
+TAKEN_CATEGORIES = {"milvus", "backup", "backups", "all"}
+
+
+def test_crds_have_a_category_of_their_own() -> None:
+    for filename, document in crds.all_crds().items():
+        names = document["spec"]["names"]
+        assert names["categories"] == [crds.CATEGORY], filename
+        assert not TAKEN_CATEGORIES & set(names["categories"]), filename
+    # a category is expanded before names are looked up: it must not shadow one of ours
+    ours = {n for kind in Kind for n in (kind.plural, kind.kind.lower(), kind.short_name)}
+    assert crds.CATEGORY not in ours
+
+
+def _undescribed(schema: dict, path: str) -> list[str]:
+    """Every property under ``schema`` (objects, array items, maps) without a description."""
+    missing = [] if schema.get("description") else [path]
+    for key, child in schema.get("properties", {}).items():
+        missing += _undescribed(child, f"{path}.{key}")
+    items = schema.get("items")
+    if isinstance(items, dict) and items.get("type") == "object":
+        missing += _undescribed(items, f"{path}[]")
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict) and extra.get("type") == "object":
+        missing += _undescribed(extra, f"{path}{{}}")
+    return missing
+
+
+def test_every_crd_field_has_a_description_for_kubectl_explain() -> None:
+    for filename, document in crds.all_crds().items():
+        root = document["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        assert set(root["properties"]) == {"spec", "status"}
+        assert _undescribed(root, root["description"]) == [], filename
+
+
+def test_the_description_walk_finds_what_is_missing() -> None:
+    schema = {"description": "x", "type": "object", "properties": {
+        "a": {"type": "integer"},
+        "b": {"description": "b", "type": "array", "items": {"type": "object", "properties": {
+            "c": {"type": "string"}}}},
+    }}  # fmt: skip
+    assert _undescribed(schema, "X") == ["X.a", "X.b[]", "X.b[].c"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "rebuilt"),
+    [({"load": True}, True), ({"load": True, "rebuildIndex": False}, False),
+     ({}, False), ({"rebuildIndex": True}, True), ({"load": False}, False)],
+)  # fmt: skip
+def test_load_means_the_recorded_indexes_too_unless_rebuild_index_is_false(
+    spec: dict, rebuilt: bool
+) -> None:
+    assert parse_restore({"backupRef": "b", **spec}).rebuild_index is rebuilt
+
+
+def test_rebuild_index_has_no_schema_default_so_left_out_stays_left_out() -> None:
+    """A default would reach the operator as an explicit false and turn load's rebuild off."""
+    restore = crds.all_crds()["backup.milvus.io_milvusrestores.yaml"]
+    schema = restore["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    rebuild = schema["properties"]["spec"]["properties"]["rebuildIndex"]
+    assert "default" not in rebuild and "load" in rebuild["description"]

@@ -126,3 +126,18 @@ def test_a_get_without_a_name_or_id_is_a_bad_request(
     answer = http.get("/api/v1/get_backup")
     assert answer.status_code == 400 and "backup_name" in answer.json()["msg"]
     assert backend.calls == []
+
+
+@pytest.mark.parametrize(
+    ("body", "rebuilt"),
+    [({"load": True}, True), ({"load": True, "restoreIndex": False}, False),
+     ({"restoreIndex": True}, True), ({}, False)],
+)  # fmt: skip
+def test_rest_load_rebuilds_the_indexes_unless_restore_index_is_false(
+    body: dict[str, Any], rebuilt: bool
+) -> None:
+    """milvus-backup has no ``load``: its bodies keep their meaning (restoreIndex or nothing)."""
+    from milvus_backup_operator.server.requests import restore_request
+
+    request = RestoreBackupRequest.model_validate({"backup_name": "b", **body})
+    assert restore_request(request, "t1").rebuild_index is rebuilt
