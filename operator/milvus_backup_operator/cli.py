@@ -440,16 +440,16 @@ def run_operator(
 
 def read_job_defaults(path: Path | None) -> JobTemplate:
     """``--job-defaults``: the Jobs' Pod settings over the built-in ones; a wrong field stops
-    the operator at start, named."""
+    the operator at start, named as the chart's value (``jobTemplate.tolerations``)."""
     from .executors.job import BUILT_IN
 
     if path is None:
         return BUILT_IN
     try:
         raw = yaml.safe_load(path.read_text())
-        return parse_job_template(raw, f"--job-defaults {path}").over(BUILT_IN)
+        return parse_job_template(raw, "jobTemplate").over(BUILT_IN)
     except (OSError, yaml.YAMLError, JobTemplateError) as exc:
-        raise click.UsageError(f"--job-defaults: {exc}") from None
+        raise click.UsageError(f"--job-defaults {path}: {exc}") from None
 
 
 @main.command(name="job")

@@ -280,5 +280,8 @@ def test_the_operators_defaults_file_is_checked_at_start(tmp_path: Path) -> None
                                   "limits": {"memory": "4Gi"}}  # fmt: skip
     assert read_job_defaults(None) == BUILT_IN
     path.write_text("tolerations: {key: a}\n")
-    with pytest.raises(click.UsageError, match=r"--job-defaults .*\.tolerations: must be a list"):
+    with pytest.raises(
+        click.UsageError,
+        match=r"--job-defaults .*job-defaults\.yaml: jobTemplate\.tolerations: must be a list",
+    ):
         read_job_defaults(path)
