@@ -157,11 +157,12 @@ class OperatorProcess:
     webhook: WebhookTLS | None = None
     process: subprocess.Popen[bytes] | None = None
     extra: tuple[str, ...] = ()  # more arguments of ``run``
+    options: tuple[str, ...] = ()  # options before ``run``, e.g. ``--log-level info``
 
     def start(self) -> OperatorProcess:
         port = free_port()
         command = [
-            str(Path(sys.executable).parent / "milvus-backup-operator"), "run",
+            str(Path(sys.executable).parent / "milvus-backup-operator"), *self.options, "run",
             "--namespace", NAMESPACE, "--executor", self.executor, "--health-port", str(port),
             *self.extra,
         ]  # fmt: skip
