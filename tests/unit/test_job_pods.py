@@ -3,6 +3,7 @@ Jobs' logging: parsed, merged, checked at the edge, and carried into the Job man
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import click
 import kopf
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from milvus_backup_operator.api import Kind, crds
 from milvus_backup_operator.api.engine_config import Credentials, engine_config
@@ -19,7 +21,8 @@ from milvus_backup_operator.api.specs import SpecError, parse_backup, parse_rest
 from milvus_backup_operator.cli import read_job_defaults
 from milvus_backup_operator.controllers import admission
 from milvus_backup_operator.engine.config import Timeouts
-from milvus_backup_operator.executors import WorkItem
+from milvus_backup_operator.executors import StartRefusedError, WorkItem
+from milvus_backup_operator.executors import job as job_module
 from milvus_backup_operator.executors.job import BUILT_IN, JobExecutor
 from milvus_backup_operator.manager import RunOptions, _executor
 
@@ -285,3 +288,30 @@ def test_the_operators_defaults_file_is_checked_at_start(tmp_path: Path) -> None
         match=r"--job-defaults .*job-defaults\.yaml: jobTemplate\.tolerations: must be a list",
     ):
         read_job_defaults(path)
+
+
+# ---- what only the API server can check ----------------------------------------------------
+
+
+def test_a_job_the_api_server_refuses_is_a_refusal_naming_its_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inside an affinity the schema checks nothing: the API server refuses the Job (422), and
+    the executor says so (the controllers then fail the resource: test_controllers)."""
+    message = 'Job.batch "mbk-nightly" is invalid: spec.template.spec.affinity...: Required value'
+
+    class Refusing:
+        def create_namespaced_job(self, namespace: str, body: Any) -> None:
+            refusal = ApiException(status=422, reason="Unprocessable Entity")
+            refusal.body = json.dumps({"message": message})
+            raise refusal
+
+    monkeypatch.setattr(job_module, "batch", Refusing)
+    item = WorkItem(
+        Kind.BACKUP, "team-a", "nightly", {"metadata": {"name": "nightly", "uid": "u"}}, ()
+    )
+    with pytest.raises(
+        StartRefusedError, match=r"the API server refused Job mbk-nightly: Job\.batch"
+    ) as refused:
+        JobExecutor(image="i").start(item)
+    assert "fix spec.jobTemplate" in str(refused.value)

@@ -8,6 +8,7 @@ status itself, and is owned by the resource, so deleting the resource deletes th
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -16,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from ..api import API_VERSION
 from ..api.job_template import JobTemplate, parse_job_template
 from ..k8s.client import batch
-from . import WorkItem
+from . import StartRefusedError, WorkItem
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 OPERATOR = "milvus-backup-operator"
@@ -59,6 +60,8 @@ class JobExecutor:
         try:
             batch().create_namespaced_job(item.namespace, cast(Any, manifest))
         except ApiException as exc:
+            if exc.status == 422:  # what the schema let through, e.g. inside an affinity
+                raise StartRefusedError(_refusal(manifest["metadata"]["name"], exc)) from None
             if exc.status != 409:
                 raise
 
@@ -145,6 +148,18 @@ class JobExecutor:
             "controller": True,
             "blockOwnerDeletion": True,
         }
+
+
+def _refusal(name: str, exc: ApiException) -> str:
+    """The API server's reason for refusing the Job, and where to fix it."""
+    try:
+        reason = json.loads(exc.body or "{}").get("message") or exc.reason
+    except ValueError:
+        reason = exc.reason
+    return (
+        f"the API server refused Job {name}: {reason}; fix spec.jobTemplate (or the "
+        "operator's Job defaults, the chart's jobTemplate values) and create the resource again"
+    )
 
 
 def _placement(settings: JobTemplate) -> dict[str, Any]:
