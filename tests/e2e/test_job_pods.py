@@ -122,3 +122,20 @@ def test_an_unknown_job_setting_is_refused_by_name_at_apply(
     ):  # fmt: skip
         result = apply(cluster, milvus_backup("refused-pods", stack, **spec), check=False)
         assert result.returncode != 0 and named in result.stderr, result.stderr
+
+
+def test_a_job_the_api_server_refuses_fails_the_backup_with_its_reason(
+    cluster: Cluster, kube: client.ApiClient, stack: Stack, operator: OperatorProcess
+) -> None:
+    """Inside an affinity only the API server checks: the Job is refused, the backup Fails
+    with the server's reason (not Pending forever), and nothing is written."""
+    empty_terms = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": []}}}  # fmt: skip
+    body = milvus_backup("pods-bad-affinity", stack, collections=["tiny"],
+                         jobTemplate={"affinity": empty_terms})  # fmt: skip
+    apply(cluster, body)
+    status = wait_for_phase(kube, "milvusbackups", "pods-bad-affinity", timeout=60)
+    assert status["phase"] == "Failed", status
+    assert "the API server refused Job mbk-pods-bad-affinity" in status["message"], status
+    assert "nodeSelectorTerms" in status["message"] and "fix spec.jobTemplate" in status["message"]
+    assert not catalog(stack).exists("pods_bad_affinity")
