@@ -575,7 +575,9 @@ def check_job_carries(job: dict[str, Any], settings: dict[str, Any]) -> None:
         for section, values in settings["resources"].items():
             assert resources[section] == {**resources[section], **values}, section
     assert template["metadata"].get("annotations", {}) == settings.get("podAnnotations", {})
-    labels = template["metadata"]["labels"]
+    labels = dict(template["metadata"]["labels"])
+    for added in ("controller-uid", "job-name"):  # the API server's, on a created Job
+        labels.pop(added, None)
     assert labels == {**settings.get("podLabels", {}), **job["metadata"]["labels"]}
     assert labels["app.kubernetes.io/managed-by"] == "milvus-backup-operator"
 
