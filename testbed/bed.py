@@ -178,11 +178,12 @@ class OperatorProcess:
     process: subprocess.Popen[bytes] | None = None
     extra: tuple[str, ...] = ()  # more arguments of ``run``
     health_port: int = 0  # /healthz and /metrics (a free port, chosen at start)
+    options: tuple[str, ...] = ()  # options before ``run``, e.g. ``--log-level info``
 
     def start(self) -> OperatorProcess:
         port = self.health_port = free_port()
         command = [
-            *operator_command(), "run",
+            *operator_command(), *self.options, "run",
             "--namespace", NAMESPACE, "--executor", self.executor, "--health-port", str(port),
             *self.extra,
         ]  # fmt: skip

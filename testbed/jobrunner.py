@@ -1,7 +1,8 @@
 """A test-only stand-in for the kubelet: it runs each Job's container command as a local process.
 
 There is no kubelet here (no Pods ever run), so this watches the operator's Jobs and, for each,
-starts the container's command with the Pod's environment, the Pod's Secret volumes written
+starts the container's command with the Pod's environment (and the tests' PYTHONPATH, so that
+the code under test runs, not the venv's editable install), the Pod's Secret volumes written
 to files (their mount paths placed under a scratch folder, and environment values that point
 into them moved along), and a kubeconfig for the Job's ServiceAccount, so the Job's own RBAC is
 what the process gets. When the process ends, it marks the Job succeeded or failed, as the Job
@@ -103,6 +104,8 @@ class LocalJobRunner:
             "HOME": os.environ.get("HOME", "/root"),
             "KUBECONFIG": str(self._kubeconfig(job.metadata.namespace, pod, root)),
         }
+        if os.environ.get("PYTHONPATH"):  # a worktree's code, not the venv's editable install
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         for var in container.env or []:
             env[var.name] = _moved(var.value or "", mounts, root)
         command = [*container.command, *(container.args or [])]

@@ -20,6 +20,7 @@ import click
 import yaml
 
 from . import __version__
+from .api.job_template import JobTemplate, JobTemplateError, parse_job_template
 from .engine.backup import BackupRequest, create_backup, is_meta_only
 from .engine.catalog import Catalog
 from .engine.check import run_check
@@ -398,9 +399,16 @@ def check(ctx: click.Context) -> None:
     help="New Jobs started, each resuming the work, after one dies without a result.",
 )
 @click.option(
+    "--job-defaults",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="YAML file of the Jobs' Pod settings (the shape of spec.jobTemplate), under each "
+    "resource's own spec.jobTemplate.",
+)
+@click.option(
     "--health-port", default=8080, show_default=True, help="Serves /healthz and /metrics."
 )
-@click.option("--json-logs", is_flag=True, help="Structured (JSON) logs.")
+@click.option("--json-logs", is_flag=True, help="Structured (JSON) logs, the Jobs' too.")
 @click.option("--webhook-port", type=int, default=0, help="Serve the admission webhook (TLS).")
 @click.option("--webhook-cert", default="", help="Webhook certificate (PEM).")
 @click.option("--webhook-key", default="", help="Webhook private key (PEM).")
@@ -412,6 +420,7 @@ def run_operator(
     image: str,
     job_service_account: str,
     job_retries: int,
+    job_defaults: Path | None,
     health_port: int,
     json_logs: bool,
     webhook_port: int,
@@ -436,6 +445,7 @@ def run_operator(
             image=image,
             job_service_account=job_service_account,
             job_retries=job_retries,
+            job_defaults=read_job_defaults(job_defaults),
             health_port=health_port,
             json_logs=json_logs,
             webhook=webhook,
@@ -443,15 +453,33 @@ def run_operator(
     )
 
 
+def read_job_defaults(path: Path | None) -> JobTemplate:
+    """``--job-defaults``: the Jobs' Pod settings over the built-in ones; a wrong field stops
+    the operator at start, named as the chart's value (``jobTemplate.tolerations``)."""
+    from .executors.job import BUILT_IN
+
+    if path is None:
+        return BUILT_IN
+    try:
+        raw = yaml.safe_load(path.read_text())
+        return parse_job_template(raw, "jobTemplate").over(BUILT_IN)
+    except (OSError, yaml.YAMLError, JobTemplateError) as exc:
+        raise click.UsageError(f"--job-defaults {path}: {exc}") from None
+
+
 @main.command(name="job")
 @click.argument("kind", type=click.Choice(["backup", "restore"]))
 @click.argument("resource", metavar="NAMESPACE/NAME")
-def run_job(kind: str, resource: str) -> None:
+@click.option("--json-logs", is_flag=True, help="Structured (JSON) logs, as the operator's.")
+def run_job(kind: str, resource: str, json_logs: bool) -> None:
     """Do the work of one resource (the command of the operator's Jobs)."""
     namespace, sep, name = resource.partition("/")
     if not sep or not namespace or not name:
         raise click.UsageError("the resource is NAMESPACE/NAME")
     from . import worker
+    from .logs import use_kopf_format
+
+    use_kopf_format(json_logs)
     from .executors.job import SECRETS_DIR, SECRETS_ENV
     from .k8s.credentials import MountedSecrets
 

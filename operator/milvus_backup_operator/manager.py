@@ -11,11 +11,13 @@ from typing import Any
 import kopf
 
 from .api import GROUP
+from .api.job_template import JobTemplate
 from .controllers import backup, lifecycle, monitoring, restore, schedule  # noqa: F401 (registers)
 from .controllers.adoption import KOPF_HANDLED
 from .controllers.services import Services
 from .executors.inline import InlineExecutor
-from .executors.job import JobExecutor
+from .executors.job import BUILT_IN, JobExecutor
+from .logs import level_name, use_kopf_format
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class RunOptions:
     json_logs: bool
     webhook: WebhookOptions | None = None
     job_retries: int = 3  # new Jobs after one dies without a result
+    job_defaults: JobTemplate = BUILT_IN  # Pod settings of every Job (--job-defaults)
 
 
 @dataclass(frozen=True)
@@ -60,24 +63,25 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         )  # fmt: skip
 
 
+def _executor(options: RunOptions) -> InlineExecutor | JobExecutor:
+    """Where the work runs; Jobs log at the operator's level and in its format."""
+    if options.executor == "inline":
+        return InlineExecutor()
+    return JobExecutor(
+        image=options.image,
+        service_account=options.job_service_account,
+        defaults=options.job_defaults,
+        log_level=level_name(),
+        json_logs=options.json_logs,
+    )
+
+
 def run(options: RunOptions) -> None:
     """Run the operator until it is stopped (SIGTERM or Ctrl-C)."""
-    root = logging.getLogger()
-    level = root.level  # from --log-level
-    for handler in root.handlers[:]:  # Kopf installs its own (plain or JSON): one line each
-        root.removeHandler(handler)
-    kopf.configure(
-        verbose=False, log_format=kopf.LogFormat.JSON if options.json_logs else kopf.LogFormat.FULL
-    )
-    root.setLevel(level)
+    use_kopf_format(options.json_logs)  # Kopf's handler (plain or JSON): one line each
     if options.webhook:  # Kopf refuses admission handlers without a server for them
         from .controllers import admission  # noqa: F401
-    executor = (
-        InlineExecutor()
-        if options.executor == "inline"
-        else JobExecutor(image=options.image, service_account=options.job_service_account)
-    )
-    services = Services(executor, job_retries=options.job_retries)
+    services = Services(_executor(options), job_retries=options.job_retries)
     with contextlib.suppress(asyncio.CancelledError):
         asyncio.run(_operate(options, services))
 

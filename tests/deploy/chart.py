@@ -207,15 +207,22 @@ def wait_for_phase(
 # ------------------------------------------------------------------ the operator, as deployed
 
 
-def local_args(args: list[str], *, health_port: int, webhook_port: int, certs: Path) -> list[str]:
+def local_args(
+    args: list[str], *, health_port: int, webhook_port: int, certs: Path,
+    job_defaults: Path | None = None,
+) -> list[str]:  # fmt: skip
     """The Deployment's args with what only a Pod has moved to this machine: the ports (free
-    ones) and the mounted certificate files (written under ``certs``)."""
+    ones), the mounted certificate files (written under ``certs``) and the mounted Job
+    defaults (written at ``job_defaults``)."""
     out = list(args)
 
     def replace(flag: str, value: str) -> None:
         out[out.index(flag) + 1] = value
 
     replace("--health-port", str(health_port))
+    if "--job-defaults" in out:
+        assert job_defaults, "the Deployment passes --job-defaults: give its file"
+        replace("--job-defaults", str(job_defaults))
     if "--webhook-port" in out:
         replace("--webhook-port", str(webhook_port))
         replace("--webhook-cert", str(certs / Path(out[out.index("--webhook-cert") + 1]).name))
@@ -269,6 +276,14 @@ def write_webhook_certs(docs: list[Doc], folder: Path) -> Path:
     return folder
 
 
+def write_job_defaults(docs: list[Doc], path: Path) -> Path:
+    """The chart's Job defaults ConfigMap as the file its volume mounts."""
+    config = next(d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith(
+        "-job-defaults"))  # fmt: skip
+    path.write_text(config["data"]["job-defaults.yaml"])
+    return path
+
+
 def call_webhook(port: int, ca: Path, server_name: str, review: Doc) -> Doc:
     """POST an AdmissionReview as the API server would: TLS checked against the chart's CA
     for the Service's DNS name (the process listens on 127.0.0.1)."""
@@ -301,3 +316,19 @@ def admission_review(plural: str, old: Doc, new: Doc) -> Doc:
             "dryRun": False,
         },
     }
+
+
+def values_schema_of(crd_schema: Doc) -> Doc:
+    """A CRD field's schema as the chart's values.schema.json says it (JSON Schema draft 7):
+    what the CRD keeps for the operator to refuse by name (unknown keys), the values schema
+    refuses itself."""
+    out = {k: v for k, v in crd_schema.items() if not k.startswith("x-kubernetes-")}
+    if crd_schema.get("x-kubernetes-preserve-unknown-fields") and "properties" in out:
+        out["additionalProperties"] = False
+    for key in ("properties",):
+        if key in out:
+            out[key] = {name: values_schema_of(child) for name, child in out[key].items()}
+    for key in ("items", "additionalProperties"):
+        if isinstance(out.get(key), dict):
+            out[key] = values_schema_of(out[key])
+    return out

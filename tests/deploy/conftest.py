@@ -27,6 +27,7 @@ from tests.deploy.chart import (
     local_args,
     namespaces,
     render,
+    write_job_defaults,
     write_webhook_certs,
 )
 from tests.e2e.conftest import cluster, jobrunner, kube
@@ -36,6 +37,15 @@ __all__ = ["cluster", "jobrunner", "kube"]  # the bed's fixtures, for this folde
 #: The release the end-to-end tests install: namespaced mode, watching one namespace of its own
 #: (one operator per namespace: the e2e suite's operators watch team-a).
 RELEASE, RELEASE_NAMESPACE, WATCHED = "mbo", "mbo-chart", "chart-e2e"
+#: The Job settings the e2e release sets (every backup's Job must carry them).
+CHART_JOB_TEMPLATE = {
+    "nodeSelector": {"pool": "backup"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "backup",
+                     "effect": "NoSchedule"}],
+    "resources": {"limits": {"memory": "2Gi"}},
+    "podAnnotations": {"sidecar.istio.io/inject": "false"},
+    "podLabels": {"team": "platform"},
+}  # fmt: skip
 
 
 def e2e_values(stack: Stack) -> dict[str, Any]:
@@ -46,6 +56,7 @@ def e2e_values(stack: Stack) -> dict[str, Any]:
         "milvus": {"address": stack.milvus.host, "port": stack.milvus.port,
                    "existingSecret": "milvus-auth"},
         "storage": {"endpoint": stack.s3.endpoint, "existingSecret": "milvus-s3"},
+        "jobTemplate": CHART_JOB_TEMPLATE,
     }  # fmt: skip
 
 
@@ -71,7 +82,7 @@ def chart_install(
     )
     args = local_args(
         container(deployment)["args"], health_port=health_port, webhook_port=webhook_port,
-        certs=certs,
+        certs=certs, job_defaults=write_job_defaults(docs, folder / "job-defaults.yaml"),
     )  # fmt: skip
     operator = ChartOperator(
         kubeconfig, folder / "operator.log", args=args, health_port=health_port

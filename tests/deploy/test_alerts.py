@@ -13,7 +13,7 @@ import yaml
 from milvus_backup_operator.api import Kind
 from milvus_backup_operator.controllers.metrics import Metrics
 from tests.deploy.chart import CHART
-from tests.unit.test_metrics import body, scrape
+from tests.unit.controllers.test_metrics import body, scrape
 
 ALERTS = CHART / "files" / "alerts.yaml"
 ALERT_TESTS = Path(__file__).with_name("alerts-test.yaml")

@@ -23,10 +23,13 @@ import urllib3
 import yaml
 
 from milvus_backup_operator import __version__
-from milvus_backup_operator.api.crds import all_crds
+from milvus_backup_operator.api import Kind
+from milvus_backup_operator.api.crds import all_crds, job_template
 from milvus_backup_operator.api.crds import render as render_crd
 from milvus_backup_operator.api.specs import parse_backup
-from milvus_backup_operator.cli import DEFAULT_IMAGE
+from milvus_backup_operator.cli import DEFAULT_IMAGE, read_job_defaults
+from milvus_backup_operator.executors import WorkItem
+from milvus_backup_operator.executors.job import JobExecutor
 from testbed import bed
 from testbed.bed import service_account_token
 from testbed.jobrunner import LocalJobRunner
@@ -49,9 +52,11 @@ from tests.deploy.chart import (
     one,
     render,
     template,
+    values_schema_of,
     wait_for_phase,
+    write_job_defaults,
 )
-from tests.deploy.conftest import RELEASE, WATCHED
+from tests.deploy.conftest import CHART_JOB_TEMPLATE, RELEASE, WATCHED
 from tests.e2e.resources import apply as apply_resources
 from tests.e2e.resources import milvus_backup
 from tests.e2e.test_operator import catalog
@@ -68,6 +73,7 @@ CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces"}
 IMAGE = f"ghcr.io/milvus-backup-operator/milvus-backup-operator:{__version__}"
 TOKEN_PATH = "/var/run/secrets/mbo-api/token"
 TEMPLATE_PATH = "/etc/milvus-backup-api/template.yaml"
+JOB_DEFAULTS = "/etc/milvus-backup-operator/job-defaults.yaml"
 
 NAMESPACED = {"watchNamespaces": ["ns-a", "ns-b"]}
 CLUSTER_WIDE = {"jobNamespaces": ["team-x"]}
@@ -140,6 +146,15 @@ def test_the_schema_describes_and_accepts_every_value() -> None:
         ({"restServer": {"enabled": "yes"}}, "/restServer/enabled"),
         ({"replicas": 2}, "'replicas' not allowed"),
         ({"metrics": {"serviceMonitor": {"enabled": "yes"}}}, "/metrics/serviceMonitor/enabled"),
+        ({"jobTemplate": {"nodeSelectr": {}}}, "'nodeSelectr' not allowed"),
+        (
+            {"jobTemplate": {"resources": {"limits": {"memory": "lots"}}}},
+            "/jobTemplate/resources/limits/memory",
+        ),
+        (
+            {"jobTemplate": {"tolerations": [{"key": "a", "efect": "NoSchedule"}]}},
+            "'efect' not allowed",
+        ),
     ],
 )
 def test_the_schema_refuses_bad_values(values: dict[str, Any], complaint: str) -> None:
@@ -301,6 +316,7 @@ def check_operator(docs: list[dict[str, Any]], mode: str) -> None:
     assert flag_values(args, "--image") == [IMAGE]
     assert flag_values(args, "--job-service-account") == ["milvus-backup-job"]
     assert flag_values(args, "--health-port") == ["8080"] and "--json-logs" not in args
+    assert flag_values(args, "--job-defaults") == [JOB_DEFAULTS]
     if mode == "cluster-wide":
         assert "--all-namespaces" in args and "--namespace" not in args
     else:
@@ -556,6 +572,74 @@ def test_include_crds_renders_the_crds() -> None:
     assert names == {"milvusbackups.backup.milvus.io", "milvusrestores.backup.milvus.io"}
 
 
+def test_the_values_schema_of_job_template_is_the_crds() -> None:
+    """One definition: what the chart accepts for every Job is what a resource accepts."""
+    schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["jobTemplate"]
+    expected = values_schema_of(job_template())
+    assert {**schema, "description": ""} == {**expected, "description": ""}
+
+
+def test_job_template_values_reach_the_operator_and_its_jobs(tmp_path: Path) -> None:
+    """The chart's jobTemplate values: a ConfigMap mounted where --job-defaults reads it, a
+    checksum that restarts the operator when they change, and every Job manifest carrying them
+    (imagePullSecrets defaulting to the chart's own)."""
+    values = {"imagePullSecrets": [{"name": "regcred"}], "jobTemplate": CHART_DEFAULTS}
+    docs = render("r", "mbo", values)
+    deployment = operator_deployment(docs)
+    operator = container(deployment)
+    assert flag_values(operator["args"], "--job-defaults") == [JOB_DEFAULTS]
+    mount = next(m for m in operator["volumeMounts"] if m["name"] == "job-defaults")
+    assert (mount["mountPath"], mount["readOnly"]) == (str(Path(JOB_DEFAULTS).parent), True)
+    pod = deployment["spec"]["template"]
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "job-defaults")
+    config = one(docs, "ConfigMap", volume["configMap"]["name"])
+    assert config["metadata"]["namespace"] == "mbo"
+    assert list(config["data"]) == [Path(JOB_DEFAULTS).name]
+    defaults = read_job_defaults(write_job_defaults(docs, tmp_path / "job-defaults.yaml"))
+    owner = {"metadata": {"name": "n", "uid": "u"}, "spec": {}}
+    job = JobExecutor(image="i", defaults=defaults).manifest(
+        WorkItem(Kind.BACKUP, "team-a", "n", owner, ())
+    )
+    check_job_carries(job, CHART_DEFAULTS)
+    assert job["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    # the operator restarts on a change (it reads the file at start), and only then
+    checksum = pod["metadata"]["annotations"]["checksum/job-defaults"]
+    again = operator_deployment(render("r", "mbo", values))["spec"]["template"]["metadata"]
+    assert again["annotations"]["checksum/job-defaults"] == checksum
+    changed = merged(values, {"jobTemplate": {"priorityClassName": "other"}})
+    other = operator_deployment(render("r", "mbo", changed))["spec"]["template"]["metadata"]
+    assert other["annotations"]["checksum/job-defaults"] != checksum
+
+
+#: Job settings a platform team sets in the chart (and the e2e release's subset)
+CHART_DEFAULTS: dict[str, Any] = {
+    **CHART_JOB_TEMPLATE,
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}}},
+    "priorityClassName": "backup-low",
+}  # fmt: skip
+
+
+def check_job_carries(job: dict[str, Any], settings: dict[str, Any]) -> None:
+    """The Job's Pod has ``settings`` (a jobTemplate), and our labels besides its labels."""
+    template = job["spec"]["template"]
+    pod = template["spec"]
+    for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+        if key in settings:
+            assert pod[key] == settings[key], key
+    if "resources" in settings:
+        resources = pod["containers"][0]["resources"]
+        for section, values in settings["resources"].items():
+            assert resources[section] == {**resources[section], **values}, section
+    assert template["metadata"].get("annotations", {}) == settings.get("podAnnotations", {})
+    labels = dict(template["metadata"]["labels"])
+    for added in ("controller-uid", "job-name"):  # the API server's, on a created Job
+        labels.pop(added, None)
+    assert labels == {**settings.get("podLabels", {}), **job["metadata"]["labels"]}
+    assert labels["app.kubernetes.io/managed-by"] == "milvus-backup-operator"
+
+
 # ------------------------------------------------------------------ on the API server
 
 MBK = "milvusbackups.backup.milvus.io"
@@ -665,7 +749,9 @@ def test_the_operator_under_the_charts_rbac_completes_a_backup(
     pod = job["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "milvus-backup-job"
     assert pod["containers"][0]["image"] == IMAGE
-    assert pod["containers"][0]["command"][:2] == ["milvus-backup-operator", "job"]
+    command = pod["containers"][0]["command"]  # Jobs log at the chart's logLevel, as the operator
+    assert command[:4] == ["milvus-backup-operator", "--log-level", "info", "job"]
+    check_job_carries(job, CHART_JOB_TEMPLATE)  # the chart's jobTemplate values
     # the operator's rights were enough: no refusal, no fallback for lack of permissions
     for complaint in ("Forbidden", "403", "Not enough permissions"):
         assert complaint not in log, log

@@ -25,8 +25,8 @@ from milvus_backup_operator.api import Kind
 from milvus_backup_operator.api.crds import CATEGORY
 from milvus_backup_operator.executors import WorkItem
 from milvus_backup_operator.executors.job import JobExecutor
+from testbed.kube import Cluster, ensure_built, start_cluster
 from tests.deploy.chart import NO_NAMESPACE, can_i, container, dump, helm, namespaces
-from tests.kube import Cluster, ensure_built, start_cluster
 
 pytestmark = pytest.mark.e2e
 

@@ -188,3 +188,15 @@ installed release keeps its own: they are looked up in the cluster and reused.
 {{- fail "jobNamespaces is for cluster-wide mode: in namespaced mode the Jobs run in watchNamespaces" -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The Jobs' Pod settings (--job-defaults): jobTemplate, its imagePullSecrets defaulting to the
+operator's own.
+*/}}
+{{- define "mbo.jobDefaults" -}}
+{{- $template := deepCopy .Values.jobTemplate -}}
+{{- if not $template.imagePullSecrets -}}
+{{- $_ := set $template "imagePullSecrets" .Values.imagePullSecrets -}}
+{{- end -}}
+{{- toYaml $template -}}
+{{- end -}}

@@ -14,9 +14,10 @@ from typing import Any
 import yaml
 
 from . import GROUP, VERSION, Kind, Phase
+from .job_template import DNS_SUBDOMAIN, EFFECTS, QUANTITY
 from .retention import PERIODS
 from .schedule import CRON_PATTERN, PREFIX_PATTERN
-from .specs import DURATION_PATTERN
+from .specs import DURATION_PATTERN, TIMEOUT_BOUNDS
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 COLLECTION_PATTERN = r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$"
@@ -92,6 +93,149 @@ def _collections() -> Schema:
     }
 
 
+# ---- the Job's settings: spec.jobTemplate and spec.timeouts (see job_template.py) ----------
+
+
+def _string_map(description: str) -> Schema:
+    return {
+        "type": "object",
+        "description": description,
+        "additionalProperties": {"type": "string"},
+    }
+
+
+def _open(description: str) -> Schema:
+    """An object whose inside the API server checks when it creates the Job."""
+    return {
+        "type": "object",
+        "description": description,
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
+
+
+def _quantities(description: str) -> Schema:
+    quantity = {
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
+        "pattern": QUANTITY,
+        "x-kubernetes-int-or-string": True,
+    }
+    return {"type": "object", "description": description, "additionalProperties": quantity}
+
+
+def _strict(schema: Schema) -> Schema:
+    """Unknown keys are kept (not pruned) so that the operator refuses them by name."""
+    return {**schema, "x-kubernetes-preserve-unknown-fields": True}
+
+
+def job_template() -> Schema:
+    """spec.jobTemplate: Pod settings of the resource's Job, over the operator's defaults."""
+    toleration = _strict(
+        _obj(
+            "A toleration, as in a Pod's spec.tolerations.",
+            {
+                "key": _string("Taint key; empty with operator Exists: every taint."),
+                "operator": _string("Equal (the default) or Exists.", enum=["Equal", "Exists"]),
+                "value": _string("Taint value (operator Equal)."),
+                "effect": _string(
+                    "NoSchedule, PreferNoSchedule or NoExecute; empty: all.", enum=["", *EFFECTS]
+                ),
+                "tolerationSeconds": {
+                    "type": "integer",
+                    "description": "With effect NoExecute: seconds the Pod stays once tainted.",
+                },
+            },
+        )
+    )
+    return _strict(
+        _obj(
+            "Pod settings of this resource's Job, over the operator's defaults (the chart's jobTemplate values): "
+            "maps (nodeSelector, podAnnotations, podLabels, resources.requests, resources.limits) are merged key by key, "
+            "this resource's values winning; lists (tolerations, imagePullSecrets), affinity and priorityClassName replace "
+            "the defaults when given (an empty list clears them). Unknown fields are refused.",
+            {
+                "nodeSelector": _string_map(
+                    "Node labels the Job's Pod must run on (merged with the defaults)."
+                ),
+                "tolerations": {
+                    "type": "array",
+                    "description": "Taints the Job's Pod tolerates (replaces the defaults).",
+                    "items": toleration,
+                },
+                "affinity": _strict(
+                    _obj(
+                        "Node and Pod affinity, as in a Pod's spec.affinity (replaces the defaults; the API server checks the inside when it creates the Job).",
+                        {
+                            "nodeAffinity": _open(
+                                "Node affinity (requiredDuringSchedulingIgnoredDuringExecution, preferred...)."
+                            ),
+                            "podAffinity": _open("Pod affinity."),
+                            "podAntiAffinity": _open("Pod anti-affinity."),
+                        },
+                    )
+                ),
+                "imagePullSecrets": {
+                    "type": "array",
+                    "description": "Secrets in this namespace to pull the Job's image with (replaces the defaults).",
+                    "items": _strict(
+                        _obj(
+                            "A Secret of type kubernetes.io/dockerconfigjson.",
+                            {"name": _string("Secret name.", pattern=DNS_SUBDOMAIN, maxLength=253)},
+                            ["name"],
+                        )
+                    ),
+                },
+                "resources": _strict(
+                    _obj(
+                        "CPU and memory of the Job's container (merged with the defaults by resource name); raise limits.memory when Jobs are OOMKilled.",
+                        {
+                            "requests": _quantities(
+                                "Resources reserved, e.g. cpu: 500m, memory: 512Mi."
+                            ),
+                            "limits": _quantities("Most the container may use, e.g. memory: 4Gi."),
+                        },
+                    )
+                ),
+                "podAnnotations": _string_map(
+                    'Annotations of the Job\'s Pod, e.g. sidecar.istio.io/inject: "false" (merged with the defaults).'
+                ),
+                "podLabels": _string_map(
+                    "Extra labels of the Job's Pod (merged with the defaults); the operator's own labels (app.kubernetes.io/managed-by, backup.milvus.io/*) cannot be set."
+                ),
+                "priorityClassName": _string(
+                    "PriorityClass of the Job's Pod (replaces the default).",
+                    pattern=f"^$|{DNS_SUBDOMAIN}",
+                    maxLength=253,
+                ),
+            },
+        )
+    )
+
+
+_TIMEOUT_HELP = {
+    "connect": "Seconds to wait for Milvus and the S3 endpoints to answer at all (default 10).",
+    "rpc": "Seconds for one call to Milvus or S3 (default 60).",
+    "flush": "Seconds for Milvus to flush a collection before it is backed up (default 600).",
+    "importJob": "Seconds for one of Milvus's bulk imports to finish during a restore (default 3600).",
+    "index": "Seconds for an index rebuilt by a restore to be built (default 1800).",
+    "load": "Seconds for a restored collection to load (default 1800).",
+    "writerSilence": "Seconds after which a backup being written, whose writer stopped renewing its marker, counts as abandoned (default 120).",
+}
+
+
+def timeouts() -> Schema:
+    """spec.timeouts: the engine's bounds on each wait, for this resource's work."""
+    properties = {
+        key: {"type": "integer", "description": _TIMEOUT_HELP[key], "minimum": low, "maximum": high}
+        for key, (_, low, high) in TIMEOUT_BOUNDS.items()
+    }
+    return _strict(
+        _obj(
+            "Bounds, in seconds, on the waits of this resource's work (unset: the defaults); raise them for a large or slow Milvus.",
+            properties,
+        )
+    )
+
+
 BACKUP_SPEC = _obj(
     "What to back up and where to.",
     {
@@ -103,6 +247,8 @@ BACKUP_SPEC = _obj(
         "deletionPolicy": _string("Retain keeps the data when the resource is deleted; Delete removes it.", enum=["Retain", "Delete"], default="Retain"),
         "rbac": _bool("Back up Milvus's users (passwords only where Milvus >= 2.5 gives them out), roles and grants too."),
         "ttl": _string("Delete this MilvusBackup this long after it completed (e.g. 7d, 12h, 1w2d); its deletionPolicy decides whether its data goes too.", pattern=DURATION_PATTERN),
+        "jobTemplate": job_template(),
+        "timeouts": timeouts(),
     },
     ["milvus", "storage"],
 )  # fmt: skip
@@ -126,6 +272,8 @@ RESTORE_SPEC = _obj(
         "useV2Restore": _bool("Put many segments in one import job, through Milvus's REST API (Milvus >= 2.4)."),
         "dryRun": _bool("Make every check a restore makes (the backup's objects included) and record the plan in status.plan; create nothing."),
         "verify": _bool("Check every object of the whole backup first, not only those of the collections restored."),
+        "jobTemplate": job_template(),
+        "timeouts": timeouts(),
     },
 )  # fmt: skip
 

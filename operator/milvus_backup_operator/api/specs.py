@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from ..engine.config import Timeouts
 from ..engine.errors import InvalidRequestError
 from ..engine.locations import Location, require_separate
 from ..engine.names import validate_backup_name, validate_collection_suffix
 from ..engine.selection import CollectionRef, parse_list
+from .job_template import JobTemplate, JobTemplateError, parse_job_template
 
 RETAIN, DELETE = "Retain", "Delete"
 
@@ -63,6 +65,8 @@ class BackupSpec:
     deletion_policy: str = RETAIN
     rbac: bool = False
     ttl: timedelta | None = None  # delete the resource this long after it completed
+    job_template: JobTemplate = field(default_factory=JobTemplate)
+    timeouts: Timeouts | None = None  # None: the engine's defaults
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,8 @@ class RestoreSpec:
     use_v2_restore: bool = False
     dry_run: bool = False
     verify: bool = False
+    job_template: JobTemplate = field(default_factory=JobTemplate)
+    timeouts: Timeouts | None = None  # None: the engine's defaults
 
     @property
     def target(self) -> str:
@@ -114,6 +120,7 @@ def parse_backup(resource_name: str, spec: Mapping[str, Any]) -> BackupSpec:
         deletion_policy=_choice(spec, "deletionPolicy", (RETAIN, DELETE), RETAIN),
         rbac=bool(spec.get("rbac", False)),
         ttl=parse_duration(str(spec["ttl"]), "spec.ttl") if spec.get("ttl") else None,
+        **job_settings(spec),
     )
 
 
@@ -157,6 +164,7 @@ def parse_restore(spec: Mapping[str, Any]) -> RestoreSpec:
         use_v2_restore=bool(spec.get("useV2Restore", False)),
         dry_run=bool(spec.get("dryRun", False)),
         verify=bool(spec.get("verify", False)),
+        **job_settings(spec),
     )
     if parsed.storage and parsed.backup_storage:
         _check_separate(parsed.storage, parsed.backup_storage)
@@ -260,3 +268,46 @@ def parse_duration(text: str, field: str) -> timedelta:
 
 
 DURATION_PATTERN = r"^(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
+
+
+# ---- the Job's settings: spec.jobTemplate and spec.timeouts --------------------------------
+
+#: spec.timeouts keys (the engine's Timeouts, camelCased as in the configuration file's
+#: ``timeouts:``) and their bounds in seconds; the CRD's schema says the same.
+TIMEOUT_BOUNDS: dict[str, tuple[str, int, int]] = {
+    "connect": ("connect", 1, 600),
+    "rpc": ("rpc", 1, 3600),
+    "flush": ("flush", 1, 86400),
+    "importJob": ("import_job", 1, 86400),
+    "index": ("index", 1, 86400),
+    "load": ("load", 1, 86400),
+    "writerSilence": ("writer_silence", 12, 3600),
+}
+
+
+def job_settings(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``job_template`` and ``timeouts`` of a BackupSpec or RestoreSpec."""
+    try:
+        template = parse_job_template(spec.get("jobTemplate"))
+    except JobTemplateError as exc:
+        raise SpecError(str(exc)) from None
+    return {"job_template": template, "timeouts": parse_timeouts(spec.get("timeouts"))}
+
+
+def parse_timeouts(raw: Any, where: str = "spec.timeouts") -> Timeouts | None:
+    """The engine's Timeouts with the given ones changed; None when none is given."""
+    if not raw:
+        return None
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{where} must be an object")
+    changes = {}
+    for key, value in raw.items():
+        if key not in TIMEOUT_BOUNDS:
+            raise SpecError(
+                f"{where}.{key}: unknown field (the fields are: {', '.join(TIMEOUT_BOUNDS)})"
+            )
+        name, low, high = TIMEOUT_BOUNDS[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise SpecError(f"{where}.{key}: seconds from {low} to {high}, not {value!r}")
+        changes[name] = float(value)
+    return replace(Timeouts(), **changes)

@@ -16,7 +16,7 @@ from ..executors import WorkItem
 from ..k8s.credentials import config_for, gather, secret_names
 from .adoption import COMPLETED, adopt
 from .metrics import counted
-from .services import Services, services
+from .services import Services, services, start_work
 
 log = logging.getLogger(__name__)
 PLURAL = Kind.BACKUP.plural
@@ -55,7 +55,7 @@ def reconcile(
         # written now, not with Kopf's patch after the handler: the work may report first
         run.resources.patch_status(Kind.BACKUP, namespace, name, current.patch())
         kopf.event(body, type="Normal", reason="Started", message=message)
-    run.executor.start(item)
+    start_work(run, item, current, generation)
 
 
 def _adopted(

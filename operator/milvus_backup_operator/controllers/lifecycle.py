@@ -18,7 +18,7 @@ from ..k8s.references import resolve_restore
 from . import backup, restore
 from .adoption import COMPLETED, KOPF_HANDLED, completion_mark
 from .metrics import counted
-from .services import Services, services
+from .services import Services, services, start_work
 
 
 def _copied(body: kopf.Body, status: kopf.Status, type: str | None, **_: Any) -> bool:
@@ -101,7 +101,7 @@ def _retry(run: Services, kind: Kind, namespace: str, name: str, *, job: str, fa
     status.attempts, status.job_name = item.attempt, run.executor.runner_name(item)
     status.message = f"{failure}; resuming in Job {status.job_name}"
     run.resources.patch_status(kind, namespace, name, status.patch())
-    run.executor.start(item)
+    start_work(run, item, status, int(resource["metadata"].get("generation", 1)))
     return True
 
 

@@ -14,7 +14,7 @@ from ..k8s.credentials import gather, secret_names
 from ..k8s.references import BackupNotReadyError, resolve_restore
 from .adoption import adopt
 from .metrics import counted
-from .services import services
+from .services import services, start_work
 
 RETRY_SECONDS = 10
 
@@ -56,4 +56,4 @@ def reconcile(
         current.set_pending(generation, message)
         run.resources.patch_status(Kind.RESTORE, namespace, name, current.patch())  # first
         kopf.event(body, type="Normal", reason="Started", message=message)
-    run.executor.start(item)
+    start_work(run, item, current, generation)

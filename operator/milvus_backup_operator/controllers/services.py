@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..executors import Executor
+from ..api.status import Status
+from ..executors import Executor, StartRefusedError, WorkItem
 from ..k8s.credentials import ApiSecrets, SecretSource
 from ..k8s.resources import Resources
 from .metrics import Metrics
@@ -32,3 +33,13 @@ def services(memo: Any) -> Services:
     if not isinstance(found, Services):
         raise RuntimeError("the operator was started without its services in Kopf's memo")
     return found
+
+
+def start_work(run: Services, item: WorkItem, status: Status, generation: int) -> None:
+    """Start the work; work that cannot start as asked (a Job the API server refuses) fails
+    the resource with the reason, instead of being retried forever."""
+    try:
+        run.executor.start(item)
+    except StartRefusedError as exc:
+        status.set_failed(generation, str(exc), reason="InvalidSpec")
+        run.resources.patch_status(item.kind, item.namespace, item.name, status.patch())

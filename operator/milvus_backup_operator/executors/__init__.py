@@ -20,11 +20,16 @@ class WorkItem:
     attempt: int = 0  # workers started before this one, which died without a result
 
 
+class StartRefusedError(Exception):
+    """The work cannot be started as asked (e.g. the API server finds the Job's Pod settings
+    invalid): retrying would not help; the message says what to fix."""
+
+
 class Executor(Protocol):
     def runner_name(self, item: WorkItem) -> str:
         """What will run the work, for the status (e.g. the Job's name)."""
         ...
 
     def start(self, item: WorkItem) -> None:
-        """Start the work unless it already runs."""
+        """Start the work unless it already runs (:class:`StartRefusedError` if it cannot)."""
         ...

@@ -85,8 +85,9 @@ def gather(source: SecretSource, spec: BackupSpec | RestoreSpec) -> Credentials:
 
 
 def config_for(source: SecretSource, spec: BackupSpec | RestoreSpec) -> BackupConfig:
-    """The engine's configuration for ``spec``, with the credentials its Secrets hold."""
-    return engine_config(*_targets(spec), gather(source, spec))
+    """The engine's configuration for ``spec``, with the credentials its Secrets hold and the
+    resource's own timeouts."""
+    return engine_config(*_targets(spec), gather(source, spec), spec.timeouts)
 
 
 def _targets(spec: BackupSpec | RestoreSpec) -> tuple[MilvusSpec, StorageSpec, StorageSpec]:

@@ -104,7 +104,9 @@ def test_job_manifest_mounts_secrets_and_is_owned() -> None:
     assert job["metadata"]["ownerReferences"][0]["uid"] == "u-1"
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["command"] == ["milvus-backup-operator", "job", "backup", "team-a/nightly"]
+    assert container["command"] == [
+        "milvus-backup-operator", "--log-level", "warning", "job", "backup", "team-a/nightly",
+    ]  # fmt: skip
     assert pod["volumes"] == [
         {"name": "secret-0", "secret": {"secretName": "milvus-s3", "defaultMode": 0o400}}
     ]

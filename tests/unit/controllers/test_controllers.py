@@ -26,7 +26,7 @@ from milvus_backup_operator.controllers import admission, backup, lifecycle, res
 from milvus_backup_operator.controllers import schedule as schedule_controller
 from milvus_backup_operator.controllers.adoption import COMPLETED
 from milvus_backup_operator.controllers.services import Services
-from milvus_backup_operator.executors import WorkItem
+from milvus_backup_operator.executors import StartRefusedError, WorkItem
 from milvus_backup_operator.k8s.credentials import MountedSecrets
 from milvus_backup_operator.k8s.resources import Resources
 
@@ -475,3 +475,22 @@ def test_a_schedules_metrics_follow_its_runs(
     schedule_controller.schedule_gone(type="DELETED", name="nightly", namespace=NS,
                                       memo=kopf.Memo(services=run))  # fmt: skip
     assert value(scrape(run.metrics), prefix + "period_seconds", **labels) is None
+
+
+def test_work_that_cannot_start_fails_the_resource_with_the_reason(
+    run: Services, events: asyncio.Queue[Any]
+) -> None:
+    """A Job the API server refuses (e.g. an invalid affinity in spec.jobTemplate) is not
+    retried forever: the resource Fails, InvalidSpec, with the server's reason."""
+
+    def refuse(item: WorkItem) -> None:
+        raise StartRefusedError("the API server refused Job mbk-nightly: bad affinity")
+
+    executor(run).start = refuse  # type: ignore[method-assign]
+    body = api(run).add(Kind.BACKUP, "nightly", SPEC)
+    call(backup.reconcile, run, body)
+    status = body["status"]
+    assert status["phase"] == "Failed", status
+    assert status["message"] == "the API server refused Job mbk-nightly: bad affinity"
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert stalled["reason"] == "InvalidSpec"
