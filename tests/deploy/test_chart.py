@@ -569,7 +569,10 @@ def test_a_service_monitor_and_the_alerts_when_enabled() -> None:
 def test_include_crds_renders_the_crds() -> None:
     docs = render("r", "mbo", {}, include_crds=True)
     names = {d["metadata"]["name"] for d in of_kind(docs, "CustomResourceDefinition")}
-    assert names == {"milvusbackups.backup.milvus.io", "milvusrestores.backup.milvus.io"}
+    assert names == {
+        f"{plural}.backup.milvus.io"
+        for plural in ("milvusbackups", "milvusrestores", "milvusbackupschedules")
+    }
 
 
 def test_the_values_schema_of_job_template_is_the_crds() -> None:

@@ -176,4 +176,5 @@ def test_our_category_lists_both_kinds_and_takes_no_one_elses(
     assert {c["metadata"]["name"]: c["spec"]["names"]["categories"] for c in items} == {
         "milvusbackups.backup.milvus.io": [CATEGORY],
         "milvusrestores.backup.milvus.io": [CATEGORY],
+        "milvusbackupschedules.backup.milvus.io": [CATEGORY],
     }
