@@ -203,8 +203,18 @@ class _ScheduleRun:
         return f"next run at {self.status.next_schedule_time or 'never'}"
 
     def _owned(self) -> list[dict[str, Any]]:
-        name = self.body.metadata["name"]
-        return self.run.resources.find(Kind.BACKUP, self.namespace, SCHEDULE_LABEL, name)
+        """The runs this schedule made: labelled with its name (to list them) and owned by
+        it (its uid as their controller). Anyone may put the label on a MilvusBackup, and
+        runs of a deleted schedule of the same name (kept with --cascade=orphan) carry it
+        too; neither is this schedule's to replace or prune."""
+        name, uid = self.body.metadata["name"], self.body.metadata.get("uid")
+        labelled = self.run.resources.find(Kind.BACKUP, self.namespace, SCHEDULE_LABEL, name)
+        return [b for b in labelled if uid and _controller_uid(b) == uid]
+
+
+def _controller_uid(body: dict[str, Any]) -> str | None:
+    owners = body["metadata"].get("ownerReferences") or []
+    return next((o.get("uid") for o in owners if o.get("controller")), None)
 
 
 def _run_of(body: dict[str, Any]) -> Run:

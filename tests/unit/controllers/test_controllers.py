@@ -431,6 +431,35 @@ def test_retention_prunes_only_this_schedules_done_runs(
     assert body["status"]["completed"] == 2 and body["status"]["failed"] == 1
 
 
+def test_a_backup_carrying_the_label_but_not_made_by_the_schedule_is_never_touched(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    """Anyone may label a MilvusBackup backup.milvus.io/schedule=nightly, and the runs of a
+    deleted schedule of that name (--cascade=orphan) keep the label: neither is pruned (its
+    data deleted with deletionPolicy Delete) nor replaced. Ownership is the owner's uid."""
+    body = schedule(run, schedule="@hourly", retention={"keepLast": 1},
+                    concurrencyPolicy="Replace")  # fmt: skip
+    label = {SCHEDULE_LABEL: "nightly"}
+    old = {"labels": label, "creationTimestamp": "2026-11-30T00:00:00Z"}
+    done = {"phase": "Completed", "completionTime": "2026-11-30T00:05:00Z"}
+    api(run).add(Kind.BACKUP, "mine", {**SPEC, "deletionPolicy": "Delete"}, metadata=old,
+                 status=done)  # fmt: skip
+    orphan = {**old, "ownerReferences": [{"uid": "uid-of-a-deleted-one", "controller": True}]}
+    api(run).add(Kind.BACKUP, "nightly-20261130-0000", SPEC, metadata=orphan, status=done)
+    api(run).add(Kind.BACKUP, "mine-running", SPEC, metadata={"labels": label},
+                 status={"phase": "Running"})  # fmt: skip
+    for hour in range(2, 5):
+        clock.now = START.replace(hour=hour, second=1)
+        tick(run, body)
+        finish(run, f"nightly-20261201-0{hour}00", "Completed")
+    tick(run, body)
+    assert "pruned" in body["status"]["message"]  # its own runs are pruned
+    for name in ("mine", "nightly-20261130-0000", "mine-running"):
+        assert api(run).get(Kind.BACKUP, NS, name) is not None, name
+    assert body["status"]["active"] == []
+    assert body["status"]["lastBackup"] == "nightly-20261201-0400"
+
+
 def test_a_bad_schedule_is_stalled_naming_the_field(
     run: Services, clock: Clock, events: asyncio.Queue[Any]
 ) -> None:
