@@ -262,6 +262,21 @@ def test_a_failed_job_is_retried_by_a_new_one_a_bounded_number_of_times(
     assert [i.attempt for i in executor(run).started] == [1, 2]
 
 
+def test_a_failed_job_whose_work_cannot_resume_fails_the_resource_instead_of_hanging(
+    run: Services, events: asyncio.Queue[Any]
+) -> None:
+    """The restore's MilvusBackup was deleted (by hand, by a schedule's retention, by its
+    ttl) while its Job ran: the Job's failure cannot be retried, and the restore must not
+    stay Running for ever (an event handler's exception is not retried by Kopf)."""
+    body = api(run).add(Kind.RESTORE, "drill", {"backupRef": "nightly"},
+                        status={"phase": "Running", "jobName": "job-drill-0"})  # fmt: skip
+    job_event(run, failed_job("job-drill-0", Kind.RESTORE, "drill"))
+    status = body["status"]
+    assert status["phase"] == "Failed" and executor(run).started == []
+    assert "Job job-drill-0 failed" in status["message"]
+    assert "cannot be resumed: MilvusBackup 'nightly' not found" in status["message"]
+
+
 def test_a_completed_resource_gets_the_mark_its_copies_carry(events: asyncio.Queue[Any]) -> None:
     body = {"metadata": {"name": "drill", "namespace": NS, "uid": "uid-1"},
             "status": {"phase": "Completed", "completionTime": "2026-12-01T01:00:00Z"}}  # fmt: skip
