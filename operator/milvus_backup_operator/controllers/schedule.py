@@ -95,7 +95,10 @@ class _ScheduleRun:
         owned = self._owned()
         token = self.body.metadata.annotations.get(RUN_NOW)
         if token is not None:
-            said.append(self._create(self.spec.manual_run_name(str(token)), now, owned))
+            manual = self.spec.manual_run_name(str(token))
+            made = self._create(manual, now, owned)
+            said.append(made or f"run-now {token!r} ignored: {manual} was made for that value "
+                                "already; set another value (e.g. $(date +%s))")  # fmt: skip
         said.append(self._scheduled(now, owned))
         said.append(self._prune(now, self._owned()))
         self._report(now, self._owned())

@@ -426,6 +426,10 @@ def test_run_now_starts_one_extra_run_and_the_annotation_goes(
     tick(run, body)
     (made,) = runs(run)
     assert made.startswith("nightly-now-") and RUN_NOW not in body["metadata"]["annotations"]
+    body["metadata"]["annotations"] = {RUN_NOW: "please"}  # the same value again: said so
+    tick(run, body)
+    assert list(runs(run)) == [made] and RUN_NOW not in body["metadata"]["annotations"]
+    assert f"run-now 'please' ignored: {made} was made for that value" in body["status"]["message"]
 
 
 def test_retention_prunes_only_this_schedules_done_runs(
