@@ -161,10 +161,15 @@ class _ScheduleRun:
 
     def _prune(self, now: datetime, owned: list[dict[str, Any]]) -> str:
         runs = [_run_of(b) for b in owned]
-        gone = to_delete(runs, self.spec.retention, now, self.spec.schedule.zone)
+        due = to_delete(runs, self.spec.retention, now, self.spec.schedule.zone)
+        in_use = restoring(self.run, self.namespace) if due else {}
+        gone = [name for name in due if name not in in_use]
         for name in gone:
             self.run.resources.delete(Kind.BACKUP, self.namespace, name)
-        return f"pruned {', '.join(gone)}" if gone else ""
+        said = [f"pruned {', '.join(gone)}"] if gone else []
+        said += [f"kept {name} while MilvusRestore {in_use[name]} restores it"
+                 for name in due if name in in_use]  # fmt: skip
+        return "; ".join(said)
 
     def _report(self, now: datetime, owned: list[dict[str, Any]]) -> None:
         statuses = [(b["metadata"]["name"], Status.of(b.get("status"))) for b in owned]
@@ -215,6 +220,18 @@ class _ScheduleRun:
         return [b for b in labelled if uid and _controller_uid(b) == uid]
 
 
+def restoring(run: Services, namespace: str) -> dict[str, str]:
+    """The MilvusBackups that MilvusRestores not yet done refer to (backupRef), each with
+    one such restore: deleting one (deletionPolicy Delete) would pull its data from under
+    the restore."""
+    found: dict[str, str] = {}
+    for body in run.resources.list_all(Kind.RESTORE, namespace):
+        ref = str((body.get("spec") or {}).get("backupRef") or "")
+        if ref and not Status.of(body.get("status")).is_done():
+            found.setdefault(ref, body["metadata"]["name"])
+    return found
+
+
 def _controller_uid(body: dict[str, Any]) -> str | None:
     owners = body["metadata"].get("ownerReferences") or []
     return next((o.get("uid") for o in owners if o.get("controller")), None)
@@ -256,5 +273,10 @@ def ttl_expired(
         return
     run = services(memo)
     if ttl is not None and expired(done, ttl, run.clock()):
+        user = restoring(run, namespace).get(name)
+        if user is not None:
+            log.info("MilvusBackup %s/%s: ttl %s passed, kept while MilvusRestore %s "
+                     "restores it", namespace, name, ttl, user)  # fmt: skip
+            return
         log.info("MilvusBackup %s/%s: ttl %s passed, deleting it", namespace, name, ttl)
         run.resources.delete(Kind.BACKUP, namespace, name)

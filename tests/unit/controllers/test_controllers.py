@@ -479,6 +479,39 @@ def test_a_backup_carrying_the_label_but_not_made_by_the_schedule_is_never_touch
     assert body["status"]["lastBackup"] == "nightly-20261201-0400"
 
 
+def test_a_backup_a_restore_is_restoring_is_neither_pruned_nor_expired(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    """Pruning (and ttl) deletes the MilvusBackup, and with deletionPolicy Delete its data:
+    not while a MilvusRestore still reads it."""
+    body = schedule(run, schedule="@hourly", retention={"keepLast": 1})
+    clock.now = START.replace(hour=2, second=1)
+    tick(run, body)
+    finish(run, "nightly-20261201-0200", "Completed")
+    api(run).add(Kind.RESTORE, "drill", {"backupRef": "nightly-20261201-0200"},
+                 status={"phase": "Running"})  # fmt: skip
+    clock.now = START.replace(hour=3, second=1)
+    tick(run, body)
+    finish(run, "nightly-20261201-0300", "Completed")
+    tick(run, body)
+    assert sorted(runs(run)) == ["nightly-20261201-0200", "nightly-20261201-0300"]
+    assert (
+        "kept nightly-20261201-0200 while MilvusRestore drill restores it"
+        in (body["status"]["message"])
+    )
+    api(run).patch_status(Kind.RESTORE, NS, "drill", {"phase": "Completed"})
+    tick(run, body)
+    assert sorted(runs(run)) == ["nightly-20261201-0300"]
+
+    done = {"phase": "Completed", "completionTime": "2026-11-29T00:00:00Z"}
+    one_off = api(run).add(Kind.BACKUP, "one-off", {**SPEC, "ttl": "1d"}, status=done)
+    api(run).add(Kind.RESTORE, "drill-2", {"backupRef": "one-off"}, status={"phase": "Pending"})
+    view = kopf.Body(one_off)
+    schedule_controller.ttl_expired(spec=view.spec, status=view.status, name="one-off",
+                                    namespace=NS, memo=kopf.Memo(services=run))  # fmt: skip
+    assert api(run).get(Kind.BACKUP, NS, "one-off") is not None
+
+
 def test_a_bad_schedule_is_stalled_naming_the_field(
     run: Services, clock: Clock, events: asyncio.Queue[Any]
 ) -> None:
