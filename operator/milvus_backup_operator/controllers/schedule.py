@@ -153,6 +153,12 @@ class _ScheduleRun:
         except ApiException as exc:
             if exc.status != 409:
                 raise
+            existing = self.run.resources.get(Kind.BACKUP, self.namespace, name) or {}
+            if existing and _controller_uid(existing) != meta.get("uid"):
+                return (
+                    f"could not create {name}: a MilvusBackup of that name exists that this "
+                    "schedule did not make"
+                )
             return ""  # made before a restart: one run, one MilvusBackup
         kopf.event(
             self.body, type="Normal", reason="Created", message=f"created MilvusBackup {name}"

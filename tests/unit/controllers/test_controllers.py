@@ -477,6 +477,13 @@ def test_a_backup_carrying_the_label_but_not_made_by_the_schedule_is_never_touch
         assert api(run).get(Kind.BACKUP, NS, name) is not None, name
     assert body["status"]["active"] == []
     assert body["status"]["lastBackup"] == "nightly-20261201-0400"
+    api(run).add(Kind.BACKUP, "nightly-20261201-0500", SPEC)  # someone took the next name
+    clock.now = START.replace(hour=5, second=1)
+    tick(run, body)
+    assert (
+        "could not create nightly-20261201-0500: a MilvusBackup of that name exists that "
+        "this schedule did not make" in body["status"]["message"]
+    )
 
 
 def test_a_backup_a_restore_is_restoring_is_neither_pruned_nor_expired(
