@@ -31,7 +31,9 @@ MACROS = {
 #: characters cron takes (the webhook and the controller check the rest).
 CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
 _FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
-_LOOKAHEAD = 400 * 24  # hours: a schedule that never fires within a leap year is refused
+#: hours: a schedule that never fires within eight years is refused (February 29 can be
+#: eight years away: 2096 -> 2104; croniter itself gives up on dates that never come)
+_LOOKAHEAD = (8 * 366 + 1) * 24
 _DST_MARGIN = timedelta(hours=3)  # more than any daylight-saving jump (Antarctica/Troll: 2h)
 
 

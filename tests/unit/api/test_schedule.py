@@ -62,6 +62,12 @@ def test_only_the_latest_missed_run_is_due() -> None:
     assert hourly.latest_due(last, utc(2026, 12, 1, 1, 59)) is None
 
 
+def test_a_leap_day_schedule_runs_even_when_the_next_february_29_is_over_a_year_away() -> None:
+    leap = Schedule.parse("0 0 29 2 *")  # refused as "never runs" from March 2026 on
+    assert leap.next_after(utc(2026, 12, 1, 0, 0)) == utc(2028, 2, 29, 0, 0)
+    assert leap.next_after(utc(2096, 3, 1, 0, 0)) == utc(2104, 2, 29, 0, 0)
+
+
 def test_finding_the_due_run_does_not_walk_through_every_missed_one() -> None:
     """A minutely schedule suspended for a month (its lastScheduleTime stays put) missed
     43,200 runs; walking forward through them took over a minute, at every 10 s tick."""
