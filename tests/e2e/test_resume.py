@@ -130,3 +130,28 @@ def test_a_copy_of_a_completed_backup_whose_data_is_there_is_adopted(
     assert status["phase"] == "Completed" and "not run" in status["message"]
     assert status["backupName"] == "adopt_b"
     assert len(jobrunner.runs["mbk-adopt-b"]) == 1  # the first backup's Job only
+
+
+def test_a_completion_mark_naming_another_writer_adopts_nothing(
+    cluster: Cluster, kube: client.ApiClient, stack: Stack, operator: OperatorProcess,
+    jobrunner: LocalJobRunner, samples: Any,
+) -> None:  # fmt: skip
+    """A new MilvusBackup with the completion mark written by hand over a backup it did not
+    make (here one made by the command line) is not adopted: it would own that backup, and
+    deleting it with deletionPolicy Delete would delete the data of another."""
+    from milvus_backup_operator.engine.backup import BackupRequest, create_backup
+    from milvus_backup_operator.engine.catalog import Catalog
+    from milvus_backup_operator.engine.selection import parse_list
+    from testbed.stack import stack_config
+
+    config = stack_config(stack)
+    create_backup(config, BackupRequest("made_by_cli", tuple(parse_list("tiny"))))
+    claim = milvus_backup("claim", stack, backupName="made_by_cli", deletionPolicy="Delete")
+    claim["metadata"]["annotations"] = {"backup.milvus.io/completed": "forged 2026-01-01T00:00:00Z"}
+    apply(cluster, claim)
+    status = wait_for_phase(kube, "milvusbackups", "claim")
+    assert status["phase"] == "Failed" and "not adopted" in status["message"], status
+    assert "mbk-claim" not in jobrunner.runs
+    cluster.kubectl("delete", "mbk", "claim", "-n", NAMESPACE, "--wait=true")
+    assert Catalog.of(config).exists("made_by_cli"), "another writer's backup was deleted"
+    Catalog.of(config).delete("made_by_cli")

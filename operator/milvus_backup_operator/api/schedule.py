@@ -31,7 +31,10 @@ MACROS = {
 #: characters cron takes (the webhook and the controller check the rest).
 CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
 _FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
-_LOOKAHEAD = 400 * 24  # hours: a schedule that never fires within a leap year is refused
+#: hours: a schedule that never fires within eight years is refused (February 29 can be
+#: eight years away: 2096 -> 2104; croniter itself gives up on dates that never come)
+_LOOKAHEAD = (8 * 366 + 1) * 24
+_DST_MARGIN = timedelta(hours=3)  # more than any daylight-saving jump (Antarctica/Troll: 2h)
 
 
 @dataclass(frozen=True)
@@ -61,20 +64,26 @@ class Schedule:
         return schedule
 
     def next_after(self, moment: datetime) -> datetime | None:
-        """The first run strictly after ``moment`` (aware), in UTC; None if none within a year."""
-        local = moment.astimezone(self.zone).replace(tzinfo=None)
-        found = croniter(self.expression, local - timedelta(hours=1))
+        """The first run strictly after ``moment`` (aware), in UTC; None if none within a year.
+
+        Walls are read from :data:`_DST_MARGIN` before ``moment`` until that long after the
+        best run found: around a daylight-saving jump, a later wall time can be an earlier
+        instant (02:42 after a half-hour jump comes before 02:07 in the gap, run at 02:37),
+        and a jump of two hours (Antarctica/Troll) hides runs from a one-hour look back."""
+        local = self._wall(moment)
+        found = croniter(self.expression, local - _DST_MARGIN)
         horizon = local + timedelta(hours=_LOOKAHEAD)
+        best: datetime | None = None
         while True:
             try:
                 wall = found.get_next(datetime)
             except CroniterBadDateError:  # croniter gives up on dates that never come
-                return None
-            if wall > horizon:
-                return None
+                return best
+            if wall > horizon or (best is not None and wall > self._wall(best) + _DST_MARGIN):
+                return best
             instant = _instant(wall, self.zone)
-            if instant > moment:
-                return instant
+            if instant > moment and (best is None or instant < best):
+                best = instant
 
     def period_seconds(self, now: datetime) -> float | None:
         """The time between the next two runs (a day for ``@daily``): how often a
@@ -85,12 +94,31 @@ class Schedule:
 
     def latest_due(self, after: datetime, now: datetime) -> datetime | None:
         """The latest run in ``(after, now]``: the one to start (older missed runs are not
-        caught up, as CronJob's controller does); None if nothing fell due."""
-        due = None
-        moment = self.next_after(after)
-        while moment is not None and moment <= now:
-            due, moment = moment, self.next_after(moment)
-        return due
+        caught up, as CronJob's controller does); None if nothing fell due.
+
+        Searched backwards from ``now``, so its cost does not grow with the runs missed
+        (a minutely schedule suspended for a month missed 43,200; walking forward through
+        them took minutes, every tick). Walls are read until they are :data:`_DST_MARGIN`
+        before the best run found (or before ``after``): a daylight-saving jump moves a
+        wall time's instant by less than that, so no later run is left unseen."""
+        if now <= after:
+            return None
+        found = croniter(self.expression, self._wall(now) + _DST_MARGIN)
+        floor, best = self._wall(after) - _DST_MARGIN, None
+        while True:
+            try:
+                wall = found.get_prev(datetime)
+            except CroniterBadDateError:
+                return best
+            if wall < floor:
+                return best
+            instant = _instant(wall, self.zone)
+            if after < instant <= now and (best is None or instant > best):
+                best = instant
+                floor = max(floor, self._wall(best) - _DST_MARGIN)
+
+    def _wall(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.zone).replace(tzinfo=None)
 
 
 def _zone(name: str, field: str) -> ZoneInfo:

@@ -235,8 +235,12 @@ class RestoredCollection:
 
     @classmethod
     def of(cls, raw: Mapping[str, Any]) -> RestoredCollection:
-        names = [f.name for f in fields(cls)]
-        return cls(**{n: raw[n] for n in names if n in raw})
+        """Read one entry; a field left out (an older operator's status, a hand-edited one;
+        the schema requires none) reads as empty instead of failing every handler."""
+        return cls(
+            str(raw.get("name", "")), str(raw.get("target", "")), str(raw.get("state", "")),
+            int(raw.get("rows", 0)), str(raw.get("checked", "")), str(raw.get("error", "")),
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -250,7 +254,9 @@ class RestoreStatus(Status):
 
     def _read_own(self, raw: Mapping[str, Any]) -> None:
         self.target = str(raw.get("target", ""))
-        self.collections = [RestoredCollection.of(c) for c in raw.get("collections") or []]
+        self.collections = [
+            RestoredCollection.of(c) for c in raw.get("collections") or [] if isinstance(c, Mapping)
+        ]
         self.plan = [str(line) for line in raw.get("plan") or []]
 
     def _own(self) -> Patch:

@@ -61,13 +61,33 @@ def reconcile(
 def _adopted(
     run: Services, body: kopf.Body, spec: BackupSpec, status: BackupStatus, generation: int
 ) -> bool:
-    """A copy of a completed MilvusBackup whose backup is still there is that backup."""
+    """A copy of a completed MilvusBackup whose backup is still there is that backup, if
+    that backup was written by the resource its completion mark names (a backup's id is
+    the uid of the MilvusBackup that wrote it); a mark naming another writer fails it."""
     namespace = body.metadata.get("namespace")
     if status.is_started() or namespace is None or COMPLETED not in body.metadata.annotations:
         return False
     config = config_for(run.secrets(namespace), spec)
-    if not Catalog.of(config).exists(spec.backup_name):
+    catalog = Catalog.of(config)
+    if not catalog.exists(spec.backup_name):
         return False  # nothing to adopt: the copy backs up afresh
+    original = str(body.metadata.annotations[COMPLETED]).partition(" ")[0]
+    try:
+        written_by = catalog.read(spec.backup_name).id
+    except BackupError as exc:
+        written_by = f"unknown ({exc})"
+    if written_by != original:
+        # the mark was written by hand, or copied onto another spec: adopting would make
+        # this resource the owner of a backup it did not make (deletionPolicy Delete would
+        # then delete it)
+        status.set_failed(
+            generation,
+            f"not adopted: annotation {COMPLETED} names the MilvusBackup {original!r}, but "
+            f"backup {spec.backup_name} was written by {written_by!r}; remove the annotation "
+            "and set another spec.backupName to make a new backup",
+            reason="InvalidSpec",
+        )
+        return True
     status.backup_name = spec.backup_name
     return adopt(Kind.BACKUP, body.metadata, status, generation)
 

@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 
 from ..api import GROUP, VERSION, Kind, Phase
-from ..api.specs import parse_backup
+from ..api.specs import SpecError, parse_backup
 from ..api.status import BackupStatus, RestoreStatus, Status
 from ..executors import WorkItem
 from ..executors.job import KIND_LABEL, MANAGED_BY, NAME_LABEL, OPERATOR
@@ -76,7 +76,13 @@ def job_finished(*, body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_
     ]
     failure = f"Job {body.metadata.name} failed ({'; '.join(reasons) or 'its Pod failed'})"
     run = services(memo)
-    if not _retry(run, kind, namespace, name, job=body.metadata.name, failure=failure):
+    try:
+        retried = _retry(run, kind, namespace, name, job=body.metadata.name, failure=failure)
+    except SpecError as exc:  # e.g. the restore's MilvusBackup was deleted meanwhile
+        message = f"{failure} before reporting a result, and it cannot be resumed: {exc}"
+        mark_crashed(kind, namespace, name, message, run.resources)
+        return
+    if not retried:
         limit = f"{run.job_retries} new Jobs at most, --job-retries"
         message = (
             f"{failure} before reporting a result, and no retry is left ({limit}): see its logs"

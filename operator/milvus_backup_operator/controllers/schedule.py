@@ -95,7 +95,10 @@ class _ScheduleRun:
         owned = self._owned()
         token = self.body.metadata.annotations.get(RUN_NOW)
         if token is not None:
-            said.append(self._create(self.spec.manual_run_name(str(token)), now, owned))
+            manual = self.spec.manual_run_name(str(token))
+            made = self._create(manual, now, owned)
+            said.append(made or f"run-now {token!r} ignored: {manual} was made for that value "
+                                "already; set another value (e.g. $(date +%s))")  # fmt: skip
         said.append(self._scheduled(now, owned))
         said.append(self._prune(now, self._owned()))
         self._report(now, self._owned())
@@ -150,6 +153,12 @@ class _ScheduleRun:
         except ApiException as exc:
             if exc.status != 409:
                 raise
+            existing = self.run.resources.get(Kind.BACKUP, self.namespace, name) or {}
+            if existing and _controller_uid(existing) != meta.get("uid"):
+                return (
+                    f"could not create {name}: a MilvusBackup of that name exists that this "
+                    "schedule did not make"
+                )
             return ""  # made before a restart: one run, one MilvusBackup
         kopf.event(
             self.body, type="Normal", reason="Created", message=f"created MilvusBackup {name}"
@@ -158,10 +167,15 @@ class _ScheduleRun:
 
     def _prune(self, now: datetime, owned: list[dict[str, Any]]) -> str:
         runs = [_run_of(b) for b in owned]
-        gone = to_delete(runs, self.spec.retention, now, self.spec.schedule.zone)
+        due = to_delete(runs, self.spec.retention, now, self.spec.schedule.zone)
+        in_use = restoring(self.run, self.namespace) if due else {}
+        gone = [name for name in due if name not in in_use]
         for name in gone:
             self.run.resources.delete(Kind.BACKUP, self.namespace, name)
-        return f"pruned {', '.join(gone)}" if gone else ""
+        said = [f"pruned {', '.join(gone)}"] if gone else []
+        said += [f"kept {name} while MilvusRestore {in_use[name]} restores it"
+                 for name in due if name in in_use]  # fmt: skip
+        return "; ".join(said)
 
     def _report(self, now: datetime, owned: list[dict[str, Any]]) -> None:
         statuses = [(b["metadata"]["name"], Status.of(b.get("status"))) for b in owned]
@@ -203,8 +217,30 @@ class _ScheduleRun:
         return f"next run at {self.status.next_schedule_time or 'never'}"
 
     def _owned(self) -> list[dict[str, Any]]:
-        name = self.body.metadata["name"]
-        return self.run.resources.find(Kind.BACKUP, self.namespace, SCHEDULE_LABEL, name)
+        """The runs this schedule made: labelled with its name (to list them) and owned by
+        it (its uid as their controller). Anyone may put the label on a MilvusBackup, and
+        runs of a deleted schedule of the same name (kept with --cascade=orphan) carry it
+        too; neither is this schedule's to replace or prune."""
+        name, uid = self.body.metadata["name"], self.body.metadata.get("uid")
+        labelled = self.run.resources.find(Kind.BACKUP, self.namespace, SCHEDULE_LABEL, name)
+        return [b for b in labelled if uid and _controller_uid(b) == uid]
+
+
+def restoring(run: Services, namespace: str) -> dict[str, str]:
+    """The MilvusBackups that MilvusRestores not yet done refer to (backupRef), each with
+    one such restore: deleting one (deletionPolicy Delete) would pull its data from under
+    the restore."""
+    found: dict[str, str] = {}
+    for body in run.resources.list_all(Kind.RESTORE, namespace):
+        ref = str((body.get("spec") or {}).get("backupRef") or "")
+        if ref and not Status.of(body.get("status")).is_done():
+            found.setdefault(ref, body["metadata"]["name"])
+    return found
+
+
+def _controller_uid(body: dict[str, Any]) -> str | None:
+    owners = body["metadata"].get("ownerReferences") or []
+    return next((o.get("uid") for o in owners if o.get("controller")), None)
 
 
 def _run_of(body: dict[str, Any]) -> Run:
@@ -243,5 +279,10 @@ def ttl_expired(
         return
     run = services(memo)
     if ttl is not None and expired(done, ttl, run.clock()):
+        user = restoring(run, namespace).get(name)
+        if user is not None:
+            log.info("MilvusBackup %s/%s: ttl %s passed, kept while MilvusRestore %s "
+                     "restores it", namespace, name, ttl, user)  # fmt: skip
+            return
         log.info("MilvusBackup %s/%s: ttl %s passed, deleting it", namespace, name, ttl)
         run.resources.delete(Kind.BACKUP, namespace, name)

@@ -154,11 +154,10 @@ class _RestoreJob:
         """Restore one collection; turn any failure into a Failed result (others go on)."""
         result = CollectionRestoreResult(str(source_ref(info)), str(target), state=RUNNING)
         self.on_collection(result)
-        created = False
+        created: int | None = None  # the ID Milvus gave the collection this run created
         try:
             self._prepare_target(target)
-            self._create_collection(info, target)
-            created = True
+            created = self._create_collection(info, target)
             self._create_partitions(info, target)
             imported: dict[int, int] = {}
             if self.request.imports(info):
@@ -177,8 +176,8 @@ class _RestoreJob:
             result.state = COMPLETED
         except BackupError as exc:
             result.state, result.error = FAILED, str(exc)
-            if created:
-                result.error += self._drop_partial(target)
+            if created is not None:
+                result.error += self._drop_partial(target, created)
         finally:
             self.progress.add(collections_done=1)
             self.on_collection(result)
@@ -196,7 +195,8 @@ class _RestoreJob:
             log.warning("dropping existing collection %s as requested", target)
             milvus.drop_collection(target.db, target.name)
 
-    def _create_collection(self, info: CollectionBackupInfo, target: CollectionRef) -> None:
+    def _create_collection(self, info: CollectionBackupInfo, target: CollectionRef) -> int:
+        """Create the target; return the ID Milvus gave it."""
         if info.schema is None:
             raise OperationError(f"backup has no schema for collection {info.collection_name}")
         has_key = any(f.is_partition_key for f in info.schema.fields)
@@ -214,7 +214,7 @@ class _RestoreJob:
         )
         for added in schema.split_added_fields(info.schema)[1]:
             self.milvus.add_field(target.db, target.name, schema.field_to_proto(added))
-        self._check_field_ids(info, target)
+        return self._check_field_ids(info, target)
 
     def _create_partitions(self, info: CollectionBackupInfo, target: CollectionRef) -> None:
         existing = self.milvus.partitions(target.db, target.name)
@@ -222,10 +222,11 @@ class _RestoreJob:
             if partition.partition_name not in existing:
                 self.milvus.create_partition(target.db, target.name, partition.partition_name)
 
-    def _check_field_ids(self, info: CollectionBackupInfo, target: CollectionRef) -> None:
-        """Binlogs are keyed by field ID: the new collection must have the same IDs."""
-        created = self.milvus.describe_collection(target.db, target.name).schema.fields
-        got = {f.name: f.fieldID for f in created}
+    def _check_field_ids(self, info: CollectionBackupInfo, target: CollectionRef) -> int:
+        """Binlogs are keyed by field ID: the new collection must have the same IDs. Return
+        the collection's ID."""
+        described = self.milvus.describe_collection(target.db, target.name)
+        got = {f.name: f.fieldID for f in described.schema.fields}
         assert info.schema is not None
         want = {f.name: f.field_id for f in info.schema.fields if not f.is_dynamic}
         mismatched = {n: (i, got.get(n)) for n, i in want.items() if got.get(n) != i}
@@ -234,6 +235,7 @@ class _RestoreJob:
                 f"Milvus gave {target} different field IDs than the backup ({mismatched}): "
                 "its binlogs cannot be imported into this Milvus version"
             )
+        return int(described.collectionID)
 
     def jobs(self, info: CollectionBackupInfo) -> tuple[list[ImportJob], list[ImportJob]]:
         """The collection's import jobs: data, then L0 (several per job only with the v2
@@ -434,13 +436,26 @@ class _RestoreJob:
             )
         self.milvus.wait_indexes_built(target.db, target.name)
 
-    def _drop_partial(self, target: CollectionRef) -> str:
-        """Drop a collection this restore created and could not finish, unless Milvus still
-        imports into it (dropping it then would stall Milvus's import queue)."""
+    def _drop_partial(self, target: CollectionRef, created: int) -> str:
+        """Drop the collection this restore created (Milvus's ID ``created``) and could not
+        finish, unless Milvus still imports into it (dropping it then would stall Milvus's
+        import queue) or the name now holds another collection (another restore with
+        dropExistingCollection, or a user, replaced it meanwhile: not ours to drop)."""
         if self._imports_in_flight(target):
             return (
                 " (the partly restored collection was kept: Milvus still has imports into it "
                 "in flight; drop it once they have ended)"
+            )
+        try:
+            if not self.milvus.has_collection(target.db, target.name):
+                return " (the partly restored collection is gone already)"
+            now_there = self.milvus.describe_collection(target.db, target.name).collectionID
+        except BackupError as exc:
+            return f" (the partly restored collection was kept: {exc})"
+        if now_there != created:
+            return (
+                f" (the collection now named {target} is another one than this restore "
+                "created, which was dropped by someone else: it was kept)"
             )
         try:
             self.milvus.drop_collection(target.db, target.name)

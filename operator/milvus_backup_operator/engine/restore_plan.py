@@ -231,6 +231,13 @@ def _plan(
     return plan
 
 
+def planned_pairs(
+    collections: list[CollectionBackupInfo], request: RestoreRequest
+) -> set[tuple[str, str]]:
+    """The (source, target) names this request restores: what a record of its may name."""
+    return {(str(source_ref(info)), str(target)) for info, target in _plan(collections, request)}
+
+
 def _targets(ref: CollectionRef, request: RestoreRequest) -> list[CollectionRef]:
     """Where one selected collection is restored: restorePlan's mapping, a rename or suffix."""
     if request.mapping is not None:

@@ -9,8 +9,9 @@ recorded. The policy is the same everywhere:
   it wrote is removed (only if its in-progress marker names this run) and it starts over;
 - a restore keeps the collections it completed and the verdict of those that failed, waits
   for the imports the dead run left in Milvus, drops the targets it had started (recorded
-  ``Running`` before anything was created, so provably its own) and redoes only those and
-  the ones it never reached.
+  ``Running`` before anything was created) and redoes only those and the ones it never
+  reached. A record naming a collection this restore does not restore there (a status
+  edited by hand) is ignored: it is never dropped.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .restore import (
     RestoreResult,
     restore_backup,
 )
-from .restore_plan import RestoreRequest
+from .restore_plan import RestoreRequest, planned_pairs
 from .selection import CollectionRef
 
 log = logging.getLogger(__name__)
@@ -67,9 +68,18 @@ def run_restore(
     """Restore; ``previous``: what a dead run of this restore recorded (None: a fresh run)."""
     if previous is None:
         return restore_backup(config, request, on_progress, on_collection)
+    backup = Catalog.of(config).read(request.backup_name)
+    ours = planned_pairs(backup.collection_backups, request)
+    foreign = [c for c in previous if (c.source, c.target) not in ours]
+    for entry in foreign:  # a forged or stale record: never ours to drop, nor done
+        log.warning(
+            "restore %s: ignoring the record of %s -> %s (%s): this restore does not restore "
+            "that collection there", request.task_id, entry.source, entry.target, entry.state,
+        )  # fmt: skip
+    previous = [c for c in previous if (c.source, c.target) in ours]
     kept = [c for c in previous if c.state != RUNNING]
     _drop_started(config, [c for c in previous if c.state == RUNNING])
-    remaining = _remaining(config, request, {c.source for c in kept})
+    remaining = _remaining(request, backup, {c.source for c in kept})
     log.warning(
         "resuming restore %s: %d collections kept, %d to restore",
         request.task_id, len(kept), len(remaining),
@@ -84,11 +94,10 @@ def run_restore(
 
 
 def _remaining(
-    config: BackupConfig, request: RestoreRequest, finished: set[str]
+    request: RestoreRequest, backup: BackupInfo, finished: set[str]
 ) -> list[CollectionRef]:
     wanted = request.collections or tuple(
-        CollectionRef(c.db_name or "default", c.collection_name)
-        for c in Catalog.of(config).read(request.backup_name).collection_backups
+        CollectionRef(c.db_name or "default", c.collection_name) for c in backup.collection_backups
     )
     return [ref for ref in wanted if str(ref) not in finished]
 

@@ -3,6 +3,7 @@ daylight-saving changes, missed runs, and restic's retention rules."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -59,6 +60,43 @@ def test_only_the_latest_missed_run_is_due() -> None:
     last = utc(2026, 12, 1, 1, 0)
     assert hourly.latest_due(last, utc(2026, 12, 1, 4, 20)) == utc(2026, 12, 1, 4, 0)
     assert hourly.latest_due(last, utc(2026, 12, 1, 1, 59)) is None
+
+
+def test_a_leap_day_schedule_runs_even_when_the_next_february_29_is_over_a_year_away() -> None:
+    leap = Schedule.parse("0 0 29 2 *")  # refused as "never runs" from March 2026 on
+    assert leap.next_after(utc(2026, 12, 1, 0, 0)) == utc(2028, 2, 29, 0, 0)
+    assert leap.next_after(utc(2096, 3, 1, 0, 0)) == utc(2104, 2, 29, 0, 0)
+
+
+def test_finding_the_due_run_does_not_walk_through_every_missed_one() -> None:
+    """A minutely schedule suspended for a month (its lastScheduleTime stays put) missed
+    43,200 runs; walking forward through them took over a minute, at every 10 s tick."""
+    minutely = Schedule.parse("* * * * *")
+    started = time.monotonic()
+    due = minutely.latest_due(utc(2026, 11, 1, 0, 0), utc(2026, 12, 1, 0, 0, 30))
+    assert due == utc(2026, 12, 1, 0, 0) and time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    ("expression", "zone", "after", "now", "next_run", "due"),
+    [
+        # Antarctica/Troll jumps two hours (+00 -> +02 at 01:00 UTC): 03:42 local is 01:42
+        # UTC, which a one-hour look back from 03:33 local (in the gap) never saw
+        ("*/7 * * * *", "Antarctica/Troll", (2026, 3, 29, 1, 33, 9), (2026, 3, 29, 1, 42, 19),
+         (2026, 3, 29, 1, 35), (2026, 3, 29, 1, 42)),
+        # Lord Howe jumps half an hour (02:00 -> 02:30 local, 15:30 UTC): 02:07 is in the gap
+        # (run at 15:37 UTC) but 02:42 local, 15:42 UTC, is the latest run due
+        ("*/7 * * * *", "Australia/Lord_Howe", (2026, 10, 3, 8, 47, 58),
+         (2026, 10, 3, 15, 43, 49), (2026, 10, 3, 8, 51), (2026, 10, 3, 15, 42)),
+    ],
+)  # fmt: skip
+def test_runs_around_a_daylight_saving_jump_of_another_size_than_an_hour(
+    expression: str, zone: str, after: tuple[int, ...], now: tuple[int, ...],
+    next_run: tuple[int, ...], due: tuple[int, ...],
+) -> None:  # fmt: skip
+    schedule = Schedule.parse(expression, zone)
+    assert schedule.next_after(utc(*after)) == utc(*next_run)
+    assert schedule.latest_due(utc(*after), utc(*now)) == utc(*due)
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,16 @@ def test_unknown_phases_and_empty_status_read_as_not_started() -> None:
     assert BackupStatus.of({"phase": "Exploded"}).phase is None
 
 
+def test_a_restore_status_with_partial_collection_entries_reads() -> None:
+    """An older operator's or a hand-edited status: the schema requires no field of an
+    entry, and a crash here failed every handler of the resource (and the metrics)."""
+    status = RestoreStatus.of({"phase": "Running", "collections": [{"name": "a"}, {}]})
+    assert [(c.name, c.target, c.state) for c in status.collections] == [
+        ("a", "", ""),
+        ("", "", ""),
+    ]
+
+
 @pytest.mark.parametrize(
     ("error", "reason", "http"),
     [

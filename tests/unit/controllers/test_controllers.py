@@ -262,6 +262,21 @@ def test_a_failed_job_is_retried_by_a_new_one_a_bounded_number_of_times(
     assert [i.attempt for i in executor(run).started] == [1, 2]
 
 
+def test_a_failed_job_whose_work_cannot_resume_fails_the_resource_instead_of_hanging(
+    run: Services, events: asyncio.Queue[Any]
+) -> None:
+    """The restore's MilvusBackup was deleted (by hand, by a schedule's retention, by its
+    ttl) while its Job ran: the Job's failure cannot be retried, and the restore must not
+    stay Running for ever (an event handler's exception is not retried by Kopf)."""
+    body = api(run).add(Kind.RESTORE, "drill", {"backupRef": "nightly"},
+                        status={"phase": "Running", "jobName": "job-drill-0"})  # fmt: skip
+    job_event(run, failed_job("job-drill-0", Kind.RESTORE, "drill"))
+    status = body["status"]
+    assert status["phase"] == "Failed" and executor(run).started == []
+    assert "Job job-drill-0 failed" in status["message"]
+    assert "cannot be resumed: MilvusBackup 'nightly' not found" in status["message"]
+
+
 def test_a_completed_resource_gets_the_mark_its_copies_carry(events: asyncio.Queue[Any]) -> None:
     body = {"metadata": {"name": "drill", "namespace": NS, "uid": "uid-1"},
             "status": {"phase": "Completed", "completionTime": "2026-12-01T01:00:00Z"}}  # fmt: skip
@@ -411,6 +426,10 @@ def test_run_now_starts_one_extra_run_and_the_annotation_goes(
     tick(run, body)
     (made,) = runs(run)
     assert made.startswith("nightly-now-") and RUN_NOW not in body["metadata"]["annotations"]
+    body["metadata"]["annotations"] = {RUN_NOW: "please"}  # the same value again: said so
+    tick(run, body)
+    assert list(runs(run)) == [made] and RUN_NOW not in body["metadata"]["annotations"]
+    assert f"run-now 'please' ignored: {made} was made for that value" in body["status"]["message"]
 
 
 def test_retention_prunes_only_this_schedules_done_runs(
@@ -429,6 +448,75 @@ def test_retention_prunes_only_this_schedules_done_runs(
     ]  # fmt: skip
     assert api(run).get(Kind.BACKUP, NS, "someone-elses") is not None
     assert body["status"]["completed"] == 2 and body["status"]["failed"] == 1
+
+
+def test_a_backup_carrying_the_label_but_not_made_by_the_schedule_is_never_touched(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    """Anyone may label a MilvusBackup backup.milvus.io/schedule=nightly, and the runs of a
+    deleted schedule of that name (--cascade=orphan) keep the label: neither is pruned (its
+    data deleted with deletionPolicy Delete) nor replaced. Ownership is the owner's uid."""
+    body = schedule(run, schedule="@hourly", retention={"keepLast": 1},
+                    concurrencyPolicy="Replace")  # fmt: skip
+    label = {SCHEDULE_LABEL: "nightly"}
+    old = {"labels": label, "creationTimestamp": "2026-11-30T00:00:00Z"}
+    done = {"phase": "Completed", "completionTime": "2026-11-30T00:05:00Z"}
+    api(run).add(Kind.BACKUP, "mine", {**SPEC, "deletionPolicy": "Delete"}, metadata=old,
+                 status=done)  # fmt: skip
+    orphan = {**old, "ownerReferences": [{"uid": "uid-of-a-deleted-one", "controller": True}]}
+    api(run).add(Kind.BACKUP, "nightly-20261130-0000", SPEC, metadata=orphan, status=done)
+    api(run).add(Kind.BACKUP, "mine-running", SPEC, metadata={"labels": label},
+                 status={"phase": "Running"})  # fmt: skip
+    for hour in range(2, 5):
+        clock.now = START.replace(hour=hour, second=1)
+        tick(run, body)
+        finish(run, f"nightly-20261201-0{hour}00", "Completed")
+    tick(run, body)
+    assert "pruned" in body["status"]["message"]  # its own runs are pruned
+    for name in ("mine", "nightly-20261130-0000", "mine-running"):
+        assert api(run).get(Kind.BACKUP, NS, name) is not None, name
+    assert body["status"]["active"] == []
+    assert body["status"]["lastBackup"] == "nightly-20261201-0400"
+    api(run).add(Kind.BACKUP, "nightly-20261201-0500", SPEC)  # someone took the next name
+    clock.now = START.replace(hour=5, second=1)
+    tick(run, body)
+    assert (
+        "could not create nightly-20261201-0500: a MilvusBackup of that name exists that "
+        "this schedule did not make" in body["status"]["message"]
+    )
+
+
+def test_a_backup_a_restore_is_restoring_is_neither_pruned_nor_expired(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    """Pruning (and ttl) deletes the MilvusBackup, and with deletionPolicy Delete its data:
+    not while a MilvusRestore still reads it."""
+    body = schedule(run, schedule="@hourly", retention={"keepLast": 1})
+    clock.now = START.replace(hour=2, second=1)
+    tick(run, body)
+    finish(run, "nightly-20261201-0200", "Completed")
+    api(run).add(Kind.RESTORE, "drill", {"backupRef": "nightly-20261201-0200"},
+                 status={"phase": "Running"})  # fmt: skip
+    clock.now = START.replace(hour=3, second=1)
+    tick(run, body)
+    finish(run, "nightly-20261201-0300", "Completed")
+    tick(run, body)
+    assert sorted(runs(run)) == ["nightly-20261201-0200", "nightly-20261201-0300"]
+    assert (
+        "kept nightly-20261201-0200 while MilvusRestore drill restores it"
+        in (body["status"]["message"])
+    )
+    api(run).patch_status(Kind.RESTORE, NS, "drill", {"phase": "Completed"})
+    tick(run, body)
+    assert sorted(runs(run)) == ["nightly-20261201-0300"]
+
+    done = {"phase": "Completed", "completionTime": "2026-11-29T00:00:00Z"}
+    one_off = api(run).add(Kind.BACKUP, "one-off", {**SPEC, "ttl": "1d"}, status=done)
+    api(run).add(Kind.RESTORE, "drill-2", {"backupRef": "one-off"}, status={"phase": "Pending"})
+    view = kopf.Body(one_off)
+    schedule_controller.ttl_expired(spec=view.spec, status=view.status, name="one-off",
+                                    namespace=NS, memo=kopf.Memo(services=run))  # fmt: skip
+    assert api(run).get(Kind.BACKUP, NS, "one-off") is not None
 
 
 def test_a_bad_schedule_is_stalled_naming_the_field(
