@@ -17,7 +17,14 @@ from typing import Any
 
 from .api import Kind, Phase
 from .api.specs import BackupSpec, RestoreSpec, parse_backup
-from .api.status import BackedUpCollection, BackupStatus, RestoredCollection, RestoreStatus, Status
+from .api.status import (
+    BackedUpCollection,
+    BackupStatus,
+    RestoredCollection,
+    RestoreStatus,
+    Status,
+    status_of,
+)
 from .engine.backup import BackupRequest
 from .engine.catalog import Catalog
 from .engine.config import BackupConfig
@@ -78,10 +85,9 @@ def _load(kind: Kind, namespace: str, name: str, api: Resources) -> Work | None:
         log.warning("%s %s/%s is gone: nothing to do", kind.kind, namespace, name)
         return None
     meta = body["metadata"]
-    status_type = BackupStatus if kind is Kind.BACKUP else RestoreStatus
     return Work(
         kind, namespace, name, str(meta.get("uid", "")), int(meta.get("generation", 1)),
-        body.get("spec") or {}, status_type.of(body.get("status")), api,
+        body.get("spec") or {}, status_of(kind, body.get("status")), api,
     )  # fmt: skip
 
 

@@ -16,14 +16,30 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
 from ..engine.progress import Progress
-from . import Phase
+from . import Kind, Phase
 
 Patch = dict[str, Any]
 READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
 
 
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # status times: RFC 3339, UTC, whole seconds
+
+
+def iso(moment: datetime) -> str:
+    """A status time."""
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def parse_time(text: str) -> datetime | None:
+    """A status time read back; None when absent or not one."""
+    try:
+        return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+
+
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso(datetime.now(UTC))
 
 
 @dataclass
@@ -350,3 +366,8 @@ def without_empty_strings(value: Any) -> Any:
     if isinstance(value, list):
         return [without_empty_strings(item) for item in value]
     return value
+
+
+def status_of(kind: Kind, raw: Mapping[str, Any] | None) -> BackupStatus | RestoreStatus:
+    """The typed status of a MilvusBackup or a MilvusRestore."""
+    return (BackupStatus if kind is Kind.BACKUP else RestoreStatus).of(raw)

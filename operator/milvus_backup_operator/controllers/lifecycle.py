@@ -9,7 +9,7 @@ import kopf
 
 from ..api import GROUP, VERSION, Kind, Phase
 from ..api.specs import SpecError, parse_backup
-from ..api.status import BackupStatus, RestoreStatus, Status
+from ..api.status import Status, status_of
 from ..executors import WorkItem
 from ..executors.job import KIND_LABEL, MANAGED_BY, NAME_LABEL, OPERATOR
 from ..k8s.abandoned import mark_crashed
@@ -96,7 +96,7 @@ def _retry(run: Services, kind: Kind, namespace: str, name: str, *, job: str, fa
     resource = run.resources.get(kind, namespace, name)
     if resource is None:
         return True
-    status = (BackupStatus if kind is Kind.BACKUP else RestoreStatus).of(resource.get("status"))
+    status = status_of(kind, resource.get("status"))
     if status.is_done() or status.job_name != job:
         return True  # it ended, or this is an older attempt's Job
     if status.attempts >= run.job_retries:

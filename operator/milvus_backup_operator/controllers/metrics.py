@@ -37,7 +37,7 @@ from prometheus_client.registry import Collector
 from .. import __version__
 from ..api import Kind, Phase
 from ..api.schedule import SCHEDULE_LABEL
-from ..api.status import BackupStatus, Status
+from ..api.status import BackupStatus, status_of
 
 #: The label a schedule puts on each MilvusBackup it creates (its name).
 PREFIX = "milvus_backup"
@@ -76,7 +76,7 @@ class Observed:
 
     @classmethod
     def of(cls, kind: Kind, raw_status: Mapping[str, Any] | None) -> Observed:
-        status: Status = (BackupStatus if kind is Kind.BACKUP else Status).of(raw_status)
+        status = status_of(kind, raw_status)
         size = status.backup_size if isinstance(status, BackupStatus) else None
         return cls(
             phase=str(status.phase) if status.phase else "",

@@ -31,23 +31,12 @@ from ..api.schedule import (
     parse_schedule,
 )
 from ..api.specs import SpecError, parse_backup
-from ..api.status import ScheduleStatus, Status
+from ..api.status import BackupStatus, ScheduleStatus, Status, iso, parse_time
 from .metrics import counted
 from .services import Services, services
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 10.0  # how late a run may start, at most
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _time(text: str) -> datetime | None:
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except (TypeError, ValueError):
-        return None
 
 
 @kopf.timer(GROUP, VERSION, Kind.SCHEDULE.plural, interval=TICK_SECONDS, initial_delay=1.0)
@@ -100,30 +89,30 @@ class _ScheduleRun:
             said.append(made or f"run-now {token!r} ignored: {manual} was made for that value "
                                 "already; set another value (e.g. $(date +%s))")  # fmt: skip
         said.append(self._scheduled(now, owned))
-        said.append(self._prune(now, self._owned()))
+        said.append(self._prune(now, owned))  # a run made or replaced just now is not done
         self._report(now, self._owned())
         return "; ".join(s for s in said if s) or self._next_message()
 
     def _scheduled(self, now: datetime, owned: list[dict[str, Any]]) -> str:
-        created = _time(self.body.metadata.get("creationTimestamp", "")) or now
-        last = _time(self.status.last_schedule_time) or created
+        created = parse_time(self.body.metadata.get("creationTimestamp", "")) or now
+        last = parse_time(self.status.last_schedule_time) or created
         due = self.spec.schedule.latest_due(last, now)
         if self.spec.suspend:
-            self.status.suspended_since = self.status.suspended_since or _iso(now)
+            self.status.suspended_since = self.status.suspended_since or iso(now)
             return "suspended: no run is created"
         self.status.suspended_since = ""
         if due is None:
             return ""
-        self.status.last_schedule_time = _iso(due)
+        self.status.last_schedule_time = iso(due)
         late = now - due
         if self.spec.starting_deadline is not None and late > self.spec.starting_deadline:
             late_by = int(late.total_seconds())
-            return f"missed the run of {_iso(due)}: {late_by}s late (startingDeadlineSeconds)"
+            return f"missed the run of {iso(due)}: {late_by}s late (startingDeadlineSeconds)"
         active = [b["metadata"]["name"] for b in owned if not Status.of(b.get("status")).is_done()]
         if active and self.spec.concurrency_policy == FORBID:
             running = ", ".join(active)
             why = f"{running} still running (concurrencyPolicy Forbid)"
-            return f"skipped the run of {_iso(due)}: {why}"
+            return f"skipped the run of {iso(due)}: {why}"
         if active and self.spec.concurrency_policy == REPLACE:
             for name in active:
                 self.run.resources.delete(Kind.BACKUP, self.namespace, name)
@@ -140,7 +129,7 @@ class _ScheduleRun:
                 "name": name,
                 "namespace": self.namespace,
                 "labels": {SCHEDULE_LABEL: meta["name"]},
-                "annotations": {SCHEDULED_AT: _iso(scheduled)},
+                "annotations": {SCHEDULED_AT: iso(scheduled)},
                 "ownerReferences": [{
                     "apiVersion": API_VERSION, "kind": Kind.SCHEDULE.kind, "name": meta["name"],
                     "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True,
@@ -189,18 +178,17 @@ class _ScheduleRun:
         self.status.last_successful_time = done[-1][0] if done else self.status.last_successful_time
         self.status.last_backup = newest["metadata"]["name"] if newest else ""
         upcoming = None if self.spec.suspend else self.spec.schedule.next_after(now)
-        self.status.next_schedule_time = _iso(upcoming) if upcoming else ""
+        self.status.next_schedule_time = iso(upcoming) if upcoming else ""
 
     def record_metrics(self, now: datetime) -> None:
         """What /metrics shows of this schedule (the alerts on missing backups read it)."""
         meta, status = self.body.metadata, self.status
-        last = self.last_completed
-        last_status = Status.of(last.get("status")) if last else None
-        duration = None
-        if last_status is not None:
-            started, ended = _time(last_status.start_time), _time(last_status.completion_time)
+        last = BackupStatus.of(self.last_completed["status"]) if self.last_completed else None
+        duration = size = None
+        if last is not None:
+            started, ended = parse_time(last.start_time), parse_time(last.completion_time)
             duration = (ended - started).total_seconds() if started and ended else None
-        size = int((last or {}).get("status", {}).get("backupSize", 0)) if last else None
+            size = last.backup_size
         self.run.metrics.record_schedule(
             self.namespace, meta["name"],
             period_seconds=self.spec.schedule.period_seconds(now),
@@ -245,8 +233,8 @@ def _controller_uid(body: dict[str, Any]) -> str | None:
 
 def _run_of(body: dict[str, Any]) -> Run:
     meta = body["metadata"]
-    scheduled = _time((meta.get("annotations") or {}).get(SCHEDULED_AT, ""))
-    created = _time(meta.get("creationTimestamp", ""))
+    scheduled = parse_time((meta.get("annotations") or {}).get(SCHEDULED_AT, ""))
+    created = parse_time(meta.get("creationTimestamp", ""))
     when = scheduled or created or datetime.now(UTC)
     return Run(meta["name"], when, Status.of(body.get("status")).phase)
 
@@ -270,7 +258,7 @@ def ttl_expired(
     memo: kopf.Memo, **_: Any,
 ) -> None:  # fmt: skip
     """A one-off MilvusBackup with ``ttl``: deleted once it has been done that long."""
-    done = _time(Status.of(status).completion_time)
+    done = parse_time(Status.of(status).completion_time)
     if namespace is None or done is None:
         return
     try:

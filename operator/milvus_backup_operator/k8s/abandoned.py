@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..api import Kind
 from ..api.specs import parse_backup
-from ..api.status import BackupStatus, RestoreStatus
+from ..api.status import status_of
 from ..engine.catalog import Catalog
 from ..engine.errors import BackupError, MalformedMetaError
 from .credentials import ApiSecrets, config_for
@@ -18,7 +18,7 @@ def mark_crashed(
     objects are removed if they are provably this resource's."""
     api = api or Resources()
     body = api.get(kind, namespace, name)
-    status = (BackupStatus if kind is Kind.BACKUP else RestoreStatus).of((body or {}).get("status"))
+    status = status_of(kind, (body or {}).get("status"))
     if body is None or status.is_done():
         return
     meta = body["metadata"]
