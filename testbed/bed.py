@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import yaml
 
 import milvus_backup_operator
 from testbed.kube import Cluster
+from testbed.node_loss import lose
 from testbed.stack import Stack
 from testbed.stack.rgw import free_port
 
@@ -198,10 +198,9 @@ class OperatorProcess:
         return self
 
     def kill(self) -> None:
-        """SIGKILL: no chance to clean anything up, like a node loss."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
+        """Lost with its node: no chance to clean anything up (frozen, then killed)."""
+        if self.process:
+            lose(self.process)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

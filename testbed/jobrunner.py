@@ -25,6 +25,7 @@ from typing import Any
 from kubernetes import client, watch
 
 from testbed.bed import operator_command, operator_env
+from testbed.node_loss import lose
 
 MANAGED = "app.kubernetes.io/managed-by=milvus-backup-operator"
 
@@ -48,24 +49,25 @@ class LocalJobRunner:
     def stop(self) -> None:
         self._stop.set()
         for process in self.processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            lose(process)
 
     def kill(self, job: str) -> None:
-        """SIGKILL the process of ``job`` (a Pod lost with its node)."""
-        self._signal(job, signal.SIGKILL)
+        """Lose the process of ``job`` as a Pod is lost with its node (frozen, then killed)."""
+        lose(self._process(job))
 
     def pause(self, job: str) -> None:
         """SIGSTOP the process of ``job``: it holds still until killed (a frozen node)."""
         self._signal(job, signal.SIGSTOP)
 
     def _signal(self, job: str, sig: signal.Signals) -> None:
+        self._process(job).send_signal(sig)
+
+    def _process(self, job: str) -> subprocess.Popen[bytes]:
         log = self.logs.get(job)
         process = self.processes.get(log.parent.name) if log else None
         if process is None or process.poll() is not None:
             raise RuntimeError(f"no process of Job {job} is running")
-        process.send_signal(sig)
+        return process
 
     def running(self, job: str) -> bool:
         log = self.logs.get(job)

@@ -47,6 +47,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         started.stop()
 
 
+@pytest.fixture(autouse=True)
+def _shared_milvus_survives(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Stop the session, saying why, when a test leaves the shared Milvus dead: every test
+    after it would fail only with "cannot reach Milvus"."""
+    yield
+    if "stack" not in request.fixturenames:
+        return
+    milvus = request.getfixturevalue("stack").milvus_process
+    if not milvus.daemon.running():
+        pytest.exit(
+            f"the shared Milvus died during {request.node.nodeid}; its log ({milvus.log}):\n"
+            + _crash_of(milvus.log.read_text(errors="replace")),
+            returncode=1,
+        )
+
+
+def _crash_of(log: str, lines: int = 40) -> str:
+    """The lines around Milvus's panic (its goroutine dump is long), else the log's tail."""
+    text = log.splitlines()
+    start = next((i for i, line in enumerate(text) if line.startswith("panic:")), None)
+    picked = text[-lines:] if start is None else text[max(0, start - 10) : start + lines - 10]
+    return "\n".join(line[:400] for line in picked)
+
+
 @pytest.fixture(scope="session")
 def samples(stack: Stack) -> dict[str, dict[object, dict[str, object]]]:
     """Create the sample collections; return their live rows by collection reference."""

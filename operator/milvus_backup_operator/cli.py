@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +31,7 @@ from .engine.config_file import load_config
 from .engine.errors import BackupError, InvalidRequestError
 from .engine.manifest import Manifest
 from .engine.meta import CONSISTENCY_LEVELS, BackupInfo
+from .engine.milvus_calls import MILVUS_CALLS
 from .engine.progress import Progress
 from .engine.restore import restore_backup
 from .engine.restore_plan import RestoreRequest, check_restore_request, parse_renames
@@ -37,6 +40,7 @@ from .engine.verify import verify_backup
 
 DEFAULT_CONFIG = Path("configs/backup.yaml")
 DEFAULT_IMAGE = f"ghcr.io/milvus-backup-operator/milvus-backup-operator:{__version__}"
+STOP_GRACE = 20.0  # s: inside Kubernetes' default terminationGracePeriodSeconds (30)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,7 +78,8 @@ def _fail(message: str) -> NoReturn:
 def _reasons() -> Iterator[None]:
     """Turn engine errors into one line on stderr and exit status 1."""
     try:
-        yield
+        with _stop_gently_on_sigterm():
+            yield
     except BackupError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -87,6 +92,33 @@ def _reasons() -> Iterator[None]:
             f"internal error ({type(exc).__name__}): run with --log-level debug for the "
             "details (they may include configuration values)"
         )
+
+
+@contextmanager
+def _stop_gently_on_sigterm() -> Iterator[None]:
+    """On SIGTERM (a Pod evicted or deleted, a ``kill``): send Milvus nothing new, let the calls
+    in flight get their answers (``engine.milvus_calls`` says why), then exit with 143. The
+    operator resumes the run in a new Job; a CLI run is run again."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop() -> None:
+        log = logging.getLogger(__name__)
+        log.warning("SIGTERM: stopping once the calls to Milvus in flight have their answers")
+        if not MILVUS_CALLS.close(STOP_GRACE):
+            log.warning("SIGTERM: %d call(s) to Milvus still in flight after %gs, exiting",
+                        MILVUS_CALLS.in_flight, STOP_GRACE)  # fmt: skip
+        logging.shutdown()
+        os._exit(128 + signal.SIGTERM)
+
+    previous = signal.signal(
+        signal.SIGTERM, lambda *_: threading.Thread(target=stop, name="stop").start()
+    )
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
@@ -485,7 +517,9 @@ def run_job(kind: str, resource: str, json_logs: bool) -> None:
 
     secrets = MountedSecrets(Path(os.environ.get(SECRETS_ENV, SECRETS_DIR)))
     run = worker.backup if kind == "backup" else worker.restore
-    if not run(namespace, name, secrets):
+    with _stop_gently_on_sigterm():
+        done = run(namespace, name, secrets)
+    if not done:
         _fail(f"{kind} of {resource} did not complete: see the resource's status")
 
 

@@ -50,9 +50,10 @@ def test_a_restore_whose_job_is_killed_mid_way_is_resumed_by_a_new_job(
     gateway.signal(signal.SIGSTOP)  # the restore is held mid-way: imports and copies stall
     try:
         at_kill = (get(kube, "milvusrestores", "resume-1") or {})["status"]
-        jobrunner.kill("mrs-resume-1")  # its Pod is lost with its node
+        jobrunner.pause("mrs-resume-1")  # its node stops answering...
     finally:
         gateway.signal(signal.SIGCONT)
+    jobrunner.kill("mrs-resume-1")  # ...and its Pod is lost with it
     assert at_kill["phase"] == "Running"
     assert {c["state"] for c in at_kill["collections"]} & {"Running"}, at_kill
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from testbed.node_loss import lose
 from testbed.stack.rgw import free_port
 
 
@@ -45,9 +45,9 @@ class Server:
         return self
 
     def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
+        """Lost with its node: no chance to clean anything up (frozen, then killed)."""
+        if self.process:
+            lose(self.process)
 
 
 @contextmanager

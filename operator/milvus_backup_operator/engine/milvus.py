@@ -22,6 +22,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb
 from .capabilities import Capabilities
 from .config import MilvusConfig, Timeouts
 from .errors import BackupError, NotFoundError, OperationError, UnreachableError
+from .milvus_calls import MILVUS_CALLS
 from .selection import DEFAULT_DB
 
 
@@ -386,7 +387,8 @@ class Milvus:
         metadata = [*self._auth, ("dbname", db)]
         deadline = timeout or self.timeouts.rpc
         try:
-            response = getattr(self._stub, method)(request, timeout=deadline, metadata=metadata)
+            with MILVUS_CALLS.call():
+                response = getattr(self._stub, method)(request, timeout=deadline, metadata=metadata)
         except grpc.RpcError as exc:
             raise self._rpc_error(exc, method, deadline) from None
         status = response if isinstance(response, common_pb2.Status) else response.status
@@ -396,9 +398,12 @@ class Milvus:
     def _call_if_served(self, method: str, request: Any) -> Any | None:
         """``_call``, or None when this Milvus does not know ``method`` (an older version)."""
         try:
-            response = getattr(self._stub, method)(
-                request, timeout=self.timeouts.rpc, metadata=[*self._auth, ("dbname", DEFAULT_DB)]
-            )
+            with MILVUS_CALLS.call():
+                response = getattr(self._stub, method)(
+                    request,
+                    timeout=self.timeouts.rpc,
+                    metadata=[*self._auth, ("dbname", DEFAULT_DB)],
+                )
         except grpc.RpcError as exc:
             if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 return None

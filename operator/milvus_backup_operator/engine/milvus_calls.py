@@ -1,0 +1,54 @@
+"""The calls to Milvus a process has in flight, so that it can stop without cutting one off.
+
+Milvus 2.3 and 2.4 (until milvus-io/milvus#35540 and #35559, August 2024) crash their proxy
+when the client of an import call goes away mid-call: ``Proxy.GetImportState`` reads the answer
+of a call to the root coordinator that failed because its context was cancelled, a nil pointer
+(``internal/proxy/impl.go``), and the whole standalone Milvus exits. A backup Job's Pod evicted,
+deleted or past its deadline, or a CLI run stopped with ``kill``, would take the user's Milvus
+down with it. So every gRPC call goes through one gate per process; the entry points close it on
+SIGTERM, which holds back new calls and waits for those in flight to get their answers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class CallGate:
+    """Counts calls in flight; once closed, lets none start and reports when the last ended."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._in_flight = 0
+        self._closed = False
+
+    @property
+    def in_flight(self) -> int:
+        """Calls sent and not yet answered."""
+        with self._changed:
+            return self._in_flight
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """Hold one call; when the gate is closed, block for good (the process is exiting)."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._closed)
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._in_flight -= 1
+                self._changed.notify_all()
+
+    def close(self, timeout: float) -> bool:
+        """Let no call start; wait up to ``timeout`` s for those in flight. True when none is."""
+        with self._changed:
+            self._closed = True
+            return self._changed.wait_for(lambda: self._in_flight == 0, timeout)
+
+
+MILVUS_CALLS = CallGate()
+"""The one gate of this process, which every ``MilvusClient`` call passes through."""
