@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,16 +29,15 @@ from .engine.config_file import load_config
 from .engine.errors import BackupError, InvalidRequestError
 from .engine.manifest import Manifest
 from .engine.meta import CONSISTENCY_LEVELS, BackupInfo
-from .engine.milvus_calls import MILVUS_CALLS
 from .engine.progress import Progress
 from .engine.restore import restore_backup
 from .engine.restore_plan import RestoreRequest, check_restore_request, parse_renames
 from .engine.selection import ALL, CollectionRef, collections, parse_list, unique
 from .engine.verify import verify_backup
+from .stopping import stop_gently
 
 DEFAULT_CONFIG = Path("configs/backup.yaml")
 DEFAULT_IMAGE = f"ghcr.io/milvus-backup-operator/milvus-backup-operator:{__version__}"
-STOP_GRACE = 20.0  # s: inside Kubernetes' default terminationGracePeriodSeconds (30)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,7 +75,7 @@ def _fail(message: str) -> NoReturn:
 def _reasons() -> Iterator[None]:
     """Turn engine errors into one line on stderr and exit status 1."""
     try:
-        with _stop_gently_on_sigterm():
+        with stop_gently():
             yield
     except BackupError as exc:
         _fail(str(exc))
@@ -92,33 +89,6 @@ def _reasons() -> Iterator[None]:
             f"internal error ({type(exc).__name__}): run with --log-level debug for the "
             "details (they may include configuration values)"
         )
-
-
-@contextmanager
-def _stop_gently_on_sigterm() -> Iterator[None]:
-    """On SIGTERM (a Pod evicted or deleted, a ``kill``): send Milvus nothing new, let the calls
-    in flight get their answers (``engine.milvus_calls`` says why), then exit with 143. The
-    operator resumes the run in a new Job; a CLI run is run again."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop() -> None:
-        log = logging.getLogger(__name__)
-        log.warning("SIGTERM: stopping once the calls to Milvus in flight have their answers")
-        if not MILVUS_CALLS.close(STOP_GRACE):
-            log.warning("SIGTERM: %d call(s) to Milvus still in flight after %gs, exiting",
-                        MILVUS_CALLS.in_flight, STOP_GRACE)  # fmt: skip
-        logging.shutdown()
-        os._exit(128 + signal.SIGTERM)
-
-    previous = signal.signal(
-        signal.SIGTERM, lambda *_: threading.Thread(target=stop, name="stop").start()
-    )
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
@@ -517,7 +487,7 @@ def run_job(kind: str, resource: str, json_logs: bool) -> None:
 
     secrets = MountedSecrets(Path(os.environ.get(SECRETS_ENV, SECRETS_DIR)))
     run = worker.backup if kind == "backup" else worker.restore
-    with _stop_gently_on_sigterm():
+    with stop_gently():
         done = run(namespace, name, secrets)
     if not done:
         _fail(f"{kind} of {resource} did not complete: see the resource's status")
@@ -585,7 +555,8 @@ def serve(
 
             backend = LocalBackend(_config(ctx), TaskStore(state))
             backend.resume()  # in the background: the API answers (and shows them) meanwhile
-    uvicorn.run(create_app(backend, token), host=host, port=port, log_level="info")
+    with stop_gently():  # uvicorn stops serving, then hands the signal back to us
+        uvicorn.run(create_app(backend, token), host=host, port=port, log_level="info")
 
 
 def read_token(path: Path) -> str:

@@ -18,6 +18,7 @@ from .controllers.services import Services
 from .executors.inline import InlineExecutor
 from .executors.job import BUILT_IN, JobExecutor
 from .logs import level_name, use_kopf_format
+from .stopping import exit_once_answered
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def run(options: RunOptions) -> None:
     services = Services(_executor(options), job_retries=options.job_retries)
     with contextlib.suppress(asyncio.CancelledError):
         asyncio.run(_operate(options, services))
+    exit_once_answered(0)  # the inline executor's work may still be calling Milvus
 
 
 async def _operate(options: RunOptions, services: Services) -> None:

@@ -1,12 +1,15 @@
 """The calls to Milvus a process has in flight, so that it can stop without cutting one off.
 
-Milvus 2.3 and 2.4 (until milvus-io/milvus#35540 and #35559, August 2024) crash their proxy
-when the client of an import call goes away mid-call: ``Proxy.GetImportState`` reads the answer
-of a call to the root coordinator that failed because its context was cancelled, a nil pointer
-(``internal/proxy/impl.go``), and the whole standalone Milvus exits. A backup Job's Pod evicted,
-deleted or past its deadline, or a CLI run stopped with ``kill``, would take the user's Milvus
-down with it. So every gRPC call goes through one gate per process; the entry points close it on
-SIGTERM, which holds back new calls and waits for those in flight to get their answers.
+Milvus 2.3 and 2.4 (until milvus-io/milvus#35540, #35541 and #35559, August 2024) crash their
+proxy when the client of an import call goes away mid-call: ``Proxy.GetImportState`` reads the
+answer of a call to the root coordinator that failed because its context was cancelled, a nil
+pointer (``internal/proxy/impl.go``), and the whole standalone Milvus exits. A backup Job's Pod
+evicted or deleted, or a CLI run stopped with ``kill``, would take the user's Milvus down with
+it. So every gRPC call of ``engine.milvus.Milvus`` goes through one gate per process, which the
+entry points close when they are told to stop (``milvus_backup_operator.stopping``): new calls
+are held back and those in flight get their answers. (The REST import calls of the v2 restore,
+Milvus >= 2.4, and the GC pause of the management port do not pass through it: neither reaches
+the handlers that crash.)
 """
 
 from __future__ import annotations
@@ -51,4 +54,4 @@ class CallGate:
 
 
 MILVUS_CALLS = CallGate()
-"""The one gate of this process, which every ``MilvusClient`` call passes through."""
+"""The one gate of this process, which every gRPC call to Milvus passes through."""
