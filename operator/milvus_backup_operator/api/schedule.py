@@ -121,7 +121,16 @@ class Schedule:
         return moment.astimezone(self.zone).replace(tzinfo=None)
 
 
+_NOT_IANA = ("localtime", "Factory", "posixrules")  # the machine's zone, or no zone at all
+_NOT_IANA_TREES = ("posix/", "right/")  # copies of the database; right/ counts leap seconds
+
+
 def _zone(name: str, field: str) -> ZoneInfo:
+    if name in _NOT_IANA or name.startswith(_NOT_IANA_TREES):
+        raise SpecError(
+            f"{field}.timeZone {name!r} names a file of this machine's time zone database, "
+            "not an IANA time zone: use one such as 'UTC', 'Europe/Berlin', 'America/New_York'"
+        )
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -107,6 +107,11 @@ def test_runs_around_a_daylight_saving_jump_of_another_size_than_an_hour(
         ("0 0 30 2 *", "UTC", "never runs"),
         ("* * * *", "UTC", "five fields"),
         ("@daily", "Mars/Olympus", "spec.timeZone 'Mars/Olympus' is not an IANA time zone"),
+        ("@daily", "localtime", "'localtime' names a file of this machine's time zone"),
+        ("@daily", "Factory", "'Factory' names a file of this machine's time zone"),
+        ("@daily", "posixrules", "not an IANA time zone"),
+        ("@daily", "right/UTC", "not an IANA time zone"),
+        ("@daily", "posix/Europe/Berlin", "not an IANA time zone"),
     ],
 )
 def test_a_bad_schedule_or_zone_is_refused_naming_the_field(
