@@ -63,11 +63,11 @@ class Work:
         return self.status.phase == Phase.RUNNING
 
     def save(self, change: Callable[[], None] = lambda: None) -> None:
-        """Apply ``change`` to the status and write the whole status."""
+        """Apply ``change`` to the status and write the whole status (under the lock: two
+        threads' writes must not land in the other order, the older over the newer)."""
         with self._lock:
             change()
-            patch = self.status.patch()
-        self.api.patch_status(self.kind, self.namespace, self.name, patch)
+            self.api.patch_status(self.kind, self.namespace, self.name, self.status.patch())
 
     def progress(self, progress: Progress) -> None:
         """Best effort: the result is written separately, whatever happens to this."""
@@ -209,14 +209,16 @@ def _restore_ended(status: RestoreStatus, generation: int, result: RestoreResult
 
 def _status_result(result: CollectionRestoreResult) -> RestoredCollection:
     return RestoredCollection(
-        result.source, result.target, result.state, result.rows, result.checked, result.error
-    )
+        result.source, result.target, result.state, result.rows, result.checked, result.error,
+        result.collection_id,
+    )  # fmt: skip
 
 
 def _engine_result(collection: RestoredCollection) -> CollectionRestoreResult:
     return CollectionRestoreResult(
         collection.name, collection.target, collection.state, collection.rows,
         error=collection.error, checked=collection.checked,
+        collection_id=collection.collection_id,
     )  # fmt: skip
 
 

@@ -24,11 +24,15 @@ pytestmark = pytest.mark.e2e
 def running_with_a_collection_started(
     kube: client.ApiClient, name: str, timeout: float = 120
 ) -> dict[str, Any]:
-    """Poll until the restore has recorded a collection it started (``Running``)."""
+    """Poll until the restore has recorded a collection it created (``Running``, with the ID
+    Milvus gave it: what lets the resumed run drop it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = (get(kube, "milvusrestores", name) or {}).get("status") or {}
-        if any(c.get("state") == "Running" for c in status.get("collections", [])):
+        if any(
+            c.get("state") == "Running" and c.get("collectionID")
+            for c in status.get("collections", [])
+        ):
             return status
         assert status.get("phase") not in ("Completed", "Failed"), status
         time.sleep(0.05)
@@ -146,13 +150,13 @@ def test_a_completion_mark_naming_another_writer_adopts_nothing(
     from testbed.stack import stack_config
 
     config = stack_config(stack)
-    create_backup(config, BackupRequest("made_by_cli", tuple(parse_list("tiny"))))
-    claim = milvus_backup("claim", stack, backupName="made_by_cli", deletionPolicy="Delete")
+    create_backup(config, BackupRequest("claimed_from_cli", tuple(parse_list("tiny"))))
+    claim = milvus_backup("claim", stack, backupName="claimed_from_cli", deletionPolicy="Delete")
     claim["metadata"]["annotations"] = {"backup.milvus.io/completed": "forged 2026-01-01T00:00:00Z"}
     apply(cluster, claim)
     status = wait_for_phase(kube, "milvusbackups", "claim")
     assert status["phase"] == "Failed" and "not adopted" in status["message"], status
     assert "mbk-claim" not in jobrunner.runs
     cluster.kubectl("delete", "mbk", "claim", "-n", NAMESPACE, "--wait=true")
-    assert Catalog.of(config).exists("made_by_cli"), "another writer's backup was deleted"
-    Catalog.of(config).delete("made_by_cli")
+    assert Catalog.of(config).exists("claimed_from_cli"), "another writer's backup was deleted"
+    Catalog.of(config).delete("claimed_from_cli")

@@ -118,7 +118,20 @@ def test_async_restore_survives_a_server_restart(
         task = call(server, "GET", "/get_restore?id=restart_me")[1]["data"]
         assert task["state_code"] == 1, f"the restore ended before the kill: {task}"
         states = [c["state_code"] for c in task["collection_restore_tasks"]]
-        return len(states) == 2 and sorted(states)[-1] == 2 and sorted(states)[0] != 2
+        return (
+            len(states) == 2
+            and sorted(states)[-1] == 2
+            and sorted(states)[0] != 2
+            and all(c["state"] != "Running" or c["collection_id"] for c in recorded_collections())
+        )  # the one running has recorded the ID of the collection it created
+
+    def recorded_collections() -> list[dict[str, Any]]:
+        store = TaskStore(server.state)
+        try:
+            found = store.get("restart_me")
+        finally:
+            store.close()
+        return found.collections if found else []
 
     deadline = time.monotonic() + 300
     while not one_done_one_not():

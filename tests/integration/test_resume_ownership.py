@@ -17,7 +17,7 @@ from milvus_backup_operator.engine.restore_plan import RestoreRequest
 from milvus_backup_operator.engine.runs import run_restore
 from milvus_backup_operator.engine.selection import parse_list
 from testbed import sample_data
-from testbed.sample_data import TINY
+from testbed.sample_data import BOOKS, TINY
 from testbed.stack import Stack, stack_config
 
 pytestmark = pytest.mark.integration
@@ -81,3 +81,59 @@ def test_a_failed_restore_does_not_drop_the_collection_that_replaced_its_own(
         if c.has_collection("tiny_replaced"):
             c.drop_collection("tiny_replaced")
         Catalog.of(config).delete("replaced_mid_way")
+
+
+@pytest.mark.parametrize(
+    ("recorded_id", "drop_existing", "says"),
+    [
+        (0, False, "it stopped before recording the ID of the collection it created"),
+        (4242, False, "it created ID 4242, the collection there is ID "),
+        (0, True, None),  # asked to replace targets: the redo replaces it, as asked
+    ],
+)
+def test_a_resumed_restore_drops_only_a_target_that_holds_the_id_it_recorded(
+    stack: Stack, samples: Any, recorded_id: int, drop_existing: bool, says: str | None
+) -> None:
+    """tiny_proof holds the ID the dead run recorded: dropped and redone. books_proof was made
+    by someone else (the dead run recorded no ID, or another one): left alone, and that
+    collection fails saying what to check, unless the restore drops existing targets."""
+    config = stack_config(stack)
+    backup = f"resume_proof_{recorded_id}_{drop_existing}".lower()
+    create_backup(config, BackupRequest(backup, tuple(parse_list("tiny,books"))))
+    c = sample_data.client(stack.milvus.uri)
+    c.create_collection("tiny_proof", dimension=4)  # what the dead run had created
+    dead_runs = c.describe_collection("tiny_proof")["collection_id"]
+    c.create_collection("books_proof", dimension=4)  # a user's, made since
+    users = c.describe_collection("books_proof")["collection_id"]
+    previous = [
+        CollectionRestoreResult("tiny", "tiny_proof", RUNNING, collection_id=dead_runs),
+        CollectionRestoreResult("books", "books_proof", RUNNING, collection_id=recorded_id),
+    ]
+    request = RestoreRequest(
+        backup, tuple(parse_list("tiny,books")), suffix="_proof", drop_existing=drop_existing,
+        task_id=backup.replace("_", "-"),
+    )  # fmt: skip
+    heard: list[tuple[str, str]] = []
+    try:
+        result = run_restore(config, request, previous=previous,
+                             on_collection=lambda r: heard.append((r.target, r.state)))  # fmt: skip
+        by_target = {r.target: r for r in result.collections}
+        assert by_target["tiny_proof"].state == "Completed", by_target["tiny_proof"]
+        assert c.describe_collection("tiny_proof")["collection_id"] != dead_runs
+        sample_data.prepare_for_query(stack.milvus.uri, TINY, "tiny_proof")
+        assert sample_data.rows(stack.milvus.uri, TINY, "tiny_proof") == samples["tiny"]
+        books = by_target["books_proof"]
+        if says is None:
+            assert books.state == "Completed", books
+            sample_data.prepare_for_query(stack.milvus.uri, BOOKS, "books_proof")
+            assert sample_data.rows(stack.milvus.uri, BOOKS, "books_proof") == samples["books"]
+            return
+        assert c.describe_collection("books_proof")["collection_id"] == users, "dropped"
+        assert books.state == "Failed" and says in books.error, books
+        assert "so nothing was dropped. Check books_proof" in books.error
+        assert heard[0] == ("books_proof", "Failed"), heard  # said before the redo started
+    finally:
+        for name in ("tiny_proof", "books_proof"):
+            if c.has_collection(name):
+                c.drop_collection(name)
+        Catalog.of(config).delete(backup)

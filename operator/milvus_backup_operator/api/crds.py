@@ -313,6 +313,10 @@ _COLLECTION_RESULT = _obj(
             "How the restored rows were checked against the backup (restores only)."
         ),
         "error": _string("Why it failed."),
+        "collectionID": _int(
+            "The ID Milvus gave the collection this restore created (restores only): a resumed "
+            "restore drops an unfinished target only when it still holds this ID."
+        ),
     },
 )
 STATUS = _obj(

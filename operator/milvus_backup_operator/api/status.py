@@ -248,6 +248,7 @@ class RestoredCollection:
     rows: int = 0
     checked: str = ""
     error: str = ""
+    collection_id: int = 0  # the ID Milvus gave the target this restore created
 
     @classmethod
     def of(cls, raw: Mapping[str, Any]) -> RestoredCollection:
@@ -256,10 +257,15 @@ class RestoredCollection:
         return cls(
             str(raw.get("name", "")), str(raw.get("target", "")), str(raw.get("state", "")),
             int(raw.get("rows", 0)), str(raw.get("checked", "")), str(raw.get("error", "")),
+            int(raw.get("collectionID", 0)),
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        entry = {f.name: getattr(self, f.name) for f in fields(self)}
+        entry["collectionID"] = entry.pop("collection_id")
+        if not entry["collectionID"]:
+            del entry["collectionID"]
+        return entry
 
 
 @dataclass

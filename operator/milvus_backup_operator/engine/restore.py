@@ -59,6 +59,7 @@ class CollectionRestoreResult:
     imports: int = 0
     error: str = ""
     checked: str = ""  # how the restored rows were checked against the backup
+    collection_id: int = 0  # the ID Milvus gave the target this restore created (0: none yet)
 
 
 @dataclass
@@ -158,6 +159,8 @@ class _RestoreJob:
         try:
             self._prepare_target(target)
             created = self._create_collection(info, target)
+            self._record_created(result, target, created)
+            self._add_fields(info, target)
             self._create_partitions(info, target)
             imported: dict[int, int] = {}
             if self.request.imports(info):
@@ -195,8 +198,22 @@ class _RestoreJob:
             log.warning("dropping existing collection %s as requested", target)
             milvus.drop_collection(target.db, target.name)
 
+    def _record_created(
+        self, result: CollectionRestoreResult, target: CollectionRef, created: int
+    ) -> None:
+        """Record the ID Milvus gave the target, before anything goes into it: a resumed run
+        drops an unfinished target only while it holds that ID. If it cannot be recorded,
+        the empty collection is dropped again, so that none is left that no record names."""
+        result.collection_id = created
+        try:
+            self.on_collection(result)
+        except BaseException:
+            log.warning("%s: could not record its collection ID%s", target,
+                        self._drop_partial(target, created))  # fmt: skip
+            raise
+
     def _create_collection(self, info: CollectionBackupInfo, target: CollectionRef) -> int:
-        """Create the target; return the ID Milvus gave it."""
+        """Create the target (without the fields added after creation); return its ID."""
         if info.schema is None:
             raise OperationError(f"backup has no schema for collection {info.collection_name}")
         has_key = any(f.is_partition_key for f in info.schema.fields)
@@ -212,9 +229,14 @@ class _RestoreJob:
             properties=properties,
             num_partitions=len(info.partition_backups) if has_key else 0,
         )
+        return int(self.milvus.describe_collection(target.db, target.name).collectionID)
+
+    def _add_fields(self, info: CollectionBackupInfo, target: CollectionRef) -> None:
+        """Add the fields added after creation, in order; then check every field's ID."""
+        assert info.schema is not None
         for added in schema.split_added_fields(info.schema)[1]:
             self.milvus.add_field(target.db, target.name, schema.field_to_proto(added))
-        return self._check_field_ids(info, target)
+        self._check_field_ids(info, target)
 
     def _create_partitions(self, info: CollectionBackupInfo, target: CollectionRef) -> None:
         existing = self.milvus.partitions(target.db, target.name)
@@ -222,9 +244,8 @@ class _RestoreJob:
             if partition.partition_name not in existing:
                 self.milvus.create_partition(target.db, target.name, partition.partition_name)
 
-    def _check_field_ids(self, info: CollectionBackupInfo, target: CollectionRef) -> int:
-        """Binlogs are keyed by field ID: the new collection must have the same IDs. Return
-        the collection's ID."""
+    def _check_field_ids(self, info: CollectionBackupInfo, target: CollectionRef) -> None:
+        """Binlogs are keyed by field ID: the new collection must have the same IDs."""
         described = self.milvus.describe_collection(target.db, target.name)
         got = {f.name: f.fieldID for f in described.schema.fields}
         assert info.schema is not None
@@ -235,7 +256,6 @@ class _RestoreJob:
                 f"Milvus gave {target} different field IDs than the backup ({mismatched}): "
                 "its binlogs cannot be imported into this Milvus version"
             )
-        return int(described.collectionID)
 
     def jobs(self, info: CollectionBackupInfo) -> tuple[list[ImportJob], list[ImportJob]]:
         """The collection's import jobs: data, then L0 (several per job only with the v2

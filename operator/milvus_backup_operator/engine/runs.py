@@ -8,10 +8,13 @@ recorded. The policy is the same everywhere:
 - a backup whose writer died is finished if its meta was written (it completed), else what
   it wrote is removed (only if its in-progress marker names this run) and it starts over;
 - a restore keeps the collections it completed and the verdict of those that failed, waits
-  for the imports the dead run left in Milvus, drops the targets it had started (recorded
-  ``Running`` before anything was created) and redoes only those and the ones it never
-  reached. A record naming a collection this restore does not restore there (a status
-  edited by hand) is ignored: it is never dropped.
+  for the imports the dead run left in Milvus, drops the targets it had started and redoes
+  only those and the ones it never reached. A target is dropped only while it holds the
+  collection ID the dead run recorded right after creating it; one without that proof (the
+  run died between creating and recording, or someone made another collection of that name
+  since) is left alone and that collection fails, saying so, unless the restore was asked to
+  drop existing targets anyway. A record naming a collection this restore does not restore
+  there (a status edited by hand) is ignored: it is never dropped.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from dataclasses import replace
 from .backup import BackupRequest, create_backup
 from .catalog import Catalog
 from .config import BackupConfig
+from .errors import NotFoundError
 from .meta import BackupInfo
-from .milvus import connect
+from .milvus import Milvus, connect
 from .progress import ProgressCallback
 from .reservation import Reservation
 from .restore import (
+    FAILED,
     RUNNING,
     CollectionCallback,
     CollectionRestoreResult,
@@ -78,7 +83,10 @@ def run_restore(
         )  # fmt: skip
     previous = [c for c in previous if (c.source, c.target) in ours]
     kept = [c for c in previous if c.state != RUNNING]
-    _drop_started(config, [c for c in previous if c.state == RUNNING])
+    unproven = _drop_started(config, [c for c in previous if c.state == RUNNING], request)
+    for entry in unproven:  # said at once, not when the rest of the restore ends
+        (on_collection or (lambda _: None))(entry)
+    kept += unproven
     remaining = _remaining(request, backup, {c.source for c in kept})
     log.warning(
         "resuming restore %s: %d collections kept, %d to restore",
@@ -102,15 +110,55 @@ def _remaining(
     return [ref for ref in wanted if str(ref) not in finished]
 
 
-def _drop_started(config: BackupConfig, started: list[CollectionRestoreResult]) -> None:
-    """Drop the targets a dead run had started, once the imports it left there have ended
-    (a collection dropped under imports in flight stalls Milvus 2.3's import queue)."""
-    if not started:
-        return
+def _drop_started(
+    config: BackupConfig, started: list[CollectionRestoreResult], request: RestoreRequest
+) -> list[CollectionRestoreResult]:
+    """Drop the targets a dead run had created, once the imports it left there have ended (a
+    collection dropped under imports in flight stalls Milvus 2.3's import queue). Return, as
+    Failed, those whose target exists but cannot be proven the dead run's: nothing dropped."""
+    unproven: list[CollectionRestoreResult] = []
     with connect(config.milvus, config.timeouts) as milvus:
         for entry in started:
             target = CollectionRef.parse(entry.target)
-            if milvus.has_collection(target.db, target.name):
+            found = _collection_id(milvus, target)
+            if found is not None and found == entry.collection_id:
                 milvus.wait_imports_settled(target.db, target.name)
-                log.warning("dropping %s, which the interrupted restore had started", target)
-                milvus.drop_collection(target.db, target.name)
+                found = _collection_id(milvus, target)  # replaced while we waited?
+                if found == entry.collection_id:
+                    log.warning("dropping %s, which the interrupted restore created", target)
+                    milvus.drop_collection(target.db, target.name)
+                    continue
+            if found is not None and not request.drop_existing:  # else the redo drops it
+                unproven.append(_not_proven_ours(entry, target, found))
+    return unproven
+
+
+def _collection_id(milvus: Milvus, target: CollectionRef) -> int | None:
+    """The ID of the collection named ``target`` now; None when there is none."""
+    try:
+        if not milvus.has_collection(target.db, target.name):
+            return None
+        return int(milvus.describe_collection(target.db, target.name).collectionID)
+    except NotFoundError:  # dropped between the two calls, or its database is gone
+        return None
+
+
+def _not_proven_ours(
+    entry: CollectionRestoreResult, target: CollectionRef, found: int
+) -> CollectionRestoreResult:
+    why = (
+        "it stopped before recording the ID of the collection it created"
+        if not entry.collection_id
+        else f"it created ID {entry.collection_id}, the collection there is ID {found}"
+    )
+    log.warning("restore: leaving %s alone: %s", target, why)
+    return replace(
+        entry,
+        state=FAILED,
+        error=(
+            f"left alone: a collection exists there, but this restore cannot prove it made it "
+            f"({why}), so nothing was dropped. Check {target}: drop it if it is this restore's "
+            "unfinished work, then restore that collection again (or restore with "
+            "dropExistingCollection / --drop_exist_collection, which replaces it)"
+        ),
+    )

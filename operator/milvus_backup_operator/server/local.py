@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -147,10 +148,13 @@ class LocalBackend:
         raise_refusal: bool = False,
         previous: Sequence[CollectionRestoreResult] | None = None,
     ) -> None:
+        written = threading.Lock()  # collections restored in parallel report here
+
         def on_collection(result: CollectionRestoreResult) -> None:
-            entries = [c for c in task.collections if c["target"] != result.target]
-            task.collections = [*entries, {**vars(result)}]
-            self.tasks.save(task)
+            with written:
+                entries = [c for c in task.collections if c["target"] != result.target]
+                task.collections = [*entries, {**vars(result)}]
+                self.tasks.save(task)
 
         progress = self._progress_of(task)
         try:

@@ -123,3 +123,12 @@ def test_a_spec_error_from_a_job_reads_back_as_a_bad_request() -> None:
 
     assert kind_of(SpecError("x")).http_status == 400
     assert isinstance(error_for("InvalidSpec", "spec.x is wrong"), InvalidRequestError)
+
+
+def test_the_id_of_a_created_target_is_kept_in_the_status_as_collection_id() -> None:
+    entry = RestoredCollection("c", "c_r", "Running", collection_id=470848122695590381)
+    written = entry.to_dict()
+    assert written["collectionID"] == 470848122695590381 and "collection_id" not in written
+    assert RestoredCollection.of(written) == entry
+    assert "collectionID" not in RestoredCollection("c", "c_r", "Running").to_dict()
+    assert RestoredCollection.of({"name": "c", "target": "c_r"}).collection_id == 0
