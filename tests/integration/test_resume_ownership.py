@@ -99,6 +99,8 @@ def test_a_resumed_restore_drops_only_a_target_that_holds_the_id_it_recorded(
     collection fails saying what to check, unless the restore drops existing targets."""
     config = stack_config(stack)
     backup = f"resume_proof_{recorded_id}_{drop_existing}".lower()
+    uri = stack.milvus.uri
+    live = {sample.name: sample_data.rows(uri, sample) for sample in (TINY, BOOKS)}
     create_backup(config, BackupRequest(backup, tuple(parse_list("tiny,books"))))
     c = sample_data.client(stack.milvus.uri)
     c.create_collection("tiny_proof", dimension=4)  # what the dead run had created
@@ -121,12 +123,12 @@ def test_a_resumed_restore_drops_only_a_target_that_holds_the_id_it_recorded(
         assert by_target["tiny_proof"].state == "Completed", by_target["tiny_proof"]
         assert c.describe_collection("tiny_proof")["collection_id"] != dead_runs
         sample_data.prepare_for_query(stack.milvus.uri, TINY, "tiny_proof")
-        assert sample_data.rows(stack.milvus.uri, TINY, "tiny_proof") == samples["tiny"]
+        assert sample_data.rows(uri, TINY, "tiny_proof") == live["tiny"]
         books = by_target["books_proof"]
         if says is None:
             assert books.state == "Completed", books
             sample_data.prepare_for_query(stack.milvus.uri, BOOKS, "books_proof")
-            assert sample_data.rows(stack.milvus.uri, BOOKS, "books_proof") == samples["books"]
+            assert sample_data.rows(uri, BOOKS, "books_proof") == live["books"]
             return
         assert c.describe_collection("books_proof")["collection_id"] == users, "dropped"
         assert books.state == "Failed" and says in books.error, books
