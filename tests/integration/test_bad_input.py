@@ -240,3 +240,39 @@ def test_milvus_backup_s_database_flags_select_collections(stack: Stack, samples
     restored = run_cli(stack.config_path, "restore", "-n", "by_database", "--collections",
                        "db1.docs", "-s", "_bydb", "--dry-run")  # fmt: skip
     assert restored.code == 0 and "db1.docs -> db1.docs_bydb" in restored.stdout
+
+
+def test_a_segment_missing_a_fields_binlogs_is_refused_at_backup(stack: Stack) -> None:
+    """Milvus cannot import a segment without one of its fields' binlogs: the backup says so
+    by segment and field and keeps nothing, instead of a Completed backup that cannot be
+    restored. (The collection is the test's own: only its objects are removed.)"""
+    from pymilvus import DataType
+
+    c = sample_data.client(stack.milvus.uri)
+    schema = c.create_schema(auto_id=False)
+    schema.add_field("pk", DataType.INT64, is_primary=True)
+    schema.add_field("title", DataType.VARCHAR, max_length=32)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=4)
+    c.create_collection("half_fields", schema=schema)
+    try:
+        c.insert("half_fields", [{"pk": i, "title": f"t{i}", "vec": [0.1] * 4} for i in range(50)])
+        c.flush("half_fields")
+        described = c.describe_collection("half_fields")
+        title = next(f["field_id"] for f in described["fields"] if f["name"] == "title")
+        config = stack_config(stack)
+        milvus_bucket = ObjectStore(config.storage, config.timeouts)
+        prefix = f"{config.storage.root_path}/insert_log/{described['collection_id']}/"
+        lost = [o.key for o in milvus_bucket.list(prefix) if f"/{title}/" in o.key]
+        assert lost, "the flushed segment has no binlogs of title to remove"
+        for key in lost:
+            milvus_bucket.delete(key)
+
+        result = run_cli(stack.config_path, "create", "-n", "half", "-c", "half_fields")
+
+        assert result.code == 1, result.output
+        assert f"holds no binlogs of title (field {title}) in Milvus's bucket" in result.stderr
+        assert "nothing was kept" in result.stderr
+        assert backup_objects(stack, "half") == []
+        assert listed_state(stack, "half") is None
+    finally:
+        c.drop_collection("half_fields")

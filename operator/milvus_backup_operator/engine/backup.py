@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import schema
-from .capabilities import KNOWN_STORAGE_VERSIONS
+from .capabilities import KNOWN_STORAGE_VERSIONS, STORAGE_V1
 from .catalog import Catalog
 from .config import BackupConfig, GcPause
 from .errors import InvalidRequestError, OperationError, UnreachableError, UnsupportedError
@@ -272,7 +272,7 @@ class _BackupJob:
             segments = [s for s in found if s.is_flushed and (s.num_rows or s.is_l0)]
             binlogs = self._binlogs(ref, info.collection_id, segments)
             info.l0_segments = [
-                self._segment(info.collection_id, s, binlogs)
+                self._segment(info, s, binlogs)
                 for s in segments
                 if s.partition_id == ALL_PARTITIONS
             ]
@@ -283,7 +283,7 @@ class _BackupJob:
                 collection_id=info.collection_id,
                 load_state=info.load_state,
                 segment_backups=[
-                    self._segment(info.collection_id, s, binlogs)
+                    self._segment(info, s, binlogs)
                     for s in segments
                     if s.partition_id == partition_id
                 ],
@@ -333,9 +333,10 @@ class _BackupJob:
         return _Listing(insert_dir, delta_dir, inserts, deltas)
 
     def _segment(
-        self, collection_id: int, segment: SegmentInfo, binlogs: _Binlogs
+        self, collection: CollectionBackupInfo, segment: SegmentInfo, binlogs: _Binlogs
     ) -> SegmentBackupInfo:
         """Describe one segment's binlogs (an L0 segment has delta logs only)."""
+        collection_id = collection.collection_id
         if segment.storage_version not in KNOWN_STORAGE_VERSIONS:
             raise UnsupportedError(
                 f"segment {segment.segment_id} is in storage version {segment.storage_version}, "
@@ -345,6 +346,8 @@ class _BackupJob:
         if not segment.is_l0:
             root = self.config.storage.root_path
             _check_insert_logs(segment.segment_id, by_field, self.source, root, binlogs.named)
+            if segment.storage_version in STORAGE_V1:  # v2 keys its files by column group
+                _check_every_field(segment.segment_id, by_field, _always_written(collection))
         deltas = binlogs.deltas.get(segment.segment_id, [])
         whole_collection = segment.partition_id == ALL_PARTITIONS
         info = SegmentBackupInfo(
@@ -517,6 +520,34 @@ def _check_insert_logs(
         raise OperationError(
             f"segment {segment_id} has misaligned binlogs (file counts per field: "
             f"{sorted(counts)}): Milvus may be compacting it; retry the backup"
+        )
+
+
+def _always_written(collection: CollectionBackupInfo) -> dict[int, str]:
+    """The fields every data segment (storage v1) holds a binlog directory of, by ID: not
+    the nullable ones or those with a default value (a field added after creation is both
+    (AddCollectionField), and segments written before it have none), nor ``$meta``."""
+    if collection.schema is None:
+        return {}
+    return {
+        f.field_id: f.name
+        for f in collection.schema.fields
+        if not (f.nullable or f.is_dynamic or f.default_value_base64 or f.default_value_proto)
+    }
+
+
+def _check_every_field(
+    segment_id: int, by_field: dict[int, list[Binlog]], required: dict[int, str]
+) -> None:
+    """Milvus cannot import a segment that lacks a field's binlogs: refuse it at backup, not
+    months later at restore."""
+    missing = [f"{name} (field {fid})" for fid, name in sorted(required.items())
+               if fid not in by_field]  # fmt: skip
+    if missing:
+        raise OperationError(
+            f"segment {segment_id} holds no binlogs of {', '.join(missing)} in Milvus's "
+            "bucket: its data there is incomplete and could not be restored; nothing was "
+            "kept. Check minio.rootPath and Milvus's logs for that segment"
         )
 
 
