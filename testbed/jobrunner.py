@@ -57,10 +57,7 @@ class LocalJobRunner:
 
     def pause(self, job: str) -> None:
         """SIGSTOP the process of ``job``: it holds still until killed (a frozen node)."""
-        self._signal(job, signal.SIGSTOP)
-
-    def _signal(self, job: str, sig: signal.Signals) -> None:
-        self._process(job).send_signal(sig)
+        self._process(job).send_signal(signal.SIGSTOP)
 
     def _process(self, job: str) -> subprocess.Popen[bytes]:
         log = self.logs.get(job)

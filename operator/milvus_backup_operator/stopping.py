@@ -25,10 +25,12 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 log = logging.getLogger(__name__)
 
 
-def exit_once_answered(code: int) -> None:
-    """Send Milvus nothing new, wait (bounded) for the calls in flight, then exit with ``code``."""
-    if MILVUS_CALLS.in_flight:
-        log.warning("stopping once the calls to Milvus in flight have their answers")
+def exit_once_answered(code: int, why: str = "") -> None:
+    """Send Milvus nothing new, wait (bounded) for the calls in flight, then exit with ``code``;
+    ``why`` (a signal's name) is said in any case, else only when calls are in flight."""
+    if why or MILVUS_CALLS.in_flight:
+        log.warning("%s: stopping once the calls to Milvus in flight have their answers",
+                    why or "stopping")  # fmt: skip
     if not MILVUS_CALLS.close(STOP_GRACE):
         log.warning("%d call(s) to Milvus still in flight after %gs: exiting anyway",
                     MILVUS_CALLS.in_flight, STOP_GRACE)  # fmt: skip
@@ -54,9 +56,7 @@ def stop_gently() -> Iterator[None]:
     def stop() -> None:
         wake.wait()
         if received:  # else the block ended and nothing was asked
-            name = signal.Signals(received[0]).name
-            log.warning("%s: stopping once the calls to Milvus in flight have their answers", name)
-            exit_once_answered(128 + received[0])
+            exit_once_answered(128 + received[0], signal.Signals(received[0]).name)
 
     def handle(signum: int, _frame: object) -> None:
         received.append(signum)

@@ -171,6 +171,16 @@ class Milvus:
         request = milvus_pb2.HasCollectionRequest(db_name=db, collection_name=name)
         return bool(self._call("HasCollection", request, db).value)
 
+    def collection_id(self, db: str, name: str) -> int | None:
+        """The ID of the collection of that name now; None when there is none (what tells a
+        collection a restore created from one that took its name since)."""
+        try:
+            if not self.has_collection(db, name):
+                return None
+            return int(self.describe_collection(db, name).collectionID)
+        except NotFoundError:  # dropped between the two calls, or its database is gone
+            return None
+
     def describe_collection(self, db: str, name: str) -> milvus_pb2.DescribeCollectionResponse:
         request = milvus_pb2.DescribeCollectionRequest(db_name=db, collection_name=name)
         return self._call("DescribeCollection", request, db)

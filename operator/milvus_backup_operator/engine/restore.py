@@ -467,11 +467,11 @@ class _RestoreJob:
                 "in flight; drop it once they have ended)"
             )
         try:
-            if not self.milvus.has_collection(target.db, target.name):
-                return " (the partly restored collection is gone already)"
-            now_there = self.milvus.describe_collection(target.db, target.name).collectionID
+            now_there = self.milvus.collection_id(target.db, target.name)
         except BackupError as exc:
             return f" (the partly restored collection was kept: {exc})"
+        if now_there is None:
+            return " (the partly restored collection is gone already)"
         if now_there != created:
             return (
                 f" (the collection now named {target} is another one than this restore "

@@ -26,9 +26,8 @@ from dataclasses import replace
 from .backup import BackupRequest, create_backup
 from .catalog import Catalog
 from .config import BackupConfig
-from .errors import NotFoundError
 from .meta import BackupInfo
-from .milvus import Milvus, connect
+from .milvus import connect
 from .progress import ProgressCallback
 from .reservation import Reservation
 from .restore import (
@@ -120,10 +119,10 @@ def _drop_started(
     with connect(config.milvus, config.timeouts) as milvus:
         for entry in started:
             target = CollectionRef.parse(entry.target)
-            found = _collection_id(milvus, target)
+            found = milvus.collection_id(target.db, target.name)
             if found is not None and found == entry.collection_id:
                 milvus.wait_imports_settled(target.db, target.name)
-                found = _collection_id(milvus, target)  # replaced while we waited?
+                found = milvus.collection_id(target.db, target.name)  # replaced meanwhile?
                 if found == entry.collection_id:
                     log.warning("dropping %s, which the interrupted restore created", target)
                     milvus.drop_collection(target.db, target.name)
@@ -131,16 +130,6 @@ def _drop_started(
             if found is not None and not request.drop_existing:  # else the redo drops it
                 unproven.append(_not_proven_ours(entry, target, found))
     return unproven
-
-
-def _collection_id(milvus: Milvus, target: CollectionRef) -> int | None:
-    """The ID of the collection named ``target`` now; None when there is none."""
-    try:
-        if not milvus.has_collection(target.db, target.name):
-            return None
-        return int(milvus.describe_collection(target.db, target.name).collectionID)
-    except NotFoundError:  # dropped between the two calls, or its database is gone
-        return None
 
 
 def _not_proven_ours(
