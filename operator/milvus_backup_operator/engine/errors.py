@@ -42,6 +42,10 @@ class OperationError(BackupError):
     """Milvus or the object store accepted the request but the work itself failed."""
 
 
+class InUseError(BackupError):
+    """What the request would delete is in use: a backup being written, or read by a restore."""
+
+
 class NotABackupError(BackupError):
     """A prefix holds neither a backup's meta nor our in-progress marker: never touched."""
 
@@ -63,6 +67,7 @@ ERROR_KINDS = (
     ErrorKind(InvalidRequestError, "InvalidRequest", 400, also=("InvalidSpec",)),
     ErrorKind(NotFoundError, "NotFound", 404),
     ErrorKind(AlreadyExistsError, "AlreadyExists", 409),
+    ErrorKind(InUseError, "InUse", 409),
     ErrorKind(NotABackupError, "NotABackup", 409),
     ErrorKind(DamagedBackupError, "DamagedBackup", 422),
     ErrorKind(MalformedMetaError, "MalformedMeta", 422),

@@ -47,7 +47,8 @@ _ERRORS = {
     404: {"model": Envelope, "description": "No such backup or task."},
     409: {
         "model": Envelope,
-        "description": "It clashes with an existing backup or task, or the name holds no backup.",
+        "description": "It clashes with an existing backup or task, the name holds no "
+        "backup, or the backup is in use (being written, or read by a restore).",
     },
     413: {"model": Envelope, "description": "The body is larger than the server accepts."},
     422: {"model": Envelope, "description": "The backup is damaged (a malformed meta file)."},
