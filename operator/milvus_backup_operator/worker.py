@@ -210,7 +210,7 @@ def _restore_ended(status: RestoreStatus, generation: int, result: RestoreResult
 def _status_result(result: CollectionRestoreResult) -> RestoredCollection:
     return RestoredCollection(
         result.source, result.target, result.state, result.rows, result.checked, result.error,
-        result.collection_id,
+        result.collection_id, result.building, result.replaces,
     )  # fmt: skip
 
 
@@ -218,7 +218,8 @@ def _engine_result(collection: RestoredCollection) -> CollectionRestoreResult:
     return CollectionRestoreResult(
         collection.name, collection.target, collection.state, collection.rows,
         error=collection.error, checked=collection.checked,
-        collection_id=collection.collection_id,
+        collection_id=collection.collection_id, building=collection.building,
+        replaces=collection.replaces,
     )  # fmt: skip
 
 

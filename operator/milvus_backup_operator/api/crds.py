@@ -306,7 +306,9 @@ _COLLECTION_RESULT = _obj(
     {
         "name": _string("Collection (db.name outside the default database)."),
         "target": _string("Restored as (restores only)."),
-        "state": _string("Completed or Failed."),
+        "state": _string(
+            "Running, Swapping (checked, taking the place of the collection it replaces), Completed or Failed."
+        ),
         "rows": _int("Live rows: recorded at backup, or restored and checked."),
         "size": _int("Bytes it holds in the backup (backups only)."),
         "checked": _string(
@@ -316,6 +318,13 @@ _COLLECTION_RESULT = _obj(
         "collectionID": _int(
             "The ID Milvus gave the collection this restore created (restores only): a resumed "
             "restore drops an unfinished target only when it still holds this ID."
+        ),
+        "building": _string(
+            "The temporary name a restore with dropExistingCollection builds under, beside "
+            "the collection it replaces; it takes that one's place once its rows are checked."
+        ),
+        "replacesCollectionID": _int(
+            "The ID of the existing collection it replaces (dropExistingCollection)."
         ),
     },
 )

@@ -240,6 +240,9 @@ class BackupStatus(Status):
         return own
 
 
+_OPTIONAL = ("collectionID", "building", "replacesCollectionID")  # left out when empty
+
+
 @dataclass
 class RestoredCollection:
     name: str  # in the backup
@@ -249,6 +252,8 @@ class RestoredCollection:
     checked: str = ""
     error: str = ""
     collection_id: int = 0  # the ID Milvus gave the target this restore created
+    building: str = ""  # the temporary name it is built under, when it replaces one
+    replaces: int = 0  # the ID of the collection it replaces
 
     @classmethod
     def of(cls, raw: Mapping[str, Any]) -> RestoredCollection:
@@ -257,15 +262,15 @@ class RestoredCollection:
         return cls(
             str(raw.get("name", "")), str(raw.get("target", "")), str(raw.get("state", "")),
             int(raw.get("rows", 0)), str(raw.get("checked", "")), str(raw.get("error", "")),
-            int(raw.get("collectionID", 0)),
+            int(raw.get("collectionID", 0)), str(raw.get("building", "")),
+            int(raw.get("replacesCollectionID", 0)),
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         entry = {f.name: getattr(self, f.name) for f in fields(self)}
         entry["collectionID"] = entry.pop("collection_id")
-        if not entry["collectionID"]:
-            del entry["collectionID"]
-        return entry
+        entry["replacesCollectionID"] = entry.pop("replaces")
+        return {k: v for k, v in entry.items() if v or k not in _OPTIONAL}
 
 
 @dataclass

@@ -224,6 +224,21 @@ class Milvus:
         request = milvus_pb2.CreateAliasRequest(db_name=db, collection_name=collection, alias=alias)
         self._call("CreateAlias", request, db)
 
+    def aliases_of(self, db: str, name: str) -> list[str]:
+        """The aliases that point at collection ``name``."""
+        return list(self.describe_collection(db, name).aliases)
+
+    def alter_alias(self, db: str, collection: str, alias: str) -> None:
+        """Point an existing alias at ``collection`` (one metadata change: readers through
+        the alias move from one collection to the other at once)."""
+        request = milvus_pb2.AlterAliasRequest(db_name=db, collection_name=collection, alias=alias)
+        self._call("AlterAlias", request, db)
+
+    def rename_collection(self, db: str, old: str, new: str) -> None:
+        """Rename within one database; the collection keeps its ID, data, load and aliases."""
+        request = milvus_pb2.RenameCollectionRequest(db_name=db, oldName=old, newName=new)
+        self._call("RenameCollection", request, db)
+
     def drop_collection(self, db: str, name: str) -> None:
         request = milvus_pb2.DropCollectionRequest(db_name=db, collection_name=name)
         self._call("DropCollection", request, db)

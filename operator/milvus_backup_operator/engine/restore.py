@@ -40,12 +40,14 @@ from .restore_plan import (
 )
 from .selection import CollectionRef
 from .storage import ObjectStore, copy_object
+from .swap import Swap, SwapError, building_name
 
 log = logging.getLogger(__name__)
 
 LOG_KINDS = ("insert_log", "delta_log")
 IMPORT_POLL_MAX = 0.5  # seconds; a state call costs milliseconds, a late notice costs seconds
 RUNNING = "Running"
+SWAPPING = "Swapping"  # built and checked under a temporary name; replacing the original
 COMPLETED = "Completed"
 FAILED = "Failed"
 
@@ -60,6 +62,14 @@ class CollectionRestoreResult:
     error: str = ""
     checked: str = ""  # how the restored rows were checked against the backup
     collection_id: int = 0  # the ID Milvus gave the target this restore created (0: none yet)
+    building: str = ""  # the temporary name it is built under, when it replaces one (swap)
+    replaces: int = 0  # the ID of the collection it replaces (0: none)
+
+    def swap(self) -> Swap:
+        """The replacement this result records (``building`` set)."""
+        target = CollectionRef.parse(self.target)
+        build = CollectionRef(target.db, self.building)
+        return Swap(target, build, self.collection_id, self.replaces)
 
 
 @dataclass
@@ -156,47 +166,71 @@ class _RestoreJob:
         result = CollectionRestoreResult(str(source_ref(info)), str(target), state=RUNNING)
         self.on_collection(result)
         created: int | None = None  # the ID Milvus gave the collection this run created
+        build = target
         try:
-            self._prepare_target(target)
-            created = self._create_collection(info, target)
-            self._record_created(result, target, created)
-            self._add_fields(info, target)
-            self._create_partitions(info, target)
-            imported: dict[int, int] = {}
-            if self.request.imports(info):
-                imported = self._import(info, target, result)
-                result.checked = self._check_rows(info, target, imported)
-            else:
-                result.checked = f"no rows imported: {no_data_reason(info, self.request)}"
-            if self.request.rebuild_index:
-                self._rebuild_indexes(info, target)
-            if self.request.load:
-                self.milvus.load_collection(target.db, target.name)
-                result.checked += self._check_count(target, self._expected_count(info, imported))
-            if self.request.restore_aliases:
-                for alias in info.aliases:
-                    self.milvus.create_alias(target.db, target.name, alias)
+            build = self._prepare_target(target, result)
+            created = self._create_collection(info, build)
+            self._record_created(result, build, created)
+            self._build(info, build, result)
+            if build != target:  # proven: now it may take the original's place
+                result.state = SWAPPING
+                self.on_collection(result)
+                result.checked += result.swap().run(self.milvus)
             result.state = COMPLETED
+        except SwapError as exc:
+            result.state, result.error = FAILED, str(exc)
+            if not exc.placed and created is not None:
+                result.error += self._drop_partial(build, created)
         except BackupError as exc:
             result.state, result.error = FAILED, str(exc)
             if created is not None:
-                result.error += self._drop_partial(target, created)
+                result.error += self._drop_partial(build, created)
         finally:
             self.progress.add(collections_done=1)
             self.on_collection(result)
         return result
 
-    def _prepare_target(self, target: CollectionRef) -> None:
+    def _build(
+        self, info: CollectionBackupInfo, build: CollectionRef, result: CollectionRestoreResult
+    ) -> None:
+        """Everything after creating it: fields, partitions, data checked, indexes, load,
+        the backup's aliases (those the replaced collection holds move to it in the swap)."""
+        self._add_fields(info, build)
+        self._create_partitions(info, build)
+        imported: dict[int, int] = {}
+        if self.request.imports(info):
+            imported = self._import(info, build, result)
+            result.checked = self._check_rows(info, build, imported)
+        else:
+            result.checked = f"no rows imported: {no_data_reason(info, self.request)}"
+        if self.request.rebuild_index:
+            self._rebuild_indexes(info, build)
+        if self.request.load:
+            self.milvus.load_collection(build.db, build.name)
+            result.checked += self._check_count(build, self._expected_count(info, imported))
+        if self.request.restore_aliases:
+            for alias in info.aliases:
+                if self.milvus.collection_behind(build.db, alias) is None:
+                    self.milvus.create_alias(build.db, build.name, alias)
+
+    def _prepare_target(
+        self, target: CollectionRef, result: CollectionRestoreResult
+    ) -> CollectionRef:
+        """Create the database if needed; return where to build: the target itself, or, when
+        it exists and is to be replaced, a temporary name beside it (:mod:`.swap`)."""
         milvus = self.milvus
         with self._db_lock:
             if target.db not in milvus.list_databases():
                 milvus.create_database(target.db)
-        if self.request.drop_existing and milvus.has_collection(target.db, target.name):
-            # a collection dropped under imports in flight (a killed run's, another
-            # restore's) stalls Milvus 2.3's import queue for good: let them end first
-            milvus.wait_imports_settled(target.db, target.name)
-            log.warning("dropping existing collection %s as requested", target)
-            milvus.drop_collection(target.db, target.name)
+        existing = (
+            milvus.collection_id(target.db, target.name) if self.request.drop_existing else None
+        )
+        if existing is None:
+            return target
+        build = building_name(target, self.task_id)
+        result.building, result.replaces = build.name, existing
+        log.info("%s exists: restoring it as %s, which replaces it once checked", target, build)
+        return build
 
     def _record_created(
         self, result: CollectionRestoreResult, target: CollectionRef, created: int

@@ -92,7 +92,7 @@ class PlannedCollection:
 
     source: str
     target: str
-    replaces: bool  # the target exists and would be dropped first
+    replaces: bool  # the target exists and would be replaced (:mod:`.swap`)
     partitions: int
     segments: int
     imports: int
@@ -105,7 +105,7 @@ class PlannedCollection:
     meta_only: str = ""  # why no data is imported ("": data is imported)
 
     def describe(self) -> str:
-        action = "drop and re-create" if self.replaces else "create"
+        action = "build beside the existing one, then swap it in" if self.replaces else "create"
         then = [f"rebuild {', '.join(self.indexes)}"] if self.indexes else []
         then += ["load"] if self.load else []
         then += [f"alias it as {', '.join(self.aliases)}"] if self.aliases else []
@@ -315,12 +315,17 @@ def source_ref(info: CollectionBackupInfo) -> CollectionRef:
     return CollectionRef(info.db_name or "default", info.collection_name)
 
 
-def _check_aliases(milvus: Milvus, plan: list[tuple[CollectionBackupInfo, CollectionRef]]) -> None:
-    """Each alias to recreate must be free: no collection, and no alias of another one."""
+def _check_aliases(
+    milvus: Milvus,
+    plan: list[tuple[CollectionBackupInfo, CollectionRef]],
+    replaced: set[CollectionRef],
+) -> None:
+    """Each alias to recreate must be free: no collection, and no alias of another one than
+    a collection this restore replaces (its aliases move to the restored one)."""
     for info, target in plan:
         for alias in info.aliases:
             behind = milvus.collection_behind(target.db, alias)
-            if behind is not None:
+            if behind is not None and not (target in replaced and behind == target.name):
                 raise AlreadyExistsError(
                     f"alias {alias} of {source_ref(info)} cannot be restored: in Milvus at "
                     f"{milvus.config.endpoint}, {alias!r} already names collection {behind} "
@@ -345,8 +350,16 @@ def precheck(
             "restore under another name (suffix or rename), or ask to drop it "
             "(--drop_exist_collection)"
         )
+    for target in existing:
+        behind = milvus.collection_behind(target.db, target.name)
+        if behind != target.name:
+            raise InvalidRequestError(
+                f"{target} is an alias of collection {behind} in Milvus at "
+                f"{milvus.config.endpoint}: a restore replaces collections, not aliases; "
+                f"restore into {behind}'s name, or under another name"
+            )
     if request.restore_aliases:
-        _check_aliases(milvus, plan)
+        _check_aliases(milvus, plan, existing if request.drop_existing else set())
     for info, _ in plan:
         _check_target_takes(milvus, info, request.imports(info), request.use_v2_restore)
     return existing

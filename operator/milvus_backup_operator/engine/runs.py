@@ -15,6 +15,9 @@ recorded. The policy is the same everywhere:
   since) is left alone and that collection fails, saying so, unless the restore was asked to
   drop existing targets anyway. A record naming a collection this restore does not restore
   there (a status edited by hand) is ignored: it is never dropped.
+- a replacement that was being built under a temporary name is dropped as above (the name it
+  replaces was never touched); one that was checked and being swapped in is finished
+  (:mod:`.swap`: every step checks collection IDs).
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ from .milvus import connect
 from .progress import ProgressCallback
 from .reservation import Reservation
 from .restore import (
+    COMPLETED,
     FAILED,
     RUNNING,
+    SWAPPING,
     CollectionCallback,
     CollectionRestoreResult,
     RestoreResult,
@@ -40,6 +45,7 @@ from .restore import (
 )
 from .restore_plan import RestoreRequest, planned_pairs
 from .selection import CollectionRef
+from .swap import SwapError
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +87,12 @@ def run_restore(
             "that collection there", request.task_id, entry.source, entry.target, entry.state,
         )  # fmt: skip
     previous = [c for c in previous if (c.source, c.target) in ours]
-    kept = [c for c in previous if c.state != RUNNING]
+    kept = [c for c in previous if c.state not in (RUNNING, SWAPPING)]
     unproven = _drop_started(config, [c for c in previous if c.state == RUNNING], request)
-    for entry in unproven:  # said at once, not when the rest of the restore ends
+    swapped = _finish_swaps(config, [c for c in previous if c.state == SWAPPING], request)
+    for entry in [*unproven, *swapped]:  # said at once, not when the rest of the restore ends
         (on_collection or (lambda _: None))(entry)
-    kept += unproven
+    kept += unproven + swapped
     remaining = _remaining(request, backup, {c.source for c in kept})
     log.warning(
         "resuming restore %s: %d collections kept, %d to restore",
@@ -118,7 +125,7 @@ def _drop_started(
     unproven: list[CollectionRestoreResult] = []
     with connect(config.milvus, config.timeouts) as milvus:
         for entry in started:
-            target = CollectionRef.parse(entry.target)
+            target = _created_as(entry)
             found = milvus.collection_id(target.db, target.name)
             if found is not None and found == entry.collection_id:
                 milvus.wait_imports_settled(target.db, target.name)
@@ -130,6 +137,34 @@ def _drop_started(
             if found is not None and not request.drop_existing:  # else the redo drops it
                 unproven.append(_not_proven_ours(entry, target, found))
     return unproven
+
+
+def _created_as(entry: CollectionRestoreResult) -> CollectionRef:
+    """The collection a run created: the target, or the replacement built beside it."""
+    target = CollectionRef.parse(entry.target)
+    return CollectionRef(target.db, entry.building) if entry.building else target
+
+
+def _finish_swaps(
+    config: BackupConfig, swapping: list[CollectionRestoreResult], request: RestoreRequest
+) -> list[CollectionRestoreResult]:
+    """Finish the replacements a dead run had checked and begun to swap in; one that cannot
+    be put in place (the original was replaced meanwhile) is dropped, as a run would."""
+    if not swapping:
+        return []
+    done = []
+    with connect(config.milvus, config.timeouts) as milvus:
+        for entry in swapping:
+            log.warning("finishing the swap of %s into %s", entry.building, entry.target)
+            try:
+                said = entry.swap().run(milvus)
+            except SwapError as exc:
+                done.append(replace(entry, state=FAILED, error=str(exc)))
+                if not exc.placed:
+                    _drop_started(config, [entry], request)
+                continue
+            done.append(replace(entry, state=COMPLETED, checked=entry.checked + said))
+    return done
 
 
 def _not_proven_ours(

@@ -15,6 +15,7 @@ from .tasks import Task
 _COLLECTION_STATES = {
     "Pending": StateCode.INITIAL,
     "Running": StateCode.EXECUTING,
+    "Swapping": StateCode.EXECUTING,
     "Completed": StateCode.SUCCESS,
     "Failed": StateCode.FAIL,
 }
