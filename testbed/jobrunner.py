@@ -28,6 +28,7 @@ from testbed.bed import operator_command, operator_env
 from testbed.node_loss import lose
 
 MANAGED = "app.kubernetes.io/managed-by=milvus-backup-operator"
+TERMINATION_GRACE = 30.0  # s: a Pod's default terminationGracePeriodSeconds
 
 
 class LocalJobRunner:
@@ -59,6 +60,10 @@ class LocalJobRunner:
         """SIGSTOP the process of ``job``: it holds still until killed (a frozen node)."""
         self._process(job).send_signal(signal.SIGSTOP)
 
+    def resume(self, job: str) -> None:
+        """SIGCONT the process of ``job``, paused before."""
+        self._process(job).send_signal(signal.SIGCONT)
+
     def _process(self, job: str) -> subprocess.Popen[bytes]:
         log = self.logs.get(job)
         process = self.processes.get(log.parent.name) if log else None
@@ -86,10 +91,24 @@ class LocalJobRunner:
                     job = event["object"]
                     if event["type"] == "ADDED" and job.metadata.uid not in self.processes:
                         self._run(job)
+                    elif event["type"] == "DELETED":
+                        self._terminate(job.metadata.uid)
             except Exception as exc:  # the watch restarts; a test fails on the outcome
                 if not self._stop.is_set():
                     print(f"jobrunner: watch error {exc!r}", file=sys.stderr)
                 time.sleep(0.5)
+
+    def _terminate(self, uid: str) -> None:
+        """A deleted Job's Pod goes as the kubelet ends a container: SIGTERM (a frozen process
+        is thawed to receive it), then SIGKILL after the grace period."""
+        process = self.processes.get(uid)
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGCONT)
+        threading.Timer(
+            TERMINATION_GRACE, lambda: process.poll() is None and process.kill()
+        ).start()
 
     def _run(self, job: client.V1Job) -> None:
         if job.status and (job.status.succeeded or job.status.failed):

@@ -11,12 +11,15 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from milvus_backup_operator.controllers.backup import BLOCKED_RETRY
 from milvus_backup_operator.engine.layout import BackupLayout
 from milvus_backup_operator.engine.storage import ObjectStore
+from testbed import sample_data
 from testbed.bed import GROUP, NAMESPACE, OperatorProcess, wait
 from testbed.jobrunner import LocalJobRunner
 from testbed.kube import Cluster
 from testbed.s3relay import S3Relay
+from testbed.sample_data import TINY
 from testbed.stack import Stack, stack_config
 from tests.e2e.resources import apply, get, milvus_backup, milvus_restore, wait_for_phase
 from tests.e2e.test_operator import catalog
@@ -189,3 +192,89 @@ def test_a_restore_applied_with_its_backup_waits_for_it(
     status = wait_for_phase(kube, "milvusrestores", "together-restore", seen=seen)
     assert status["phase"] == "Completed", status
     assert any("waiting for MilvusBackup 'together'" in s.get("message", "") for s in seen)
+
+
+def _blocked(kube: client.ApiClient, name: str, timeout: float = 60) -> dict[str, Any]:
+    """Wait for the deleted MilvusBackup's DeletionBlocked condition; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = (get(kube, "milvusbackups", name) or {}).get("status") or {}
+        found = [c for c in status.get("conditions") or [] if c["type"] == "DeletionBlocked"]
+        if found:
+            return dict(found[0])
+        time.sleep(0.3)
+    raise TimeoutError(f"MilvusBackup {name} was never held: {status}")
+
+
+def _gone(kube: client.ApiClient, name: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while get(kube, "milvusbackups", name) is not None:
+        assert time.monotonic() < deadline, f"MilvusBackup {name} is still there"
+        time.sleep(0.5)
+
+
+def _warnings(kube: client.ApiClient, name: str) -> list[str]:
+    events = client.CoreV1Api(kube).list_namespaced_event(
+        NAMESPACE, field_selector=f"involvedObject.name={name}"
+    )
+    return [f"{e.reason}: {e.message}" for e in events.items if e.type == "Warning"]
+
+
+def test_a_backup_a_restore_reads_is_deleted_only_once_the_restore_ends(
+    cluster: Cluster, kube: client.ApiClient, stack: Stack, operator: OperatorProcess,
+    jobrunner: LocalJobRunner, samples: Any,
+) -> None:  # fmt: skip
+    """Issue 18's race: ``kubectl delete mbk`` (deletionPolicy Delete) while a MilvusRestore
+    of it runs. The backup stays Terminating, saying why, until the restore has ended; then
+    its data goes. The restore gets every row."""
+    apply(cluster, milvus_backup("read-under", stack, collections=["tiny"],
+                                 deletionPolicy="Delete"))  # fmt: skip
+    assert wait_for_phase(kube, "milvusbackups", "read-under")["phase"] == "Completed"
+    apply(cluster, milvus_restore("reader", backupRef="read-under", collectionSuffix="_reader"))
+    deadline = time.monotonic() + 60
+    while not jobrunner.running("mrs-reader"):
+        assert time.monotonic() < deadline, "the restore's Job never started"
+        time.sleep(0.1)
+    jobrunner.pause("mrs-reader")  # held mid-way, as a slow import would hold it
+    cluster.kubectl("delete", "mbk", "read-under", "-n", NAMESPACE, "--wait=false")
+    held = _blocked(kube, "read-under")
+    assert held["reason"] == "InUse" and "MilvusRestore reader restores it" in held["message"]
+    assert any("DeletionBlocked" in w and "reader" in w for w in _warnings(kube, "read-under"))
+    time.sleep(BLOCKED_RETRY + 1)  # the finalizer looked again, and kept it again
+    assert catalog(stack).exists("read_under") and get(kube, "milvusbackups", "read-under")
+    jobrunner.resume("mrs-reader")
+    restored = wait_for_phase(kube, "milvusrestores", "reader", timeout=180)
+    assert restored["phase"] == "Completed", restored
+    sample_data.prepare_for_query(stack.milvus.uri, TINY, "tiny_reader")
+    assert sample_data.rows(stack.milvus.uri, TINY, "tiny_reader") == samples["tiny"]
+    _gone(kube, "read-under")
+    assert not catalog(stack).exists("read_under")
+    sample_data.client(stack.milvus.uri).drop_collection("tiny_reader")
+
+
+def test_a_running_backup_deleted_is_stopped_before_its_data_goes(
+    cluster: Cluster, kube: client.ApiClient, stack: Stack, operator: OperatorProcess,
+    jobrunner: LocalJobRunner, samples: Any,
+) -> None:  # fmt: skip
+    """Its Job is deleted first (its worker told to stop, SIGTERM), and only then its data:
+    no copy lands after the delete."""
+    name, backup = "stopped-mid", "stopped_mid"
+    relay = S3Relay(
+        stack.s3.endpoint,
+        trigger=lambda method, path: method == "PUT" and f"/{backup}/binlogs/" in path,
+        on_trigger=lambda: jobrunner.pause(f"mbk-{name}"),
+    ).start()
+    try:
+        storage = {"endpoint": relay.endpoint, "credentialsSecret": {"name": "milvus-s3"}}
+        apply(cluster, milvus_backup(name, stack, storage=storage, deletionPolicy="Delete",
+                                     timeouts={"writerSilence": 12}))  # fmt: skip
+        assert relay.triggered.wait(120), get(kube, "milvusbackups", name)
+        assert backup_objects(stack, backup), "nothing was copied before the pause"
+        cluster.kubectl("delete", "mbk", name, "-n", NAMESPACE, "--wait=false")
+        _gone(kube, name)
+        assert not jobrunner.running(f"mbk-{name}")
+        assert "SIGTERM" in jobrunner.log_of(f"mbk-{name}"), jobrunner.log_of(f"mbk-{name}")
+        time.sleep(2)  # anything still on its way would land now
+        assert backup_objects(stack, backup) == {}
+    finally:
+        relay.stop()

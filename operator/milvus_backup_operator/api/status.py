@@ -20,6 +20,9 @@ from . import Kind, Phase
 
 Patch = dict[str, Any]
 READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
+#: a deleted resource whose data is kept for now (read by a restore, its writer stopping)
+DELETION_BLOCKED = "DeletionBlocked"
+_ORDER = (READY, RECONCILING, STALLED, DELETION_BLOCKED)  # conditions of other types go last
 
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # status times: RFC 3339, UTC, whole seconds
@@ -156,6 +159,15 @@ class Status:
             shown = message if value or kind == READY else ""
             self._condition(Condition(kind, value, reason, shown, generation, stamp))
         return stamp
+
+    def block_deletion(self, reason: str, message: str) -> None:
+        """Deleted, but its data is kept for now: say why in the message and a condition."""
+        self.message = message
+        stamp = now()
+        blocked = Condition(
+            DELETION_BLOCKED, True, reason, message, self.observed_generation, stamp
+        )
+        self._condition(blocked)
 
     def _condition(self, new: Condition) -> None:
         self.conditions = with_condition(self.conditions, new)
@@ -306,7 +318,7 @@ def with_condition(conditions: list[Condition], new: Condition) -> list[Conditio
     if old is not None and old.status == new.status and old.last_transition_time:
         new.last_transition_time = old.last_transition_time
     kept = [c for c in conditions if c.type != new.type] + [new]
-    return sorted(kept, key=lambda c: (READY, RECONCILING, STALLED).index(c.type))
+    return sorted(kept, key=lambda c: _ORDER.index(c.type) if c.type in _ORDER else len(_ORDER))
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 import kopf
 
@@ -11,15 +11,17 @@ from ..api import GROUP, VERSION, Kind, Phase
 from ..api.specs import DELETE, BackupSpec, SpecError, parse_backup
 from ..api.status import BackupStatus
 from ..engine.catalog import Catalog
-from ..engine.errors import BackupError, NotABackupError, NotFoundError
+from ..engine.errors import BackupError, InUseError, NotABackupError, NotFoundError
 from ..executors import WorkItem
 from ..k8s.credentials import config_for, gather, secret_names
 from .adoption import COMPLETED, adopt
 from .metrics import counted
+from .readers import restores_reading
 from .services import Services, services, start_work
 
 log = logging.getLogger(__name__)
 PLURAL = Kind.BACKUP.plural
+BLOCKED_RETRY = 10.0  # s between two looks at what keeps a deleted backup's data
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -133,14 +135,26 @@ def delete_data(
 ) -> None:  # fmt: skip
     """deletionPolicy Delete: remove the backup's objects, if this resource wrote them.
 
-    What is under the name but is not a backup (no meta, no marker of ours) is left alone,
-    with a warning: the resource goes, nothing else does.
+    A backup still running is stopped first (its Job deleted); the data is kept, the resource
+    Terminating with a DeletionBlocked condition, while a MilvusRestore not yet done reads it,
+    a restore elsewhere holds its reader's lease, or its writer may still be writing. What is
+    under the name but is not a backup (no meta, no marker of ours) is left alone, with a
+    warning: the resource goes, nothing else does.
     """
     current = BackupStatus.of(status)
     if namespace is None or not current.backup_name or current.phase == Phase.FAILED:
         return  # nothing of ours was written (a failed backup cleans up after itself)
+    run = services(memo)
     parsed = parse_backup(name, dict(spec))
-    catalog = Catalog.of(config_for(services(memo).secrets(namespace), parsed))
+    if not current.is_done():
+        _stop_writer(run, body, current, namespace)
+    readers = restores_reading(run.resources, namespace, name, parsed)
+    if readers:
+        restores = (f"MilvusRestores {', '.join(readers)} restore" if len(readers) > 1
+                    else f"MilvusRestore {readers[0]} restores")  # fmt: skip
+        _block(run, body, current, f"backup data kept while {restores} it: it is deleted "
+               "once no unfinished restore reads it")  # fmt: skip
+    catalog = Catalog.of(config_for(run.secrets(namespace), parsed))
     try:
         removed = catalog.delete(parsed.backup_name)
     except NotFoundError:
@@ -148,6 +162,8 @@ def delete_data(
     except NotABackupError as exc:
         kopf.warn(body, reason="NotDeleted", message=f"backup data kept: {exc}")
         return
+    except InUseError as exc:
+        _block(run, body, current, f"backup data kept: {exc}")
     except BackupError as exc:
         raise kopf.TemporaryError(
             f"could not delete backup {parsed.backup_name}: {exc}", delay=30
@@ -155,3 +171,24 @@ def delete_data(
     log.info(
         "deleted backup %s (%d objects) of %s/%s", parsed.backup_name, removed, namespace, name
     )
+
+
+def _stop_writer(run: Services, body: kopf.Body, status: BackupStatus, namespace: str) -> None:
+    """A deleted backup that has not finished: tell its worker to stop before its data goes
+    (its marker then falls silent, and the delete waits for that)."""
+    if status.job_name and run.executor.stop(namespace, status.job_name):
+        log.info("%s/%s deleted while running: stopped its Job %s", namespace,
+                 body.metadata.name, status.job_name)  # fmt: skip
+        return
+    _block(run, body, status, "backup data kept: the backup runs inside the operator "
+           "(--executor inline), which cannot stop it; its data goes once it ends")  # fmt: skip
+
+
+def _block(run: Services, body: kopf.Body, status: BackupStatus, message: str) -> NoReturn:
+    """Keep the resource (Terminating) and its data for now, saying why; look again later."""
+    namespace, name = body.metadata.namespace, body.metadata.name
+    if status.message != message and namespace and name:
+        status.block_deletion("InUse", message)
+        run.resources.patch_status(Kind.BACKUP, namespace, name, status.patch())
+        kopf.warn(body, reason="DeletionBlocked", message=message)
+    raise kopf.TemporaryError(message, delay=BLOCKED_RETRY)

@@ -33,3 +33,8 @@ class Executor(Protocol):
     def start(self, item: WorkItem) -> None:
         """Start the work unless it already runs (:class:`StartRefusedError` if it cannot)."""
         ...
+
+    def stop(self, namespace: str, runner: str) -> bool:
+        """Ask the work ``runner`` runs to stop (a worker told to stop exits once Milvus has
+        answered its calls in flight); True if it was asked, False if it cannot be."""
+        ...

@@ -24,6 +24,10 @@ class InlineExecutor:
     def runner_name(self, item: WorkItem) -> str:
         return "inline"
 
+    def stop(self, namespace: str, runner: str) -> bool:
+        """A thread of the operator cannot be stopped from outside: it runs to its end."""
+        return False
+
     def start(self, item: WorkItem) -> None:
         key = (item.kind, item.namespace, item.name)
         with self._lock:

@@ -65,6 +65,15 @@ class JobExecutor:
             if exc.status != 409:
                 raise
 
+    def stop(self, namespace: str, runner: str) -> bool:
+        """Delete the Job: its Pod is told to stop (SIGTERM, then its grace period)."""
+        try:
+            batch().delete_namespaced_job(runner, namespace, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        return True
+
     def settings(self, item: WorkItem) -> JobTemplate:
         """The resource's spec.jobTemplate over the operator's defaults (checked at admission
         and by the controller before any Job is made)."""

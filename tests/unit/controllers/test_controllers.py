@@ -88,8 +88,14 @@ def _merge(into: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 
 class RecordingExecutor:
-    def __init__(self) -> None:
+    def __init__(self, can_stop: bool = True) -> None:
         self.started: list[WorkItem] = []
+        self.stopped: list[tuple[str, str]] = []
+        self.can_stop = can_stop
+
+    def stop(self, namespace: str, runner: str) -> bool:
+        self.stopped.append((namespace, runner))
+        return self.can_stop
 
     def runner_name(self, item: WorkItem) -> str:
         return f"job-{item.name}-{item.attempt}"
@@ -582,3 +588,62 @@ def test_work_that_cannot_start_fails_the_resource_with_the_reason(
     assert status["message"] == "the API server refused Job mbk-nightly: bad affinity"
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert stalled["reason"] == "InvalidSpec"
+
+
+def _delete(run: Services, body: dict[str, Any]) -> str:
+    """Call the finalizer; return why it kept the data (it must keep it here)."""
+    view = kopf.Body(body)
+    with pytest.raises(kopf.TemporaryError) as kept:
+        backup.delete_data(body=view, spec=view.spec, status=view.status,
+                           name=body["metadata"]["name"], namespace=NS,
+                           memo=kopf.Memo(services=run))  # fmt: skip
+    return str(kept.value)
+
+
+DELETE = {**SPEC, "deletionPolicy": "Delete"}
+DONE = {"phase": "Completed", "backupName": "nightly"}
+
+
+def test_a_deleted_backup_is_kept_while_an_unfinished_restore_reads_it(
+    run: Services, events: asyncio.Queue[Any]
+) -> None:
+    """By backupRef, or by backupName in the same backup storage; a restore that is done,
+    or reads another place, keeps nothing."""
+    body = api(run).add(Kind.BACKUP, "nightly", DELETE, status=DONE)
+    api(run).add(Kind.RESTORE, "done", {"backupRef": "nightly"}, status={"phase": "Completed"})
+    elsewhere = {"backupName": "nightly", "milvus": SPEC["milvus"], "backupStorage": {},
+                 "storage": {**SPEC["storage"], "endpoint": "other:9000"}}  # fmt: skip
+    api(run).add(Kind.RESTORE, "other-place", elsewhere, status={"phase": "Running"})
+    api(run).add(Kind.RESTORE, "drill", {"backupRef": "nightly"}, status={"phase": "Running"})
+    same = {
+        "backupName": "nightly",
+        "milvus": SPEC["milvus"],
+        "storage": SPEC["storage"],
+        "backupStorage": {},
+    }  # the same place: the storage's endpoint, rootPath backup
+    api(run).add(Kind.RESTORE, "by-name", same)  # not started yet: it will read it
+    why = _delete(run, body)
+    assert why == (
+        "backup data kept while MilvusRestores drill, by-name restore it: it is deleted once "
+        "no unfinished restore reads it"
+    )
+    blocked = {c["type"]: c for c in body["status"]["conditions"]}["DeletionBlocked"]
+    assert (blocked["status"], blocked["reason"], blocked["message"]) == ("True", "InUse", why)
+    assert body["status"]["phase"] == "Completed" and body["status"]["message"] == why
+    assert reasons(events) == ["DeletionBlocked"]
+    _delete(run, body)  # looked at again: still kept, said once
+    assert reasons(events) == []
+
+
+def test_a_running_backup_deleted_is_stopped_first(
+    run: Services, events: asyncio.Queue[Any]
+) -> None:
+    running = {"phase": "Running", "backupName": "nightly", "jobName": "mbk-nightly-r1"}
+    body = api(run).add(Kind.BACKUP, "nightly", DELETE, status=running)
+    api(run).add(Kind.RESTORE, "drill", {"backupRef": "nightly"})
+    _delete(run, body)
+    assert executor(run).stopped == [(NS, "mbk-nightly-r1")]
+    run.executor = RecordingExecutor(can_stop=False)  # inline: a thread runs to its end
+    body["status"]["message"] = ""
+    why = _delete(run, body)
+    assert "runs inside the operator (--executor inline), which cannot stop it" in why
