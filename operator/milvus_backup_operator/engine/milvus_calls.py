@@ -26,6 +26,7 @@ class CallGate:
         self._changed = threading.Condition()
         self._in_flight = 0
         self._closed = False
+        self._local = threading.local()  # this thread's depth of ``together`` blocks
 
     @property
     def in_flight(self) -> int:
@@ -35,9 +36,11 @@ class CallGate:
 
     @contextmanager
     def call(self) -> Iterator[None]:
-        """Hold one call; when the gate is closed, block for good (the process is exiting)."""
+        """Hold one call; when the gate is closed, block for good (the process is exiting),
+        unless this thread is inside a ``together`` block."""
         with self._changed:
-            self._changed.wait_for(lambda: not self._closed)
+            if not getattr(self._local, "depth", 0):
+                self._changed.wait_for(lambda: not self._closed)
             self._in_flight += 1
         try:
             yield
@@ -45,6 +48,17 @@ class CallGate:
             with self._changed:
                 self._in_flight -= 1
                 self._changed.notify_all()
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """Calls this thread makes in the block all go out, even once the gate closes: a stop
+        waits for the whole block (two renames that must not be cut in half), not one call."""
+        with self.call():
+            self._local.depth = getattr(self._local, "depth", 0) + 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
 
     def close(self, timeout: float) -> bool:
         """Let no call start; wait up to ``timeout`` s for those in flight. True when none is."""

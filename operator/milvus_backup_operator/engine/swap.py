@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from .errors import BackupError, OperationError
 from .milvus import Milvus
+from .milvus_calls import MILVUS_CALLS
 from .selection import CollectionRef
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,11 @@ class Swap:
         except SwapError:
             raise
         except BackupError as exc:
-            raise SwapError(f"{exc}{self._put_back(milvus)}", placed=False) from None
+            put_back = self._put_back(milvus)
+            raise SwapError(
+                f"could not swap the restored collection into place ({exc}){put_back}",
+                placed=False,
+            ) from None
         try:
             return self._retire_original(milvus)
         except SwapError:
@@ -93,20 +98,21 @@ class Swap:
         now = milvus.collection_id(db, self.target.name)
         if now == self.built:
             return  # a stopped run got this far
-        if now == self.original:
-            milvus.wait_imports_settled(db, self.target.name)
-            milvus.rename_collection(db, self.target.name, self.aside.name)
-            now = None
-        if now is not None:
+        if now not in (None, self.original):
             raise SwapError(
                 f"{self.target} now holds another collection (ID {now}) than the one this "
                 f"restore was to replace (ID {self.original}): someone replaced it meanwhile; "
                 "it was left alone",
                 placed=False,
             )
+        if now == self.original:
+            milvus.wait_imports_settled(db, self.target.name)
         if milvus.collection_id(db, self.build.name) != self.built:
             raise OperationError(f"the restored collection {self.build} is gone")
-        milvus.rename_collection(db, self.build.name, self.target.name)
+        with MILVUS_CALLS.together():  # a stop signal lets both renames go, not only one
+            if now == self.original:
+                milvus.rename_collection(db, self.target.name, self.aside.name)
+            milvus.rename_collection(db, self.build.name, self.target.name)
 
     def _put_back(self, milvus: Milvus) -> str:
         """Undo step 1: the original back under its name."""

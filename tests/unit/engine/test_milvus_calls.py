@@ -39,3 +39,32 @@ def test_an_open_gate_lets_calls_through_and_counts_them() -> None:
         assert gate.in_flight == 2
     assert gate.in_flight == 0
     assert gate.close(0) is True
+
+
+def test_a_together_block_finishes_its_calls_after_the_gate_closes() -> None:
+    gate = CallGate()
+    closing, second_sent, closed = threading.Event(), threading.Event(), threading.Event()
+
+    def swap() -> None:
+        with gate.together():
+            with gate.call():  # the first rename
+                closing.wait(5)
+            with gate.call():  # the second goes out although the gate closed meanwhile
+                second_sent.set()
+
+    def stop() -> None:
+        if gate.close(5):
+            closed.set()
+
+    worker = threading.Thread(target=swap)
+    worker.start()
+    while gate.in_flight == 0:
+        time.sleep(0.01)
+    stopper = threading.Thread(target=stop)
+    stopper.start()
+    time.sleep(0.1)
+    assert not closed.is_set()  # it waits for the block, not only for the call in flight
+    closing.set()
+    worker.join(5)
+    stopper.join(5)
+    assert second_sent.is_set() and closed.is_set() and gate.in_flight == 0
