@@ -31,6 +31,18 @@ MACROS = {
 #: characters cron takes (the webhook and the controller check the rest).
 CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
 _FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
+#: each field's name and bounds as Kubernetes CronJob reads them (robfig/cron: day-of-week
+#: 0-6, no L, W, # or H, a range low to high, a step of 1 or more)
+_BOUNDS = (("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12),
+           ("day-of-week", 0, 6))  # fmt: skip
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_NAMES = {
+    "month": {m: i for i, m in enumerate(_MONTHS, 1)},
+    "day-of-week": {d: i for i, d in enumerate(_DAYS)},
+}
+#: one item of a field: * or ? or a value or a range, and maybe a step
+_ITEM = re.compile(r"^(?P<span>\*|\?|(?P<lo>[0-9a-z]+)(-(?P<hi>[0-9a-z]+))?)(/(?P<step>\d+))?$")
 #: hours: a schedule that never fires within eight years is refused (February 29 can be
 #: eight years away: 2096 -> 2104; croniter itself gives up on dates that never come)
 _LOOKAHEAD = (8 * 366 + 1) * 24
@@ -56,6 +68,9 @@ class Schedule:
                 "(minute hour day-of-month month day-of-week, e.g. '30 2 * * *') or one of "
                 f"{', '.join(sorted(MACROS))}"
             )
+        for text, bounds in zip(fields, _BOUNDS, strict=True):
+            for item in text.split(","):
+                _check_item(item, *bounds, f"{field}.schedule {expression!r}")
         if not croniter.is_valid(cron):
             raise SpecError(f"{field}.schedule {expression!r}: a field is out of range")
         schedule = cls(cron, _zone(time_zone, field))
@@ -119,6 +134,52 @@ class Schedule:
 
     def _wall(self, moment: datetime) -> datetime:
         return moment.astimezone(self.zone).replace(tzinfo=None)
+
+
+def _check_item(item: str, name: str, low: int, high: int, where: str) -> None:
+    """One comma-separated item of a cron field, refused as Kubernetes CronJob refuses it
+    (croniter would run some of these: 1-0 every minute, 7 as Sunday, L, W and #)."""
+    found = _ITEM.match(item.lower())
+    if found and found["span"] == "?" and name not in ("day-of-month", "day-of-week"):
+        raise SpecError(f"{where}: '?' is for day-of-month or day-of-week, not the {name} field")
+    if not found:
+        raise SpecError(
+            f"{where}: the {name} field's {item!r} is not one Kubernetes CronJob takes: give a "
+            "number, a name (jan, mon), *, a range a-b, a step /n, or a list of these (no L, "
+            "W, #, H)"
+        )
+    step = found["step"]
+    if step is not None and int(step) == 0:
+        raise SpecError(f"{where}: the {name} field's step in {item!r} is 0: use 1 or more")
+    if found["lo"] is None:
+        return
+    where = f"{where}: the {name} field's {item!r}"
+    start = _value(found["lo"], name, low, high, where)
+    end = _value(found["hi"], name, low, high, where) if found["hi"] else start
+    if start > end:
+        raise SpecError(
+            f"{where} is a range that starts after it ends (Kubernetes CronJob refuses it): "
+            "write it low to high, or as two ranges: "
+            f"{_span(start, high)},{_span(low, end)}"
+        )
+
+
+def _span(start: int, end: int) -> str:
+    return str(start) if start == end else f"{start}-{end}"
+
+
+def _value(text: str, name: str, low: int, high: int, where: str) -> int:
+    value = int(text) if text.isdigit() else _NAMES.get(name, {}).get(text)
+    if value is None:
+        names = f" nor a name ({', '.join(list(_NAMES[name])[:3])}...)" if name in _NAMES else ""
+        raise SpecError(f"{where} is not a number{names}: Kubernetes CronJob takes no L, W, # "
+                        "or H")  # fmt: skip
+    if name == "day-of-week" and value == 7:
+        raise SpecError(f"{where}: day-of-week 7 is not one Kubernetes CronJob takes: write 0 "
+                        "(or sun) for Sunday")  # fmt: skip
+    if not low <= value <= high:
+        raise SpecError(f"{where}: {value} is outside {low}-{high}")
+    return value
 
 
 _NOT_IANA = ("localtime", "Factory", "posixrules")  # the machine's zone, or no zone at all
