@@ -16,7 +16,7 @@ import yaml
 from . import GROUP, VERSION, Kind, Phase
 from .job_template import DNS_SUBDOMAIN, EFFECTS, QUANTITY
 from .retention import PERIODS
-from .schedule import CRON_PATTERN, PREFIX_PATTERN
+from .schedule import CRON_PATTERN, OWNER_NONE, OWNER_SCHEDULE, PREFIX_PATTERN
 from .specs import DURATION_PATTERN, TIMEOUT_BOUNDS
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -389,6 +389,7 @@ def _schedule_spec() -> Schema:
             "suspend": _bool("Create no runs until false again (retention goes on)."),
             "startingDeadlineSeconds": {"type": "integer", "minimum": 1, "description": "A run missed (operator down) by more than this is skipped; unset: the latest missed run always starts."},
             "backupNamePrefix": _string("Runs are named <prefix>-YYYYMMDD-HHMM (default: the schedule's name).", pattern=PREFIX_PATTERN),
+            "backupOwnerReference": _string("none: each run outlives the schedule (deleting the schedule keeps its MilvusBackups and their data). schedule: the schedule owns its runs, and deleting it deletes them (and, with deletionPolicy Delete, their data).", enum=[OWNER_NONE, OWNER_SCHEDULE], default=OWNER_NONE),
         },
         ["schedule", "template"],
     )  # fmt: skip

@@ -212,6 +212,12 @@ def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
 FORBID, REPLACE, ALLOW = "Forbid", "Replace", "Allow"
 PREFIX_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$"  # a run's name: <prefix>-YYYYMMDD-HHMM
 SCHEDULE_LABEL = "backup.milvus.io/schedule"  # on each MilvusBackup a schedule made
+#: the uid of the schedule that made a run: how the schedule recognises its runs (a schedule
+#: deleted and made again under the same name has another uid)
+SCHEDULE_UID = "backup.milvus.io/schedule-uid"
+#: spec.backupOwnerReference: runs outlive their schedule (none, the default), or the
+#: schedule owns them and deleting it deletes them (schedule), as CloudNativePG names it
+OWNER_NONE, OWNER_SCHEDULE = "none", "schedule"
 SCHEDULED_AT = "backup.milvus.io/scheduled-at"  # the run's scheduled time (UTC, ISO 8601)
 RUN_NOW = "backup.milvus.io/run-now"  # set it (any value) on a schedule: one extra run now
 
@@ -225,6 +231,7 @@ class ScheduleSpec:
     suspend: bool
     starting_deadline: timedelta | None
     prefix: str
+    owned_by_schedule: bool = False  # spec.backupOwnerReference: schedule
 
     def run_name(self, scheduled: datetime) -> str:
         """The MilvusBackup of the run scheduled at ``scheduled``: one name per run, so a
@@ -264,6 +271,12 @@ def parse_schedule(name: str, spec: Mapping[str, Any]) -> ScheduleSpec:
     deadline = spec.get("startingDeadlineSeconds")
     if deadline is not None and (not isinstance(deadline, int) or deadline < 1):
         raise SpecError("spec.startingDeadlineSeconds must be a whole number of seconds, 1 or more")
+    owner = str(spec.get("backupOwnerReference") or OWNER_NONE)
+    if owner not in (OWNER_NONE, OWNER_SCHEDULE):
+        raise SpecError(
+            f"spec.backupOwnerReference {owner!r}: use {OWNER_NONE} (runs outlive the schedule, "
+            f"the default) or {OWNER_SCHEDULE} (deleting the schedule deletes its runs)"
+        )
     return ScheduleSpec(
         schedule=schedule,
         template=template,
@@ -272,4 +285,5 @@ def parse_schedule(name: str, spec: Mapping[str, Any]) -> ScheduleSpec:
         suspend=bool(spec.get("suspend", False)),
         starting_deadline=timedelta(seconds=deadline) if deadline else None,
         prefix=prefix,
+        owned_by_schedule=owner == OWNER_SCHEDULE,
     )

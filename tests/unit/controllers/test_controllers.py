@@ -21,7 +21,7 @@ from kopf._core.engines import posting
 from kubernetes.client.exceptions import ApiException
 
 from milvus_backup_operator.api import Kind
-from milvus_backup_operator.api.schedule import RUN_NOW, SCHEDULE_LABEL
+from milvus_backup_operator.api.schedule import RUN_NOW, SCHEDULE_LABEL, SCHEDULE_UID
 from milvus_backup_operator.controllers import admission, backup, lifecycle, restore
 from milvus_backup_operator.controllers import schedule as schedule_controller
 from milvus_backup_operator.controllers.adoption import COMPLETED
@@ -63,6 +63,11 @@ class InMemoryResources(Resources):
     def find(self, kind: Kind, namespace: str, label: str, value: str) -> list[dict[str, Any]]:
         return [b for b in self.list_all(kind, namespace)
                 if (b["metadata"].get("labels") or {}).get(label) == value]  # fmt: skip
+
+    def patch_metadata(self, kind: Kind, namespace: str, name: str, meta: dict[str, Any]) -> None:
+        body = self.objects[(kind, namespace, name)]
+        meta = {k: v for k, v in meta.items() if k != "resourceVersion"}
+        body["metadata"] = _merge(body["metadata"], meta)
 
     def create(self, kind: Kind, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         key = (kind, namespace, body["metadata"]["name"])
@@ -352,7 +357,8 @@ def test_a_run_is_created_once_when_due_named_from_its_time(
     tick(run, body)  # the next look, or a restarted operator: the same run, not a second one
     (made,) = runs(run).values()
     assert made["metadata"]["name"] == "nightly-20261201-0200"
-    assert made["metadata"]["ownerReferences"][0]["kind"] == "MilvusBackupSchedule"
+    assert made["metadata"]["labels"] == {SCHEDULE_LABEL: "nightly", SCHEDULE_UID: "uid-nightly"}
+    assert "ownerReferences" not in made["metadata"]  # it outlives the schedule
     assert made["spec"] == SPEC and body["status"]["lastScheduleTime"] == "2026-12-01T02:00:00Z"
     assert body["status"]["active"] == ["nightly-20261201-0200"]
     assert "Created" in reasons(events)
@@ -454,8 +460,9 @@ def test_a_backup_carrying_the_label_but_not_made_by_the_schedule_is_never_touch
     run: Services, clock: Clock, events: asyncio.Queue[Any]
 ) -> None:
     """Anyone may label a MilvusBackup backup.milvus.io/schedule=nightly, and the runs of a
-    deleted schedule of that name (--cascade=orphan) keep the label: neither is pruned (its
-    data deleted with deletionPolicy Delete) nor replaced. Ownership is the owner's uid."""
+    deleted schedule of that name keep the label: neither is pruned (its data deleted with
+    deletionPolicy Delete) nor replaced. A run is this schedule's by its uid: the uid label,
+    or an older operator's controller owner reference; another controller's is not."""
     body = schedule(run, schedule="@hourly", retention={"keepLast": 1},
                     concurrencyPolicy="Replace")  # fmt: skip
     label = {SCHEDULE_LABEL: "nightly"}
@@ -465,6 +472,14 @@ def test_a_backup_carrying_the_label_but_not_made_by_the_schedule_is_never_touch
                  status=done)  # fmt: skip
     orphan = {**old, "ownerReferences": [{"uid": "uid-of-a-deleted-one", "controller": True}]}
     api(run).add(Kind.BACKUP, "nightly-20261130-0000", SPEC, metadata=orphan, status=done)
+    kept = {**old, "labels": {**label, SCHEDULE_UID: "uid-of-a-deleted-one"}}
+    api(run).add(Kind.BACKUP, "nightly-20261130-0100", SPEC, metadata=kept, status=done)
+    stolen = {
+        **old,
+        "labels": {**label, SCHEDULE_UID: "uid-nightly"},
+        "ownerReferences": [{"uid": "uid-of-another-controller", "controller": True}],
+    }
+    api(run).add(Kind.BACKUP, "nightly-20261130-0200", SPEC, metadata=stolen, status=done)
     api(run).add(Kind.BACKUP, "mine-running", SPEC, metadata={"labels": label},
                  status={"phase": "Running"})  # fmt: skip
     for hour in range(2, 5):
@@ -473,7 +488,8 @@ def test_a_backup_carrying_the_label_but_not_made_by_the_schedule_is_never_touch
         finish(run, f"nightly-20261201-0{hour}00", "Completed")
     tick(run, body)
     assert "pruned" in body["status"]["message"]  # its own runs are pruned
-    for name in ("mine", "nightly-20261130-0000", "mine-running"):
+    for name in ("mine", "nightly-20261130-0000", "nightly-20261130-0100",
+                 "nightly-20261130-0200", "mine-running"):  # fmt: skip
         assert api(run).get(Kind.BACKUP, NS, name) is not None, name
     assert body["status"]["active"] == []
     assert body["status"]["lastBackup"] == "nightly-20261201-0400"
@@ -483,6 +499,46 @@ def test_a_backup_carrying_the_label_but_not_made_by_the_schedule_is_never_touch
     assert (
         "could not create nightly-20261201-0500: a MilvusBackup of that name exists that "
         "this schedule did not make" in body["status"]["message"]
+    )
+
+
+def test_runs_outlive_the_schedule_unless_backup_owner_reference_is_schedule(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    """backupOwnerReference: schedule makes the schedule each run's controller (deleting it
+    deletes them); back to none releases them, and an older operator's owned run is released
+    too, keeping the owners that are not this schedule."""
+    body = schedule(run, schedule="@hourly", backupOwnerReference="schedule",
+                    retention={"keepLast": 1})  # fmt: skip
+    legacy = {"labels": {SCHEDULE_LABEL: "nightly"}, "creationTimestamp": "2026-11-30T00:00:00Z",
+              "ownerReferences": [{"uid": "uid-nightly", "controller": True},
+                                  {"uid": "uid-a-configmap"}]}  # fmt: skip
+    done = {"phase": "Completed", "completionTime": "2026-11-30T00:05:00Z"}
+    api(run).add(Kind.BACKUP, "nightly-20261130-0000", SPEC, metadata=legacy, status=done)
+    clock.now = START.replace(hour=2, second=1)
+    tick(run, body)
+    owners = runs(run)["nightly-20261201-0200"]["metadata"]["ownerReferences"]
+    assert [(o["kind"], o["uid"], o["controller"]) for o in owners] == [
+        ("MilvusBackupSchedule", "uid-nightly", True)
+    ]
+    body["spec"]["backupOwnerReference"] = "none"
+    tick(run, body)
+    made, old = runs(run)["nightly-20261201-0200"], runs(run)["nightly-20261130-0000"]
+    assert not made["metadata"].get("ownerReferences")
+    assert old["metadata"]["ownerReferences"] == [{"uid": "uid-a-configmap"}]
+    assert old["metadata"]["labels"][SCHEDULE_UID] == "uid-nightly"  # still recognised as its
+    finish(run, "nightly-20261201-0200", "Completed")
+    tick(run, body)
+    assert list(runs(run)) == ["nightly-20261201-0200"]  # retention pruned the released run
+
+
+def test_backup_owner_reference_is_refused_by_name(run: Services) -> None:
+    body = kopf.Body(schedule(run, backupOwnerReference="Schedule"))
+    with pytest.raises(kopf.AdmissionError) as refused:
+        admission.schedule_spec_valid(body=body)
+    assert str(refused.value) == (
+        "spec.backupOwnerReference 'Schedule': use none (runs outlive the schedule, the "
+        "default) or schedule (deleting the schedule deletes its runs)"
     )
 
 
