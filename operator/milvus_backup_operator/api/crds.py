@@ -388,7 +388,7 @@ def _schedule_spec() -> Schema:
             "concurrencyPolicy": _string("A run while the last one still runs: Forbid skips it, Replace deletes the running one, Allow runs both.", enum=["Forbid", "Replace", "Allow"], default="Forbid"),
             "suspend": _bool("Create no runs until false again (retention goes on)."),
             "startingDeadlineSeconds": {"type": "integer", "minimum": 1, "description": "A run missed (operator down) by more than this is skipped; unset: the latest missed run always starts."},
-            "backupNamePrefix": _string("Runs are named <prefix>-YYYYMMDD-HHMM (default: the schedule's name).", pattern=PREFIX_PATTERN),
+            "backupNamePrefix": _string("Runs are named <prefix>-YYYYMMDD-HHMM (default: the schedule's name); no two schedules of a namespace may use one prefix.", pattern=PREFIX_PATTERN),
             "backupOwnerReference": _string("none: each run outlives the schedule (deleting the schedule keeps its MilvusBackups and their data). schedule: the schedule owns its runs, and deleting it deletes them (and, with deletionPolicy Delete, their data).", enum=[OWNER_NONE, OWNER_SCHEDULE], default=OWNER_NONE),
         },
         ["schedule", "template"],

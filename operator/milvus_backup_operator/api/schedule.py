@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -258,7 +258,7 @@ def parse_schedule(name: str, spec: Mapping[str, Any]) -> ScheduleSpec:
         parse_backup(name, template)
     except SpecError as exc:
         raise SpecError(str(exc).replace("spec.", "spec.template.", 1)) from None
-    prefix = str(spec.get("backupNamePrefix") or name)
+    prefix = prefix_of(name, spec)
     if not re.match(PREFIX_PATTERN, prefix):
         raise SpecError(
             f"spec.backupNamePrefix {prefix!r} must be lower-case letters, digits and '-', at "
@@ -286,4 +286,38 @@ def parse_schedule(name: str, spec: Mapping[str, Any]) -> ScheduleSpec:
         starting_deadline=timedelta(seconds=deadline) if deadline else None,
         prefix=prefix,
         owned_by_schedule=owner == OWNER_SCHEDULE,
+    )
+
+
+def prefix_of(name: str, spec: Mapping[str, Any]) -> str:
+    """The prefix of a schedule's run names: ``backupNamePrefix``, or the schedule's name."""
+    return str(spec.get("backupNamePrefix") or name)
+
+
+def same_prefix(
+    name: str, spec: Mapping[str, Any], schedules: Iterable[Mapping[str, Any]]
+) -> list[str]:
+    """The other schedules (of one namespace) whose runs would be named as this one's: a
+    run's name is taken by whichever schedule makes it first, so two such schedules starve
+    each other. One being deleted is left out."""
+    prefix, found = prefix_of(name, spec), []
+    for body in schedules:
+        meta = body.get("metadata") or {}
+        other = str(meta.get("name", ""))
+        if other == name or meta.get("deletionTimestamp"):
+            continue
+        if prefix_of(other, body.get("spec") or {}) == prefix:
+            found.append(other)
+    return sorted(found)
+
+
+def prefix_in_use(name: str, spec: Mapping[str, Any], other: str) -> str:
+    """What to fix when schedule ``other`` names its runs as this one would."""
+    given = "spec.backupNamePrefix" if spec.get("backupNamePrefix") else (
+        "spec.backupNamePrefix (unset: the schedule's name)"
+    )  # fmt: skip
+    return (
+        f"{given} {prefix_of(name, spec)!r} is also the run prefix of MilvusBackupSchedule "
+        f"{other!r} in this namespace: their runs would have the same names and one would "
+        "starve the other; set another spec.backupNamePrefix"
     )

@@ -14,9 +14,10 @@ from typing import Any
 import kopf
 
 from ..api import GROUP, VERSION, Kind
-from ..api.schedule import parse_schedule
+from ..api.schedule import parse_schedule, prefix_in_use, prefix_of, same_prefix
 from ..api.specs import SpecError, parse_backup, parse_restore
 from ..api.status import Status
+from .services import services
 
 WEBHOOK_ID = "spec-immutable"
 VALID_ID = "spec-valid"
@@ -53,10 +54,21 @@ def restore_spec_valid(*, body: kopf.Body, **_: Any) -> None:
 
 @kopf.on.validate(GROUP, VERSION, Kind.SCHEDULE.plural, id=SCHEDULE_ID,
                   operations=["CREATE", "UPDATE"])  # fmt: skip
-def schedule_spec_valid(*, body: kopf.Body, **_: Any) -> None:
+def schedule_spec_valid(*, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """Refuse a cron expression, time zone or template that could never run, naming the field
-    (the schema says what it can: five fields, a duration's shape)."""
-    _admit(lambda: parse_schedule(body.metadata.name or "schedule", dict(body.get("spec") or {})))
+    (the schema says what it can: five fields, a duration's shape), and a run prefix another
+    schedule of the namespace uses (checked when it is new or changes: an older clash is the
+    controller's to report, and must not block the operator's own updates)."""
+    name, spec = body.metadata.name or "schedule", dict(body.get("spec") or {})
+    _admit(lambda: parse_schedule(name, spec))
+    old = kwargs.get("old") or {}
+    if old and prefix_of(name, old.get("spec") or {}) == prefix_of(name, spec):
+        return
+    namespace = body.metadata.namespace or ""
+    schedules = services(memo).resources.list_all(Kind.SCHEDULE, namespace)
+    found = same_prefix(name, spec, schedules)
+    if found:
+        raise kopf.AdmissionError(prefix_in_use(name, spec, found[0]), code=422)
 
 
 def _admit(parse: Callable[[], object]) -> None:

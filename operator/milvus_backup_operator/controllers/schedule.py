@@ -31,6 +31,8 @@ from ..api.schedule import (
     SCHEDULED_AT,
     ScheduleSpec,
     parse_schedule,
+    prefix_in_use,
+    same_prefix,
 )
 from ..api.specs import SpecError, parse_backup
 from ..api.status import BackupStatus, ScheduleStatus, Status, iso, parse_time
@@ -54,10 +56,12 @@ def tick(
     generation = body.metadata.get("generation", 1)
     try:
         parsed = parse_schedule(name, dict(spec))
+        _no_older_same_prefix(run, body, namespace)
     except SpecError as exc:
+        reason = "PrefixInUse" if isinstance(exc, _PrefixInUseError) else "InvalidSpec"
         if current.message != str(exc):
-            kopf.warn(body, reason="InvalidSpec", message=str(exc))
-        current.set_invalid(generation, str(exc))
+            kopf.warn(body, reason=reason, message=str(exc))
+        current.set_invalid(generation, str(exc), reason)
         patch.status.update(current.patch())
         return
     schedule = _ScheduleRun(run, body, namespace, parsed, current)
@@ -68,6 +72,25 @@ def tick(
     schedule.record_metrics(now)
     if RUN_NOW in body.metadata.annotations:
         patch.metadata.annotations[RUN_NOW] = None  # done: the run was created
+
+
+class _PrefixInUseError(SpecError):
+    """An older schedule of the namespace names its runs as this one would."""
+
+
+def _no_older_same_prefix(run: Services, body: kopf.Body, namespace: str) -> None:
+    """Refuse to run a schedule whose runs an older one names the same (made while the
+    webhook was down, or before it checked prefixes): the older one keeps running."""
+    meta, spec = body.metadata, dict(body.get("spec") or {})
+    schedules = run.resources.list_all(Kind.SCHEDULE, namespace)
+    older = [s for s in schedules if _age(s["metadata"]) < _age(meta)]
+    found = same_prefix(meta["name"], spec, older)
+    if found:
+        raise _PrefixInUseError(prefix_in_use(meta["name"], spec, found[0]))
+
+
+def _age(meta: Any) -> tuple[str, str]:
+    return str(meta.get("creationTimestamp") or ""), str(meta["name"])
 
 
 class _ScheduleRun:

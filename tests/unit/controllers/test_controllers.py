@@ -535,11 +535,92 @@ def test_runs_outlive_the_schedule_unless_backup_owner_reference_is_schedule(
 def test_backup_owner_reference_is_refused_by_name(run: Services) -> None:
     body = kopf.Body(schedule(run, backupOwnerReference="Schedule"))
     with pytest.raises(kopf.AdmissionError) as refused:
-        admission.schedule_spec_valid(body=body)
+        admission.schedule_spec_valid(body=body, memo=kopf.Memo(services=run))
     assert str(refused.value) == (
         "spec.backupOwnerReference 'Schedule': use none (runs outlive the schedule, the "
         "default) or schedule (deleting the schedule deletes its runs)"
     )
+
+
+def another(run: Services, name: str, created: str, **spec: Any) -> dict[str, Any]:
+    return api(run).add(
+        Kind.SCHEDULE, name, {"schedule": "0 2 * * *", "template": SPEC, **spec},
+        metadata={"creationTimestamp": created},
+    )  # fmt: skip
+
+
+def test_a_second_schedule_with_the_same_run_prefix_is_refused_at_admission(
+    run: Services,
+) -> None:
+    """Two schedules of a namespace whose runs are named alike starve each other; the prefix
+    compared is the one in effect: backupNamePrefix, or else the schedule's name."""
+    schedule(run)  # nightly: its runs are nightly-YYYYMMDD-HHMM
+    memo = kopf.Memo(services=run)
+    clash = {"metadata": {"name": "copy", "namespace": NS}, "spec": {
+        "schedule": "@hourly", "template": SPEC, "backupNamePrefix": "nightly"}}  # fmt: skip
+    with pytest.raises(kopf.AdmissionError) as refused:
+        admission.schedule_spec_valid(body=kopf.Body(clash), memo=memo)
+    assert str(refused.value) == (
+        "spec.backupNamePrefix 'nightly' is also the run prefix of MilvusBackupSchedule "
+        "'nightly' in this namespace: their runs would have the same names and one would "
+        "starve the other; set another spec.backupNamePrefix"
+    )
+    another(run, "weekly", "2026-12-01T00:40:00Z", backupNamePrefix="hourly")
+    named = {"metadata": {"name": "hourly", "namespace": NS}, "spec": {
+        "schedule": "@hourly", "template": SPEC}}  # fmt: skip
+    with pytest.raises(kopf.AdmissionError) as refused:
+        admission.schedule_spec_valid(body=kopf.Body(named), memo=memo)
+    assert str(refused.value).startswith(
+        "spec.backupNamePrefix (unset: the schedule's name) 'hourly' is also the run prefix of "
+        "MilvusBackupSchedule 'weekly'"
+    )
+    clash["spec"]["backupNamePrefix"] = "copy"
+    admission.schedule_spec_valid(body=kopf.Body(clash), memo=memo)  # its own prefix: fine
+    old = copy.deepcopy(clash)
+    clash["spec"]["backupNamePrefix"] = "weekly"  # unset on weekly: weekly's runs are "hourly"
+    admission.schedule_spec_valid(body=kopf.Body(clash), old=old, memo=memo)
+    clash["spec"]["backupNamePrefix"] = "hourly"  # changed to one in use: refused
+    with pytest.raises(kopf.AdmissionError, match="'weekly'"):
+        admission.schedule_spec_valid(body=kopf.Body(clash), old=old, memo=memo)
+    old["spec"]["backupNamePrefix"] = "hourly"  # clashing already (made while the webhook was
+    clash["spec"]["suspend"] = True  # down): other changes, and the operator's, still pass
+    admission.schedule_spec_valid(body=kopf.Body(clash), old=old, memo=memo)
+
+
+def test_a_younger_schedule_with_an_older_ones_run_prefix_stalls_and_says_so_once(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    """Made while the webhook was down: the older schedule runs on, the younger is Stalled
+    (a condition, not a message the next tick overwrites) with one warning event, until its
+    prefix changes."""
+    older = schedule(run, schedule="@hourly")
+    younger = another(run, "nightly-copy", "2026-12-01T00:45:00Z", schedule="@hourly",
+                      backupNamePrefix="nightly")  # fmt: skip
+    for hour in (2, 3):
+        clock.now = START.replace(hour=hour, second=1)
+        tick(run, younger)
+        tick(run, older)
+        finish(run, f"nightly-20261201-0{hour}00", "Completed")
+    assert sorted(runs(run)) == ["nightly-20261201-0200", "nightly-20261201-0300"]
+    assert all(b["metadata"]["labels"][SCHEDULE_UID] == "uid-nightly" for b in runs(run).values())
+    status = younger["status"]
+    ready, stalled = (next(c for c in status["conditions"] if c["type"] == kind)
+                      for kind in ("Ready", "Stalled"))  # fmt: skip
+    assert ready["status"] == "False" and stalled["status"] == "True"
+    assert ready["reason"] == "PrefixInUse"
+    assert "also the run prefix of MilvusBackupSchedule 'nightly'" in ready["message"]
+    warnings = []
+    while not events.empty():
+        event = events.get_nowait()
+        if event.type == "Warning":
+            warnings.append((event.reason, event.message))
+    assert warnings == [("PrefixInUse", ready["message"])]  # once, not every tick
+    assert older["status"]["conditions"][0]["status"] == "True"  # Ready: the older runs on
+    younger["spec"]["backupNamePrefix"] = "nightly-copy"
+    clock.now = START.replace(hour=4, second=1)
+    tick(run, younger)
+    assert api(run).get(Kind.BACKUP, NS, "nightly-copy-20261201-0400") is not None
+    assert younger["status"]["conditions"][0]["status"] == "True"
 
 
 def test_a_backup_a_restore_is_restoring_is_neither_pruned_nor_expired(
