@@ -57,11 +57,14 @@ def restore_spec_valid(*, body: kopf.Body, **_: Any) -> None:
 def schedule_spec_valid(*, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """Refuse a cron expression, time zone or template that could never run, naming the field
     (the schema says what it can: five fields, a duration's shape), and a run prefix another
-    schedule of the namespace uses (checked when it is new or changes: an older clash is the
-    controller's to report, and must not block the operator's own updates)."""
+    schedule of the namespace uses. Checked when the spec is new or changes: a stored spec the
+    rules refuse (made while the webhook was down, or under older rules) is the controller's to
+    report, and must not block metadata updates (Kopf removing its finalizer on delete)."""
     name, spec = body.metadata.name or "schedule", dict(body.get("spec") or {})
-    _admit(lambda: parse_schedule(name, spec))
     old = kwargs.get("old") or {}
+    if old and (old.get("spec") or {}) == spec:
+        return
+    _admit(lambda: parse_schedule(name, spec))
     if old and prefix_of(name, old.get("spec") or {}) == prefix_of(name, spec):
         return
     namespace = body.metadata.namespace or ""

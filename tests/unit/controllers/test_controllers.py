@@ -587,6 +587,20 @@ def test_a_second_schedule_with_the_same_run_prefix_is_refused_at_admission(
     admission.schedule_spec_valid(body=kopf.Body(clash), old=old, memo=memo)
 
 
+def test_a_stored_schedule_the_rules_now_refuse_can_still_be_deleted(run: Services) -> None:
+    """A spec stored while the webhook was down, or under older rules (croniter's day-of-week 7):
+    updates that leave the spec alone pass (Kopf removing its finalizer, so that it can be
+    deleted; run-now; labels); a spec change is checked in full."""
+    old = schedule(run, schedule="0 2 * * 7")
+    new = copy.deepcopy(old)
+    new["metadata"]["finalizers"] = []
+    memo = kopf.Memo(services=run)
+    admission.schedule_spec_valid(body=kopf.Body(new), old=old, memo=memo)
+    new["spec"]["suspend"] = True
+    with pytest.raises(kopf.AdmissionError, match="day-of-week 7"):
+        admission.schedule_spec_valid(body=kopf.Body(new), old=old, memo=memo)
+
+
 def test_a_younger_schedule_with_an_older_ones_run_prefix_stalls_and_says_so_once(
     run: Services, clock: Clock, events: asyncio.Queue[Any]
 ) -> None:
