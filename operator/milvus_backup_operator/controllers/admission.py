@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from ..api import GROUP, VERSION, Kind
 from ..api.schedule import parse_schedule, prefix_in_use, prefix_of, same_prefix
@@ -65,10 +66,17 @@ def schedule_spec_valid(*, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> N
     if old and (old.get("spec") or {}) == spec:
         return
     _admit(lambda: parse_schedule(name, spec))
-    if old and prefix_of(name, old.get("spec") or {}) == prefix_of(name, spec):
+    if not old or prefix_of(name, old.get("spec") or {}) != prefix_of(name, spec):
+        _prefix_free(name, spec, body.metadata.namespace or "", memo)
+
+
+def _prefix_free(name: str, spec: dict[str, Any], namespace: str, memo: kopf.Memo) -> None:
+    """Refuse a run prefix another schedule of the namespace uses. Schedules the operator
+    may not list (a namespace it does not watch) are left to the controller's check."""
+    try:
+        schedules = services(memo).resources.list_all(Kind.SCHEDULE, namespace)
+    except ApiException:
         return
-    namespace = body.metadata.namespace or ""
-    schedules = services(memo).resources.list_all(Kind.SCHEDULE, namespace)
     found = same_prefix(name, spec, schedules)
     if found:
         raise kopf.AdmissionError(prefix_in_use(name, spec, found[0]), code=422)

@@ -587,6 +587,20 @@ def test_a_second_schedule_with_the_same_run_prefix_is_refused_at_admission(
     admission.schedule_spec_valid(body=kopf.Body(clash), old=old, memo=memo)
 
 
+def test_a_prefix_the_operator_cannot_check_is_left_to_the_controller(
+    run: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A namespace the operator may not list schedules in (403): admitted, not failed."""
+
+    def forbidden(kind: Kind, namespace: str) -> list[dict[str, Any]]:
+        raise ApiException(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(api(run), "list_all", forbidden)
+    body = {"metadata": {"name": "nightly", "namespace": "elsewhere"},
+            "spec": {"schedule": "@daily", "template": SPEC}}  # fmt: skip
+    admission.schedule_spec_valid(body=kopf.Body(body), memo=kopf.Memo(services=run))
+
+
 def test_a_stored_schedule_the_rules_now_refuse_can_still_be_deleted(run: Services) -> None:
     """A spec stored while the webhook was down, or under older rules (croniter's day-of-week 7):
     updates that leave the spec alone pass (Kopf removing its finalizer, so that it can be
