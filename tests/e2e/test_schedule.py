@@ -140,8 +140,7 @@ def test_forbid_skips_a_run_while_one_is_slow_and_suspend_stops_runs(
                     on_trigger=freeze).start()  # fmt: skip
     try:
         storage = {"endpoint": relay.endpoint, "credentialsSecret": {"name": "milvus-s3"}}
-        apply(cluster, schedule("slow", stack, template={"storage": storage},
-                                backupOwnerReference="schedule"))  # fmt: skip
+        apply(cluster, schedule("slow", stack, template={"storage": storage}))
         until("the first run to be held", lambda: frozen, 150)
         skipped = until(
             "a run skipped",
@@ -153,7 +152,9 @@ def test_forbid_skips_a_run_while_one_is_slow_and_suspend_stops_runs(
         assert f"{frozen[0]} still running (concurrencyPolicy Forbid)" in message
         assert list(runs_of(kube, "slow")) == frozen  # no second run beside the slow one
 
-        patch_schedule(kube, "slow", {"spec": {"suspend": True}})
+        # and opt in to cascade: the run made without an owner is taken (its metadata patched)
+        cascade = {"suspend": True, "backupOwnerReference": "schedule"}
+        patch_schedule(kube, "slow", {"spec": cascade})
         jobrunner.kill(f"mbk-{frozen[0]}")  # its retry finishes it
         until("the held run to complete", lambda: completed(kube, "slow"), 150)
         until("the schedule to see the suspension",
