@@ -373,7 +373,7 @@ def _schedule_spec() -> Schema:
     return _obj(
         "When to back up, what, and how many backups to keep.",
         {
-            "schedule": _string("Five-field cron expression (minute hour day-of-month month day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly.", pattern=CRON_PATTERN),
+            "schedule": _string("Five-field cron expression (minute hour day-of-month month day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly, read as Kubernetes CronJob reads it (day-of-week 0-6, ranges low to high, no L, W or #).", pattern=CRON_PATTERN),
             "timeZone": _string("IANA time zone the schedule is read in (e.g. Europe/Berlin).", default="UTC", minLength=1),
             "template": _obj("The spec of each MilvusBackup a run creates (backupName comes from backupNamePrefix).", template, ["milvus", "storage"]),
             "retention": _obj(
