@@ -662,6 +662,8 @@ PERMISSIONS = [
     (CW_OPERATOR, "watch", "milvusbackupschedules.backup.milvus.io", "team-x", True),
     (CW_OPERATOR, "patch", "milvusbackupschedules.backup.milvus.io/status", "team-x", True),
     (CW_OPERATOR, "delete", "milvusbackupschedules.backup.milvus.io", "team-x", False),
+    # backupOwnerReference: schedule (blockOwnerDeletion, where owner references are enforced)
+    (CW_OPERATOR, "update", "milvusbackupschedules.backup.milvus.io/finalizers", "team-x", True),
     (CW_OPERATOR, "create", "pods", "team-x", False),
     # the Jobs' account, in the release namespace and jobNamespaces: its resource and status
     *[(f"{ns}/milvus-backup-job", verb, resource, ns, allowed)

@@ -1,7 +1,9 @@
 """MilvusBackupSchedule on the real kube-apiserver with the real Milvus + S3, in real minutes:
 runs, retention with the objects gone from the bucket, an operator restart between runs,
-run-now, Forbid with a slow backup, suspend and resume. (The calendar itself, time zones and
-DST, is unit-tested against a clock the tests set: tests/unit/test_schedule.py.)"""
+run-now, a second schedule of the same run prefix refused, deleting a schedule keeping its runs
+(or, opted in, cascading to them), Forbid with a slow backup, suspend and resume. (The calendar
+itself, time zones and DST, is unit-tested against a clock the tests set:
+tests/unit/test_schedule.py.)"""
 
 from __future__ import annotations
 
@@ -102,7 +104,25 @@ def test_a_schedule_runs_every_minute_prunes_survives_a_restart_and_runs_now(
     assert "backup.milvus.io/run-now" not in annotations
     printed = cluster.kubectl("get", "mbks", "-n", NAMESPACE).stdout.splitlines()
     assert printed[0].split()[:4] == ["NAME", "SCHEDULE", "SUSPEND", "LAST"]
+
+    for refused, says in (
+        (schedule("copy", stack, backupNamePrefix="every-min"),
+         "spec.backupNamePrefix 'every-min' is also the run prefix of MilvusBackupSchedule "
+         "'every-min'"),
+        (schedule("wraps", stack, schedule="1-0 * * * *"),
+         "the minute field's '1-0' is a range that starts after it ends"),
+    ):  # fmt: skip
+        result = apply(cluster, refused, check=False)
+        assert result.returncode != 0 and "schedule-valid.backup.milvus.io" in result.stderr
+        assert says in result.stderr, result.stderr
+        assert get(kube, PLURAL, refused["metadata"]["name"]) is None
+
+    kept = runs_of(kube, "every-min")
     cluster.kubectl("delete", "mbks", "every-min", "-n", NAMESPACE, "--wait=true")
+    time.sleep(5)  # the garbage collector deletes owned objects within about a second
+    assert sorted(runs_of(kube, "every-min")) == sorted(kept) and second in kept
+    assert catalog(stack).exists(second.replace("-", "_"))  # deletionPolicy Delete: data kept
+    cluster.kubectl("delete", "mbk", "-n", NAMESPACE, "-l", "backup.milvus.io/schedule=every-min")
 
 
 def test_forbid_skips_a_run_while_one_is_slow_and_suspend_stops_runs(
@@ -132,7 +152,9 @@ def test_forbid_skips_a_run_while_one_is_slow_and_suspend_stops_runs(
         assert f"{frozen[0]} still running (concurrencyPolicy Forbid)" in message
         assert list(runs_of(kube, "slow")) == frozen  # no second run beside the slow one
 
-        patch_schedule(kube, "slow", {"spec": {"suspend": True}})
+        # and opt in to cascade: the run made without an owner is taken (its metadata patched)
+        cascade = {"suspend": True, "backupOwnerReference": "schedule"}
+        patch_schedule(kube, "slow", {"spec": cascade})
         jobrunner.kill(f"mbk-{frozen[0]}")  # its retry finishes it
         until("the held run to complete", lambda: completed(kube, "slow"), 150)
         until("the schedule to see the suspension",
@@ -143,6 +165,10 @@ def test_forbid_skips_a_run_while_one_is_slow_and_suspend_stops_runs(
 
         patch_schedule(kube, "slow", {"spec": {"suspend": False}})
         until("a run after resuming", lambda: len(runs_of(kube, "slow")) == 2, 90)
+
+        cluster.kubectl("delete", "mbks", "slow", "-n", NAMESPACE, "--wait=true")
+        until("the runs to go with it (backupOwnerReference: schedule)",
+              lambda: not runs_of(kube, "slow"), 60)  # fmt: skip
     finally:
         cluster.kubectl("delete", "mbks", "slow", "-n", NAMESPACE, "--wait=true", check=False)
         relay.stop()

@@ -16,7 +16,7 @@ import yaml
 from . import GROUP, VERSION, Kind, Phase
 from .job_template import DNS_SUBDOMAIN, EFFECTS, QUANTITY
 from .retention import PERIODS
-from .schedule import CRON_PATTERN, PREFIX_PATTERN
+from .schedule import CRON_PATTERN, OWNER_NONE, OWNER_SCHEDULE, PREFIX_PATTERN
 from .specs import DURATION_PATTERN, TIMEOUT_BOUNDS
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -382,7 +382,7 @@ def _schedule_spec() -> Schema:
     return _obj(
         "When to back up, what, and how many backups to keep.",
         {
-            "schedule": _string("Five-field cron expression (minute hour day-of-month month day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly.", pattern=CRON_PATTERN),
+            "schedule": _string("Five-field cron expression (minute hour day-of-month month day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly, read as Kubernetes CronJob reads it (day-of-week 0-6, ranges low to high, no L, W or #).", pattern=CRON_PATTERN),
             "timeZone": _string("IANA time zone the schedule is read in (e.g. Europe/Berlin).", default="UTC", minLength=1),
             "template": _obj("The spec of each MilvusBackup a run creates (backupName comes from backupNamePrefix).", template, ["milvus", "storage"]),
             "retention": _obj(
@@ -397,7 +397,8 @@ def _schedule_spec() -> Schema:
             "concurrencyPolicy": _string("A run while the last one still runs: Forbid skips it, Replace deletes the running one, Allow runs both.", enum=["Forbid", "Replace", "Allow"], default="Forbid"),
             "suspend": _bool("Create no runs until false again (retention goes on)."),
             "startingDeadlineSeconds": {"type": "integer", "minimum": 1, "description": "A run missed (operator down) by more than this is skipped; unset: the latest missed run always starts."},
-            "backupNamePrefix": _string("Runs are named <prefix>-YYYYMMDD-HHMM (default: the schedule's name).", pattern=PREFIX_PATTERN),
+            "backupNamePrefix": _string("Runs are named <prefix>-YYYYMMDD-HHMM (default: the schedule's name); no two schedules of a namespace may use one prefix.", pattern=PREFIX_PATTERN),
+            "backupOwnerReference": _string("none: each run outlives the schedule (deleting the schedule keeps its MilvusBackups and their data). schedule: the schedule owns its runs, and deleting it deletes them (and, with deletionPolicy Delete, their data).", enum=[OWNER_NONE, OWNER_SCHEDULE], default=OWNER_NONE),
         },
         ["schedule", "template"],
     )  # fmt: skip

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +31,18 @@ MACROS = {
 #: characters cron takes (the webhook and the controller check the rest).
 CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
 _FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
+#: each field's name and bounds as Kubernetes CronJob reads them (robfig/cron: day-of-week
+#: 0-6, no L, W, # or H, a range low to high, a step of 1 or more)
+_BOUNDS = (("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12),
+           ("day-of-week", 0, 6))  # fmt: skip
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_NAMES = {
+    "month": {m: i for i, m in enumerate(_MONTHS, 1)},
+    "day-of-week": {d: i for i, d in enumerate(_DAYS)},
+}
+#: one item of a field: * or ? or a value or a range, and maybe a step
+_ITEM = re.compile(r"^(?P<span>\*|\?|(?P<lo>[0-9a-z]+)(-(?P<hi>[0-9a-z]+))?)(/(?P<step>\d+))?$")
 #: hours: a schedule that never fires within eight years is refused (February 29 can be
 #: eight years away: 2096 -> 2104; croniter itself gives up on dates that never come)
 _LOOKAHEAD = (8 * 366 + 1) * 24
@@ -56,6 +68,9 @@ class Schedule:
                 "(minute hour day-of-month month day-of-week, e.g. '30 2 * * *') or one of "
                 f"{', '.join(sorted(MACROS))}"
             )
+        for text, bounds in zip(fields, _BOUNDS, strict=True):
+            for item in text.split(","):
+                _check_item(item, *bounds, f"{field}.schedule {expression!r}")
         if not croniter.is_valid(cron):
             raise SpecError(f"{field}.schedule {expression!r}: a field is out of range")
         schedule = cls(cron, _zone(time_zone, field))
@@ -121,6 +136,52 @@ class Schedule:
         return moment.astimezone(self.zone).replace(tzinfo=None)
 
 
+def _check_item(item: str, name: str, low: int, high: int, where: str) -> None:
+    """One comma-separated item of a cron field, refused as Kubernetes CronJob refuses it
+    (croniter would run some of these: 1-0 every minute, 7 as Sunday, L, W and #)."""
+    found = _ITEM.match(item.lower())
+    if found and found["span"] == "?" and name not in ("day-of-month", "day-of-week"):
+        raise SpecError(f"{where}: '?' is for day-of-month or day-of-week, not the {name} field")
+    if not found:
+        raise SpecError(
+            f"{where}: the {name} field's {item!r} is not one Kubernetes CronJob takes: give a "
+            "number, a name (jan, mon), *, a range a-b, a step /n, or a list of these (no L, "
+            "W, #, H)"
+        )
+    step = found["step"]
+    if step is not None and int(step) == 0:
+        raise SpecError(f"{where}: the {name} field's step in {item!r} is 0: use 1 or more")
+    if found["lo"] is None:
+        return
+    where = f"{where}: the {name} field's {item!r}"
+    start = _value(found["lo"], name, low, high, where)
+    end = _value(found["hi"], name, low, high, where) if found["hi"] else start
+    if start > end:
+        raise SpecError(
+            f"{where} is a range that starts after it ends (Kubernetes CronJob refuses it): "
+            "write it low to high, or as two ranges: "
+            f"{_span(start, high)},{_span(low, end)}"
+        )
+
+
+def _span(start: int, end: int) -> str:
+    return str(start) if start == end else f"{start}-{end}"
+
+
+def _value(text: str, name: str, low: int, high: int, where: str) -> int:
+    value = int(text) if text.isdigit() else _NAMES.get(name, {}).get(text)
+    if value is None:
+        names = f" nor a name ({', '.join(list(_NAMES[name])[:3])}...)" if name in _NAMES else ""
+        raise SpecError(f"{where} is not a number{names}: Kubernetes CronJob takes no L, W, # "
+                        "or H")  # fmt: skip
+    if name == "day-of-week" and value == 7:
+        raise SpecError(f"{where}: day-of-week 7 is not one Kubernetes CronJob takes: write 0 "
+                        "(or sun) for Sunday")  # fmt: skip
+    if not low <= value <= high:
+        raise SpecError(f"{where}: {value} is outside {low}-{high}")
+    return value
+
+
 _NOT_IANA = ("localtime", "Factory", "posixrules")  # the machine's zone, or no zone at all
 _NOT_IANA_TREES = ("posix/", "right/")  # copies of the database; right/ counts leap seconds
 
@@ -151,6 +212,12 @@ def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
 FORBID, REPLACE, ALLOW = "Forbid", "Replace", "Allow"
 PREFIX_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$"  # a run's name: <prefix>-YYYYMMDD-HHMM
 SCHEDULE_LABEL = "backup.milvus.io/schedule"  # on each MilvusBackup a schedule made
+#: the uid of the schedule that made a run: how the schedule recognises its runs (a schedule
+#: deleted and made again under the same name has another uid)
+SCHEDULE_UID = "backup.milvus.io/schedule-uid"
+#: spec.backupOwnerReference: runs outlive their schedule (none, the default), or the
+#: schedule owns them and deleting it deletes them (schedule), as CloudNativePG names it
+OWNER_NONE, OWNER_SCHEDULE = "none", "schedule"
 SCHEDULED_AT = "backup.milvus.io/scheduled-at"  # the run's scheduled time (UTC, ISO 8601)
 RUN_NOW = "backup.milvus.io/run-now"  # set it (any value) on a schedule: one extra run now
 
@@ -164,6 +231,7 @@ class ScheduleSpec:
     suspend: bool
     starting_deadline: timedelta | None
     prefix: str
+    owned_by_schedule: bool = False  # spec.backupOwnerReference: schedule
 
     def run_name(self, scheduled: datetime) -> str:
         """The MilvusBackup of the run scheduled at ``scheduled``: one name per run, so a
@@ -190,7 +258,7 @@ def parse_schedule(name: str, spec: Mapping[str, Any]) -> ScheduleSpec:
         parse_backup(name, template)
     except SpecError as exc:
         raise SpecError(str(exc).replace("spec.", "spec.template.", 1)) from None
-    prefix = str(spec.get("backupNamePrefix") or name)
+    prefix = prefix_of(name, spec)
     if not re.match(PREFIX_PATTERN, prefix):
         raise SpecError(
             f"spec.backupNamePrefix {prefix!r} must be lower-case letters, digits and '-', at "
@@ -203,6 +271,12 @@ def parse_schedule(name: str, spec: Mapping[str, Any]) -> ScheduleSpec:
     deadline = spec.get("startingDeadlineSeconds")
     if deadline is not None and (not isinstance(deadline, int) or deadline < 1):
         raise SpecError("spec.startingDeadlineSeconds must be a whole number of seconds, 1 or more")
+    owner = str(spec.get("backupOwnerReference") or OWNER_NONE)
+    if owner not in (OWNER_NONE, OWNER_SCHEDULE):
+        raise SpecError(
+            f"spec.backupOwnerReference {owner!r}: use {OWNER_NONE} (runs outlive the schedule, "
+            f"the default) or {OWNER_SCHEDULE} (deleting the schedule deletes its runs)"
+        )
     return ScheduleSpec(
         schedule=schedule,
         template=template,
@@ -211,4 +285,39 @@ def parse_schedule(name: str, spec: Mapping[str, Any]) -> ScheduleSpec:
         suspend=bool(spec.get("suspend", False)),
         starting_deadline=timedelta(seconds=deadline) if deadline else None,
         prefix=prefix,
+        owned_by_schedule=owner == OWNER_SCHEDULE,
+    )
+
+
+def prefix_of(name: str, spec: Mapping[str, Any]) -> str:
+    """The prefix of a schedule's run names: ``backupNamePrefix``, or the schedule's name."""
+    return str(spec.get("backupNamePrefix") or name)
+
+
+def same_prefix(
+    name: str, spec: Mapping[str, Any], schedules: Iterable[Mapping[str, Any]]
+) -> list[str]:
+    """The other schedules (of one namespace) whose runs would be named as this one's: a
+    run's name is taken by whichever schedule makes it first, so two such schedules starve
+    each other. One being deleted is left out."""
+    prefix, found = prefix_of(name, spec), []
+    for body in schedules:
+        meta = body.get("metadata") or {}
+        other = str(meta.get("name", ""))
+        if other == name or meta.get("deletionTimestamp"):
+            continue
+        if prefix_of(other, body.get("spec") or {}) == prefix:
+            found.append(other)
+    return sorted(found)
+
+
+def prefix_in_use(name: str, spec: Mapping[str, Any], other: str) -> str:
+    """What to fix when schedule ``other`` names its runs as this one would."""
+    given = "spec.backupNamePrefix" if spec.get("backupNamePrefix") else (
+        "spec.backupNamePrefix (unset: the schedule's name)"
+    )  # fmt: skip
+    return (
+        f"{given} {prefix_of(name, spec)!r} is also the run prefix of MilvusBackupSchedule "
+        f"{other!r} in this namespace: their runs would have the same names and one would "
+        "starve the other; set another spec.backupNamePrefix"
     )

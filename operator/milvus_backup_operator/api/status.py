@@ -356,9 +356,9 @@ class ScheduleStatus:
     def set_ready(self, generation: int, message: str) -> None:
         self._set(generation, message, ready=True, reason="Scheduling")
 
-    def set_invalid(self, generation: int, message: str) -> None:
-        """The spec cannot work: nothing is scheduled until it changes."""
-        self._set(generation, message, ready=False, reason="InvalidSpec")
+    def set_invalid(self, generation: int, message: str, reason: str = "InvalidSpec") -> None:
+        """The spec cannot work (``reason`` says why): nothing is scheduled until it changes."""
+        self._set(generation, message, ready=False, reason=reason)
 
     def _set(self, generation: int, message: str, *, ready: bool, reason: str) -> None:
         self.observed_generation, self.message, stamp = generation, message, now()

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from ..api import GROUP, VERSION, Kind
-from ..api.schedule import parse_schedule
+from ..api.schedule import parse_schedule, prefix_in_use, prefix_of, same_prefix
 from ..api.specs import SpecError, parse_backup, parse_restore
 from ..api.status import Status
+from .services import services
 
 WEBHOOK_ID = "spec-immutable"
 VALID_ID = "spec-valid"
@@ -53,10 +55,31 @@ def restore_spec_valid(*, body: kopf.Body, **_: Any) -> None:
 
 @kopf.on.validate(GROUP, VERSION, Kind.SCHEDULE.plural, id=SCHEDULE_ID,
                   operations=["CREATE", "UPDATE"])  # fmt: skip
-def schedule_spec_valid(*, body: kopf.Body, **_: Any) -> None:
+def schedule_spec_valid(*, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """Refuse a cron expression, time zone or template that could never run, naming the field
-    (the schema says what it can: five fields, a duration's shape)."""
-    _admit(lambda: parse_schedule(body.metadata.name or "schedule", dict(body.get("spec") or {})))
+    (the schema says what it can: five fields, a duration's shape), and a run prefix another
+    schedule of the namespace uses. Checked when the spec is new or changes: a stored spec the
+    rules refuse (made while the webhook was down, or under older rules) is the controller's to
+    report, and must not block metadata updates (Kopf removing its finalizer on delete)."""
+    name, spec = body.metadata.name or "schedule", dict(body.get("spec") or {})
+    old = kwargs.get("old") or {}
+    if old and (old.get("spec") or {}) == spec:
+        return
+    _admit(lambda: parse_schedule(name, spec))
+    if not old or prefix_of(name, old.get("spec") or {}) != prefix_of(name, spec):
+        _prefix_free(name, spec, body.metadata.namespace or "", memo)
+
+
+def _prefix_free(name: str, spec: dict[str, Any], namespace: str, memo: kopf.Memo) -> None:
+    """Refuse a run prefix another schedule of the namespace uses. Schedules the operator
+    may not list (a namespace it does not watch) are left to the controller's check."""
+    try:
+        schedules = services(memo).resources.list_all(Kind.SCHEDULE, namespace)
+    except ApiException:
+        return
+    found = same_prefix(name, spec, schedules)
+    if found:
+        raise kopf.AdmissionError(prefix_in_use(name, spec, found[0]), code=422)
 
 
 def _admit(parse: Callable[[], object]) -> None:

@@ -1,9 +1,10 @@
 """MilvusBackupSchedule: create a MilvusBackup for each run, prune the old ones, report.
 
 A Kopf timer looks at each schedule every :data:`TICK_SECONDS`. Each run is a MilvusBackup
-owned by the schedule, labelled with it and named from the scheduled time, so a restarted
-operator never creates one run twice (the second create is a 409); it catches up at most the
-latest missed run, within ``startingDeadlineSeconds``. The ``backup.milvus.io/run-now``
+labelled with the schedule's name and uid (owned by it only with ``backupOwnerReference:
+schedule``: by default a run outlives its schedule) and named from the scheduled time, so a
+restarted operator never creates one run twice (the second create is a 409); it catches up
+at most the latest missed run, within ``startingDeadlineSeconds``. The ``backup.milvus.io/run-now``
 annotation starts one extra run at once. Pruning deletes only this schedule's Completed and
 Failed MilvusBackups that no retention rule keeps; each one's ``deletionPolicy`` then decides
 whether its data goes too. A one-off MilvusBackup's ``ttl`` is pruned here as well.
@@ -26,9 +27,12 @@ from ..api.schedule import (
     REPLACE,
     RUN_NOW,
     SCHEDULE_LABEL,
+    SCHEDULE_UID,
     SCHEDULED_AT,
     ScheduleSpec,
     parse_schedule,
+    prefix_in_use,
+    same_prefix,
 )
 from ..api.specs import SpecError, parse_backup
 from ..api.status import BackupStatus, ScheduleStatus, Status, iso, parse_time
@@ -52,10 +56,12 @@ def tick(
     generation = body.metadata.get("generation", 1)
     try:
         parsed = parse_schedule(name, dict(spec))
+        _no_older_same_prefix(run, body, namespace)
     except SpecError as exc:
+        reason = "PrefixInUse" if isinstance(exc, _PrefixInUseError) else "InvalidSpec"
         if current.message != str(exc):
-            kopf.warn(body, reason="InvalidSpec", message=str(exc))
-        current.set_invalid(generation, str(exc))
+            kopf.warn(body, reason=reason, message=str(exc))
+        current.set_invalid(generation, str(exc), reason)
         patch.status.update(current.patch())
         return
     schedule = _ScheduleRun(run, body, namespace, parsed, current)
@@ -66,6 +72,25 @@ def tick(
     schedule.record_metrics(now)
     if RUN_NOW in body.metadata.annotations:
         patch.metadata.annotations[RUN_NOW] = None  # done: the run was created
+
+
+class _PrefixInUseError(SpecError):
+    """An older schedule of the namespace names its runs as this one would."""
+
+
+def _no_older_same_prefix(run: Services, body: kopf.Body, namespace: str) -> None:
+    """Refuse to run a schedule whose runs an older one names the same (made while the
+    webhook was down, or before it checked prefixes): the older one keeps running."""
+    meta, spec = body.metadata, dict(body.get("spec") or {})
+    schedules = run.resources.list_all(Kind.SCHEDULE, namespace)
+    older = [s for s in schedules if _age(s["metadata"]) < _age(meta)]
+    found = same_prefix(meta["name"], spec, older)
+    if found:
+        raise _PrefixInUseError(prefix_in_use(meta["name"], spec, found[0]))
+
+
+def _age(meta: Any) -> tuple[str, str]:
+    return str(meta.get("creationTimestamp") or ""), str(meta["name"])
 
 
 class _ScheduleRun:
@@ -82,6 +107,7 @@ class _ScheduleRun:
     def step(self, now: datetime) -> str:
         said = []
         owned = self._owned()
+        self._align_owners(owned)
         token = self.body.metadata.annotations.get(RUN_NOW)
         if token is not None:
             manual = self.spec.manual_run_name(str(token))
@@ -122,18 +148,15 @@ class _ScheduleRun:
         if any(b["metadata"]["name"] == name for b in owned):
             return ""
         meta = self.body.metadata
+        labels = {SCHEDULE_LABEL: meta["name"], SCHEDULE_UID: meta["uid"]}
+        owners = [self._owner_reference()] if self.spec.owned_by_schedule else []
         body = {
             "apiVersion": API_VERSION,
             "kind": Kind.BACKUP.kind,
             "metadata": {
-                "name": name,
-                "namespace": self.namespace,
-                "labels": {SCHEDULE_LABEL: meta["name"]},
+                "name": name, "namespace": self.namespace, "labels": labels,
                 "annotations": {SCHEDULED_AT: iso(scheduled)},
-                "ownerReferences": [{
-                    "apiVersion": API_VERSION, "kind": Kind.SCHEDULE.kind, "name": meta["name"],
-                    "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True,
-                }],
+                **({"ownerReferences": owners} if owners else {}),
             },
             "spec": copy.deepcopy(self.spec.template),
         }  # fmt: skip
@@ -143,7 +166,7 @@ class _ScheduleRun:
             if exc.status != 409:
                 raise
             existing = self.run.resources.get(Kind.BACKUP, self.namespace, name) or {}
-            if existing and _controller_uid(existing) != meta.get("uid"):
+            if existing and not _made_by(existing, meta["uid"]):
                 return (
                     f"could not create {name}: a MilvusBackup of that name exists that this "
                     "schedule did not make"
@@ -205,13 +228,41 @@ class _ScheduleRun:
         return f"next run at {self.status.next_schedule_time or 'never'}"
 
     def _owned(self) -> list[dict[str, Any]]:
-        """The runs this schedule made: labelled with its name (to list them) and owned by
-        it (its uid as their controller). Anyone may put the label on a MilvusBackup, and
-        runs of a deleted schedule of the same name (kept with --cascade=orphan) carry it
-        too; neither is this schedule's to replace or prune."""
+        """The runs this schedule made: labelled with its name (to list them) and with its
+        uid, or, made by an older operator, owned by it (its uid as their controller). Anyone
+        may put the name label on a MilvusBackup, and the runs of a deleted schedule of the
+        same name carry it too; neither is this schedule's to replace or prune."""
         name, uid = self.body.metadata["name"], self.body.metadata.get("uid")
         labelled = self.run.resources.find(Kind.BACKUP, self.namespace, SCHEDULE_LABEL, name)
-        return [b for b in labelled if uid and _controller_uid(b) == uid]
+        return [b for b in labelled if uid and _made_by(b, uid)]
+
+    def _owner_reference(self) -> dict[str, Any]:
+        meta = self.body.metadata
+        return {
+            "apiVersion": API_VERSION, "kind": Kind.SCHEDULE.kind, "name": meta["name"],
+            "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True,
+        }  # fmt: skip
+
+    def _align_owners(self, owned: list[dict[str, Any]]) -> None:
+        """Each run owned by this schedule, or not, as ``backupOwnerReference`` says now, and
+        labelled with its uid: an older operator's runs, and those made before the field
+        changed, are released (or taken) here, so that deleting the schedule does what the
+        field says. A run changed meanwhile (409) is seen again at the next tick."""
+        uid, owning = self.body.metadata["uid"], self.spec.owned_by_schedule
+        for body in owned:
+            meta = body["metadata"]
+            patch: dict[str, Any] = {"labels": {SCHEDULE_UID: uid},
+                                     "resourceVersion": meta.get("resourceVersion")}  # fmt: skip
+            if (_controller_uid(body) == uid) != owning:
+                others = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != uid]
+                patch["ownerReferences"] = [*others, self._owner_reference()] if owning else others
+            elif (meta.get("labels") or {}).get(SCHEDULE_UID) == uid:
+                continue
+            try:
+                self.run.resources.patch_metadata(Kind.BACKUP, self.namespace, meta["name"], patch)
+            except ApiException as exc:
+                if exc.status not in (404, 409):
+                    raise
 
 
 def restoring(run: Services, namespace: str) -> dict[str, str]:
@@ -224,6 +275,14 @@ def restoring(run: Services, namespace: str) -> dict[str, str]:
         if ref and not Status.of(body.get("status")).is_done():
             found.setdefault(ref, body["metadata"]["name"])
     return found
+
+
+def _made_by(body: dict[str, Any], uid: str) -> bool:
+    """Whether the schedule of ``uid`` made this MilvusBackup: its controller, if it has one;
+    else the schedule uid it is labelled with."""
+    controller = _controller_uid(body)
+    labels = body["metadata"].get("labels") or {}
+    return controller == uid if controller else labels.get(SCHEDULE_UID) == uid
 
 
 def _controller_uid(body: dict[str, Any]) -> str | None:

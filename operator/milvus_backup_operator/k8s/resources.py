@@ -45,6 +45,13 @@ class Resources:
             GROUP, VERSION, namespace, kind.plural, name, body
         )
 
+    def patch_metadata(self, kind: Kind, namespace: str, name: str, meta: dict[str, Any]) -> None:
+        """Merge ``meta`` into the object's metadata (with its ``resourceVersion``: refused
+        with a 409 if the object changed since it was read)."""
+        custom().patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, kind.plural, name, {"metadata": meta}
+        )
+
     def create(self, kind: Kind, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         created = custom().create_namespaced_custom_object(
             GROUP, VERSION, namespace, kind.plural, body

@@ -103,7 +103,7 @@ def test_runs_around_a_daylight_saving_jump_of_another_size_than_an_hour(
     ("expression", "zone", "says"),
     [
         ("every night", "UTC", "spec.schedule 'every night' is not a cron expression"),
-        ("61 * * * *", "UTC", "out of range"),
+        ("61 * * * *", "UTC", "the minute field's '61': 61 is outside 0-59"),
         ("0 0 30 2 *", "UTC", "never runs"),
         ("* * * *", "UTC", "five fields"),
         ("@daily", "Mars/Olympus", "spec.timeZone 'Mars/Olympus' is not an IANA time zone"),
@@ -119,6 +119,46 @@ def test_a_bad_schedule_or_zone_is_refused_naming_the_field(
 ) -> None:
     with pytest.raises(SpecError, match=says):
         Schedule.parse(expression, zone)
+
+
+@pytest.mark.parametrize(
+    ("expression", "says"),
+    [  # croniter runs each of these (1-0 every minute, 7 as Sunday); Kubernetes CronJob refuses
+        ("1-0 * * * *", "the minute field's '1-0' is a range that starts after it ends "
+         "(Kubernetes CronJob refuses it): write it low to high, or as two ranges: 1-59,0"),
+        ("0 2 * * fri-Mon", "the day-of-week field's 'fri-Mon' is a range that starts after it "
+         "ends (Kubernetes CronJob refuses it): write it low to high, or as two ranges: 5-6,0-1"),
+        ("*/0 * * * *", "the minute field's step in '*/0' is 0: use 1 or more"),
+        ("0 0-23/0 * * *", "the hour field's step in '0-23/0' is 0"),
+        ("0 0 * * 7", "the day-of-week field's '7': day-of-week 7 is not one Kubernetes CronJob "
+         "takes: write 0 (or sun) for Sunday"),
+        ("0 0 * * 1-7", "the day-of-week field's '1-7': day-of-week 7"),
+        ("0 0 L * *", "the day-of-month field's 'L' is not a number: Kubernetes CronJob takes no"),
+        ("0 0 15W * *", "the day-of-month field's '15W' is not a number"),
+        ("0 0 * * 5#2", "the day-of-week field's '5#2' is not one Kubernetes CronJob takes"),
+        ("0 0 * * 5L", "the day-of-week field's '5L' is not a number nor a name (sun, mon, tue"),
+        ("R * * * *", "the minute field's 'R' is not a number"),
+        ("0 0 * foo *", "the month field's 'foo' is not a number nor a name (jan"),
+        ("0 0 0 * *", "the day-of-month field's '0': 0 is outside 1-31"),
+        ("? * * * *", "'?' is for day-of-month or day-of-week, not the minute field"),
+        ("1,,2 * * * *", "the minute field's '' is not one Kubernetes CronJob takes"),
+    ],
+)  # fmt: skip
+def test_cron_that_kubernetes_cronjob_refuses_is_refused_naming_field_and_fix(
+    expression: str, says: str
+) -> None:
+    with pytest.raises(SpecError) as refused:
+        Schedule.parse(expression)
+    assert str(refused.value).startswith(f"spec.schedule {expression!r}: {says}"), refused.value
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["5/15 * * * *", "*/60 * * * *", "0 0 ? * *", "0 0 * JAN-Mar mon-fri", "30 2 1-15,20-31 */2 *",
+     "0 0 * * 0", "0 0 * * SUN", "@daily"],
+)  # fmt: skip
+def test_cron_that_kubernetes_cronjob_takes_is_taken(expression: str) -> None:
+    Schedule.parse(expression)
 
 
 def test_durations() -> None:

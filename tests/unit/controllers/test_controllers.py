@@ -21,7 +21,7 @@ from kopf._core.engines import posting
 from kubernetes.client.exceptions import ApiException
 
 from milvus_backup_operator.api import Kind
-from milvus_backup_operator.api.schedule import RUN_NOW, SCHEDULE_LABEL
+from milvus_backup_operator.api.schedule import RUN_NOW, SCHEDULE_LABEL, SCHEDULE_UID
 from milvus_backup_operator.controllers import admission, backup, lifecycle, restore
 from milvus_backup_operator.controllers import schedule as schedule_controller
 from milvus_backup_operator.controllers.adoption import COMPLETED
@@ -63,6 +63,11 @@ class InMemoryResources(Resources):
     def find(self, kind: Kind, namespace: str, label: str, value: str) -> list[dict[str, Any]]:
         return [b for b in self.list_all(kind, namespace)
                 if (b["metadata"].get("labels") or {}).get(label) == value]  # fmt: skip
+
+    def patch_metadata(self, kind: Kind, namespace: str, name: str, meta: dict[str, Any]) -> None:
+        body = self.objects[(kind, namespace, name)]
+        meta = {k: v for k, v in meta.items() if k != "resourceVersion"}
+        body["metadata"] = _merge(body["metadata"], meta)
 
     def create(self, kind: Kind, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         key = (kind, namespace, body["metadata"]["name"])
@@ -358,7 +363,8 @@ def test_a_run_is_created_once_when_due_named_from_its_time(
     tick(run, body)  # the next look, or a restarted operator: the same run, not a second one
     (made,) = runs(run).values()
     assert made["metadata"]["name"] == "nightly-20261201-0200"
-    assert made["metadata"]["ownerReferences"][0]["kind"] == "MilvusBackupSchedule"
+    assert made["metadata"]["labels"] == {SCHEDULE_LABEL: "nightly", SCHEDULE_UID: "uid-nightly"}
+    assert "ownerReferences" not in made["metadata"]  # it outlives the schedule
     assert made["spec"] == SPEC and body["status"]["lastScheduleTime"] == "2026-12-01T02:00:00Z"
     assert body["status"]["active"] == ["nightly-20261201-0200"]
     assert "Created" in reasons(events)
@@ -460,8 +466,9 @@ def test_a_backup_carrying_the_label_but_not_made_by_the_schedule_is_never_touch
     run: Services, clock: Clock, events: asyncio.Queue[Any]
 ) -> None:
     """Anyone may label a MilvusBackup backup.milvus.io/schedule=nightly, and the runs of a
-    deleted schedule of that name (--cascade=orphan) keep the label: neither is pruned (its
-    data deleted with deletionPolicy Delete) nor replaced. Ownership is the owner's uid."""
+    deleted schedule of that name keep the label: neither is pruned (its data deleted with
+    deletionPolicy Delete) nor replaced. A run is this schedule's by its uid: the uid label,
+    or an older operator's controller owner reference; another controller's is not."""
     body = schedule(run, schedule="@hourly", retention={"keepLast": 1},
                     concurrencyPolicy="Replace")  # fmt: skip
     label = {SCHEDULE_LABEL: "nightly"}
@@ -471,6 +478,14 @@ def test_a_backup_carrying_the_label_but_not_made_by_the_schedule_is_never_touch
                  status=done)  # fmt: skip
     orphan = {**old, "ownerReferences": [{"uid": "uid-of-a-deleted-one", "controller": True}]}
     api(run).add(Kind.BACKUP, "nightly-20261130-0000", SPEC, metadata=orphan, status=done)
+    kept = {**old, "labels": {**label, SCHEDULE_UID: "uid-of-a-deleted-one"}}
+    api(run).add(Kind.BACKUP, "nightly-20261130-0100", SPEC, metadata=kept, status=done)
+    stolen = {
+        **old,
+        "labels": {**label, SCHEDULE_UID: "uid-nightly"},
+        "ownerReferences": [{"uid": "uid-of-another-controller", "controller": True}],
+    }
+    api(run).add(Kind.BACKUP, "nightly-20261130-0200", SPEC, metadata=stolen, status=done)
     api(run).add(Kind.BACKUP, "mine-running", SPEC, metadata={"labels": label},
                  status={"phase": "Running"})  # fmt: skip
     for hour in range(2, 5):
@@ -479,7 +494,8 @@ def test_a_backup_carrying_the_label_but_not_made_by_the_schedule_is_never_touch
         finish(run, f"nightly-20261201-0{hour}00", "Completed")
     tick(run, body)
     assert "pruned" in body["status"]["message"]  # its own runs are pruned
-    for name in ("mine", "nightly-20261130-0000", "mine-running"):
+    for name in ("mine", "nightly-20261130-0000", "nightly-20261130-0100",
+                 "nightly-20261130-0200", "mine-running"):  # fmt: skip
         assert api(run).get(Kind.BACKUP, NS, name) is not None, name
     assert body["status"]["active"] == []
     assert body["status"]["lastBackup"] == "nightly-20261201-0400"
@@ -490,6 +506,155 @@ def test_a_backup_carrying_the_label_but_not_made_by_the_schedule_is_never_touch
         "could not create nightly-20261201-0500: a MilvusBackup of that name exists that "
         "this schedule did not make" in body["status"]["message"]
     )
+
+
+def test_runs_outlive_the_schedule_unless_backup_owner_reference_is_schedule(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    """backupOwnerReference: schedule makes the schedule each run's controller (deleting it
+    deletes them); back to none releases them, and an older operator's owned run is released
+    too, keeping the owners that are not this schedule."""
+    body = schedule(run, schedule="@hourly", backupOwnerReference="schedule",
+                    retention={"keepLast": 1})  # fmt: skip
+    legacy = {"labels": {SCHEDULE_LABEL: "nightly"}, "creationTimestamp": "2026-11-30T00:00:00Z",
+              "ownerReferences": [{"uid": "uid-nightly", "controller": True},
+                                  {"uid": "uid-a-configmap"}]}  # fmt: skip
+    done = {"phase": "Completed", "completionTime": "2026-11-30T00:05:00Z"}
+    api(run).add(Kind.BACKUP, "nightly-20261130-0000", SPEC, metadata=legacy, status=done)
+    clock.now = START.replace(hour=2, second=1)
+    tick(run, body)
+    owners = runs(run)["nightly-20261201-0200"]["metadata"]["ownerReferences"]
+    assert [(o["kind"], o["uid"], o["controller"]) for o in owners] == [
+        ("MilvusBackupSchedule", "uid-nightly", True)
+    ]
+    body["spec"]["backupOwnerReference"] = "none"
+    tick(run, body)
+    made, old = runs(run)["nightly-20261201-0200"], runs(run)["nightly-20261130-0000"]
+    assert not made["metadata"].get("ownerReferences")
+    assert old["metadata"]["ownerReferences"] == [{"uid": "uid-a-configmap"}]
+    assert old["metadata"]["labels"][SCHEDULE_UID] == "uid-nightly"  # still recognised as its
+    finish(run, "nightly-20261201-0200", "Completed")
+    tick(run, body)
+    assert list(runs(run)) == ["nightly-20261201-0200"]  # retention pruned the released run
+
+
+def test_backup_owner_reference_is_refused_by_name(run: Services) -> None:
+    body = kopf.Body(schedule(run, backupOwnerReference="Schedule"))
+    with pytest.raises(kopf.AdmissionError) as refused:
+        admission.schedule_spec_valid(body=body, memo=kopf.Memo(services=run))
+    assert str(refused.value) == (
+        "spec.backupOwnerReference 'Schedule': use none (runs outlive the schedule, the "
+        "default) or schedule (deleting the schedule deletes its runs)"
+    )
+
+
+def another(run: Services, name: str, created: str, **spec: Any) -> dict[str, Any]:
+    return api(run).add(
+        Kind.SCHEDULE, name, {"schedule": "0 2 * * *", "template": SPEC, **spec},
+        metadata={"creationTimestamp": created},
+    )  # fmt: skip
+
+
+def test_a_second_schedule_with_the_same_run_prefix_is_refused_at_admission(
+    run: Services,
+) -> None:
+    """Two schedules of a namespace whose runs are named alike starve each other; the prefix
+    compared is the one in effect: backupNamePrefix, or else the schedule's name."""
+    schedule(run)  # nightly: its runs are nightly-YYYYMMDD-HHMM
+    memo = kopf.Memo(services=run)
+    clash = {"metadata": {"name": "copy", "namespace": NS}, "spec": {
+        "schedule": "@hourly", "template": SPEC, "backupNamePrefix": "nightly"}}  # fmt: skip
+    with pytest.raises(kopf.AdmissionError) as refused:
+        admission.schedule_spec_valid(body=kopf.Body(clash), memo=memo)
+    assert str(refused.value) == (
+        "spec.backupNamePrefix 'nightly' is also the run prefix of MilvusBackupSchedule "
+        "'nightly' in this namespace: their runs would have the same names and one would "
+        "starve the other; set another spec.backupNamePrefix"
+    )
+    another(run, "weekly", "2026-12-01T00:40:00Z", backupNamePrefix="hourly")
+    named = {"metadata": {"name": "hourly", "namespace": NS}, "spec": {
+        "schedule": "@hourly", "template": SPEC}}  # fmt: skip
+    with pytest.raises(kopf.AdmissionError) as refused:
+        admission.schedule_spec_valid(body=kopf.Body(named), memo=memo)
+    assert str(refused.value).startswith(
+        "spec.backupNamePrefix (unset: the schedule's name) 'hourly' is also the run prefix of "
+        "MilvusBackupSchedule 'weekly'"
+    )
+    clash["spec"]["backupNamePrefix"] = "copy"
+    admission.schedule_spec_valid(body=kopf.Body(clash), memo=memo)  # its own prefix: fine
+    old = copy.deepcopy(clash)
+    clash["spec"]["backupNamePrefix"] = "weekly"  # unset on weekly: weekly's runs are "hourly"
+    admission.schedule_spec_valid(body=kopf.Body(clash), old=old, memo=memo)
+    clash["spec"]["backupNamePrefix"] = "hourly"  # changed to one in use: refused
+    with pytest.raises(kopf.AdmissionError, match="'weekly'"):
+        admission.schedule_spec_valid(body=kopf.Body(clash), old=old, memo=memo)
+    old["spec"]["backupNamePrefix"] = "hourly"  # clashing already (made while the webhook was
+    clash["spec"]["suspend"] = True  # down): other changes, and the operator's, still pass
+    admission.schedule_spec_valid(body=kopf.Body(clash), old=old, memo=memo)
+
+
+def test_a_prefix_the_operator_cannot_check_is_left_to_the_controller(
+    run: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A namespace the operator may not list schedules in (403): admitted, not failed."""
+
+    def forbidden(kind: Kind, namespace: str) -> list[dict[str, Any]]:
+        raise ApiException(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(api(run), "list_all", forbidden)
+    body = {"metadata": {"name": "nightly", "namespace": "elsewhere"},
+            "spec": {"schedule": "@daily", "template": SPEC}}  # fmt: skip
+    admission.schedule_spec_valid(body=kopf.Body(body), memo=kopf.Memo(services=run))
+
+
+def test_a_stored_schedule_the_rules_now_refuse_can_still_be_deleted(run: Services) -> None:
+    """A spec stored while the webhook was down, or under older rules (croniter's day-of-week 7):
+    updates that leave the spec alone pass (Kopf removing its finalizer, so that it can be
+    deleted; run-now; labels); a spec change is checked in full."""
+    old = schedule(run, schedule="0 2 * * 7")
+    new = copy.deepcopy(old)
+    new["metadata"]["finalizers"] = []
+    memo = kopf.Memo(services=run)
+    admission.schedule_spec_valid(body=kopf.Body(new), old=old, memo=memo)
+    new["spec"]["suspend"] = True
+    with pytest.raises(kopf.AdmissionError, match="day-of-week 7"):
+        admission.schedule_spec_valid(body=kopf.Body(new), old=old, memo=memo)
+
+
+def test_a_younger_schedule_with_an_older_ones_run_prefix_stalls_and_says_so_once(
+    run: Services, clock: Clock, events: asyncio.Queue[Any]
+) -> None:
+    """Made while the webhook was down: the older schedule runs on, the younger is Stalled
+    (a condition, not a message the next tick overwrites) with one warning event, until its
+    prefix changes."""
+    older = schedule(run, schedule="@hourly")
+    younger = another(run, "nightly-copy", "2026-12-01T00:45:00Z", schedule="@hourly",
+                      backupNamePrefix="nightly")  # fmt: skip
+    for hour in (2, 3):
+        clock.now = START.replace(hour=hour, second=1)
+        tick(run, younger)
+        tick(run, older)
+        finish(run, f"nightly-20261201-0{hour}00", "Completed")
+    assert sorted(runs(run)) == ["nightly-20261201-0200", "nightly-20261201-0300"]
+    assert all(b["metadata"]["labels"][SCHEDULE_UID] == "uid-nightly" for b in runs(run).values())
+    status = younger["status"]
+    ready, stalled = (next(c for c in status["conditions"] if c["type"] == kind)
+                      for kind in ("Ready", "Stalled"))  # fmt: skip
+    assert ready["status"] == "False" and stalled["status"] == "True"
+    assert ready["reason"] == "PrefixInUse"
+    assert "also the run prefix of MilvusBackupSchedule 'nightly'" in ready["message"]
+    warnings = []
+    while not events.empty():
+        event = events.get_nowait()
+        if event.type == "Warning":
+            warnings.append((event.reason, event.message))
+    assert warnings == [("PrefixInUse", ready["message"])]  # once, not every tick
+    assert older["status"]["conditions"][0]["status"] == "True"  # Ready: the older runs on
+    younger["spec"]["backupNamePrefix"] = "nightly-copy"
+    clock.now = START.replace(hour=4, second=1)
+    tick(run, younger)
+    assert api(run).get(Kind.BACKUP, NS, "nightly-copy-20261201-0400") is not None
+    assert younger["status"]["conditions"][0]["status"] == "True"
 
 
 def test_a_backup_a_restore_is_restoring_is_neither_pruned_nor_expired(
