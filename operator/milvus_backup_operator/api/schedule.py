@@ -42,6 +42,8 @@ _NAMES = {
     "day-of-week": {d: i for i, d in enumerate(_DAYS)},
 }
 #: one item of a field: * or ? or a value or a range, and maybe a step
+#: croniter's extras that mean what cron users mean by them (let through for stored schedules)
+_EXTRA = re.compile(r"^(l|\d+l|l-\d+|\d+w|lw|[0-7]l|[0-7]#[1-5]|[a-z]{3}#[1-5])$")
 _ITEM = re.compile(r"^(?P<span>\*|\?|(?P<lo>[0-9a-z]+)(-(?P<hi>[0-9a-z]+))?)(/(?P<step>\d+))?$")
 #: hours: a schedule that never fires within eight years is refused (February 29 can be
 #: eight years away: 2096 -> 2104; croniter itself gives up on dates that never come)
@@ -57,8 +59,16 @@ class Schedule:
     zone: ZoneInfo
 
     @classmethod
-    def parse(cls, expression: str, time_zone: str = "UTC", field: str = "spec") -> Schedule:
-        """Check ``expression`` and ``time_zone``; a bad one is refused naming its field."""
+    def parse(
+        cls, expression: str, time_zone: str = "UTC", field: str = "spec", strict: bool = True
+    ) -> Schedule:
+        """Check ``expression`` and ``time_zone``; a bad one is refused naming its field.
+
+        ``strict`` (admission): Kubernetes CronJob's dialect only. Not strict (a schedule
+        stored before that check): croniter's extras whose meaning is the usual cron one
+        (day-of-week 7 for Sunday, ``L``, ``W``, ``#``) keep running; what it misreads (a
+        range that starts after it ends, a step of 0, ``H``, ``R``) is refused all the same.
+        """
         text = " ".join(str(expression).split())
         cron = MACROS.get(text, text)
         fields = cron.split(" ")
@@ -70,7 +80,7 @@ class Schedule:
             )
         for text, bounds in zip(fields, _BOUNDS, strict=True):
             for item in text.split(","):
-                _check_item(item, *bounds, f"{field}.schedule {expression!r}")
+                _check_item(item, *bounds, f"{field}.schedule {expression!r}", strict=strict)
         if not croniter.is_valid(cron):
             raise SpecError(f"{field}.schedule {expression!r}: a field is out of range")
         schedule = cls(cron, _zone(time_zone, field))
@@ -136,9 +146,12 @@ class Schedule:
         return moment.astimezone(self.zone).replace(tzinfo=None)
 
 
-def _check_item(item: str, name: str, low: int, high: int, where: str) -> None:
+def _check_item(item: str, name: str, low: int, high: int, where: str, *, strict: bool) -> None:
     """One comma-separated item of a cron field, refused as Kubernetes CronJob refuses it
-    (croniter would run some of these: 1-0 every minute, 7 as Sunday, L, W and #)."""
+    (croniter would run some of these: 1-0 every minute, 7 as Sunday, L, W and #); not
+    ``strict``, the extras croniter reads as cron users mean them pass (:meth:`Schedule.parse`)."""
+    if not strict and _EXTRA.match(item.lower()):
+        return
     found = _ITEM.match(item.lower())
     if found and found["span"] == "?" and name not in ("day-of-month", "day-of-week"):
         raise SpecError(f"{where}: '?' is for day-of-month or day-of-week, not the {name} field")
@@ -154,8 +167,9 @@ def _check_item(item: str, name: str, low: int, high: int, where: str) -> None:
     if found["lo"] is None:
         return
     where = f"{where}: the {name} field's {item!r}"
-    start = _value(found["lo"], name, low, high, where)
-    end = _value(found["hi"], name, low, high, where) if found["hi"] else start
+    high = 7 if name == "day-of-week" and not strict else high  # 7: croniter's Sunday
+    start = _value(found["lo"], name, low, high, where, strict=strict)
+    end = _value(found["hi"], name, low, high, where, strict=strict) if found["hi"] else start
     if start > end:
         raise SpecError(
             f"{where} is a range that starts after it ends (Kubernetes CronJob refuses it): "
@@ -168,13 +182,13 @@ def _span(start: int, end: int) -> str:
     return str(start) if start == end else f"{start}-{end}"
 
 
-def _value(text: str, name: str, low: int, high: int, where: str) -> int:
+def _value(text: str, name: str, low: int, high: int, where: str, *, strict: bool) -> int:
     value = int(text) if text.isdigit() else _NAMES.get(name, {}).get(text)
     if value is None:
         names = f" nor a name ({', '.join(list(_NAMES[name])[:3])}...)" if name in _NAMES else ""
         raise SpecError(f"{where} is not a number{names}: Kubernetes CronJob takes no L, W, # "
                         "or H")  # fmt: skip
-    if name == "day-of-week" and value == 7:
+    if name == "day-of-week" and value == 7 and strict:
         raise SpecError(f"{where}: day-of-week 7 is not one Kubernetes CronJob takes: write 0 "
                         "(or sun) for Sunday")  # fmt: skip
     if not low <= value <= high:
@@ -243,9 +257,11 @@ class ScheduleSpec:
         return f"{self.prefix}-now-{digest}"
 
 
-def parse_schedule(name: str, spec: Mapping[str, Any]) -> ScheduleSpec:
-    """A MilvusBackupSchedule's spec, every rule checked, each refusal naming its field."""
-    schedule = Schedule.parse(str(spec.get("schedule", "")), str(spec.get("timeZone") or "UTC"))
+def parse_schedule(name: str, spec: Mapping[str, Any], strict: bool = True) -> ScheduleSpec:
+    """A MilvusBackupSchedule's spec, every rule checked, each refusal naming its field
+    (``strict``: the cron dialect of Kubernetes CronJob only, see :meth:`Schedule.parse`)."""
+    zone = str(spec.get("timeZone") or "UTC")
+    schedule = Schedule.parse(str(spec.get("schedule", "")), zone, strict=strict)
     template = dict(spec.get("template") or {})
     if not template:
         raise SpecError("spec.template is required: the MilvusBackup spec of each run")

@@ -55,7 +55,7 @@ def tick(
     run, current = services(memo), ScheduleStatus.of(status)
     generation = body.metadata.get("generation", 1)
     try:
-        parsed = parse_schedule(name, dict(spec))
+        parsed = parse_schedule(name, dict(spec), strict=False)  # stored: keep what runs
         _no_older_same_prefix(run, body, namespace)
     except SpecError as exc:
         reason = "PrefixInUse" if isinstance(exc, _PrefixInUseError) else "InvalidSpec"

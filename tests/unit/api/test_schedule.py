@@ -161,6 +161,21 @@ def test_cron_that_kubernetes_cronjob_takes_is_taken(expression: str) -> None:
     Schedule.parse(expression)
 
 
+def test_a_stored_schedule_keeps_running_where_croniter_means_what_cron_means() -> None:
+    """A schedule stored before the stricter check (the controller parses it not strict):
+    7 as Sunday, L, W and # run as before; what croniter misreads stops all the same."""
+    sunday = datetime(2026, 12, 6, tzinfo=UTC)
+    for expression in ("0 0 * * 7", "0 0 * * 5-7", "0 0 L * *", "0 0 15W * *", "0 0 * * mon#2"):
+        with pytest.raises(SpecError):
+            Schedule.parse(expression)
+        Schedule.parse(expression, strict=False)
+    stored = Schedule.parse("0 0 * * 7", strict=False)
+    assert stored.next_after(sunday - timedelta(days=1)) == sunday
+    for misread in ("1-0 * * * *", "*/0 * * * *", "0 0 * * fri-mon", "R * * * *", "H * * * *"):
+        with pytest.raises(SpecError):
+            Schedule.parse(misread, strict=False)
+
+
 def test_durations() -> None:
     assert parse_duration("1w2d", "x") == timedelta(days=9)
     assert parse_duration("90m", "x") == timedelta(minutes=90)
