@@ -11,15 +11,32 @@ from ..api.status import Status
 from ..k8s.resources import Resources
 
 
+def restored_by_ref(resources: Resources, namespace: str) -> dict[str, str]:
+    """The MilvusBackups that MilvusRestores not yet done refer to (``backupRef``), each with
+    one such restore: retention and ``ttl`` keep them (deleting one would also make the
+    restore's next Job fail, its backupRef gone)."""
+    found: dict[str, str] = {}
+    for body in _unfinished(resources, namespace):
+        ref = str((body.get("spec") or {}).get("backupRef") or "")
+        if ref:
+            found.setdefault(ref, body["metadata"]["name"])
+    return found
+
+
 def restores_reading(
     resources: Resources, namespace: str, backup: str, spec: BackupSpec
 ) -> list[str]:
     """The MilvusRestores of ``namespace`` not yet done that read MilvusBackup ``backup``:
     by ``backupRef``, or by ``backupName`` in the same backup storage."""
+    return [b["metadata"]["name"] for b in _unfinished(resources, namespace)
+            if _reads(b, backup, spec)]  # fmt: skip
+
+
+def _unfinished(resources: Resources, namespace: str) -> list[dict[str, Any]]:
     return [
-        body["metadata"]["name"]
+        body
         for body in resources.list_all(Kind.RESTORE, namespace)
-        if not Status.of(body.get("status")).is_done() and _reads(body, backup, spec)
+        if not Status.of(body.get("status")).is_done()
     ]
 
 

@@ -37,6 +37,7 @@ from ..api.schedule import (
 from ..api.specs import SpecError, parse_backup
 from ..api.status import BackupStatus, ScheduleStatus, Status, iso, parse_time
 from .metrics import counted
+from .readers import restored_by_ref
 from .services import Services, services
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ class _ScheduleRun:
     def _prune(self, now: datetime, owned: list[dict[str, Any]]) -> str:
         runs = [_run_of(b) for b in owned]
         due = to_delete(runs, self.spec.retention, now, self.spec.schedule.zone)
-        in_use = restoring(self.run, self.namespace) if due else {}
+        in_use = restored_by_ref(self.run.resources, self.namespace) if due else {}
         gone = [name for name in due if name not in in_use]
         for name in gone:
             self.run.resources.delete(Kind.BACKUP, self.namespace, name)
@@ -265,18 +266,6 @@ class _ScheduleRun:
                     raise
 
 
-def restoring(run: Services, namespace: str) -> dict[str, str]:
-    """The MilvusBackups that MilvusRestores not yet done refer to (backupRef), each with
-    one such restore: deleting one (deletionPolicy Delete) would pull its data from under
-    the restore."""
-    found: dict[str, str] = {}
-    for body in run.resources.list_all(Kind.RESTORE, namespace):
-        ref = str((body.get("spec") or {}).get("backupRef") or "")
-        if ref and not Status.of(body.get("status")).is_done():
-            found.setdefault(ref, body["metadata"]["name"])
-    return found
-
-
 def _made_by(body: dict[str, Any], uid: str) -> bool:
     """Whether the schedule of ``uid`` made this MilvusBackup: its controller, if it has one;
     else the schedule uid it is labelled with."""
@@ -326,7 +315,7 @@ def ttl_expired(
         return
     run = services(memo)
     if ttl is not None and expired(done, ttl, run.clock()):
-        user = restoring(run, namespace).get(name)
+        user = restored_by_ref(run.resources, namespace).get(name)
         if user is not None:
             log.info("MilvusBackup %s/%s: ttl %s passed, kept while MilvusRestore %s "
                      "restores it", namespace, name, ttl, user)  # fmt: skip
