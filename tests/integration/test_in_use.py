@@ -3,16 +3,42 @@ the real gateway) or read by a restore."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import threading
+import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 from minio.error import S3Error
 
 from milvus_backup_operator.engine import storage
-from milvus_backup_operator.engine.errors import AlreadyExistsError, NotFoundError
+from milvus_backup_operator.engine.backup import BackupRequest, create_backup
+from milvus_backup_operator.engine.catalog import Catalog
+from milvus_backup_operator.engine.config import BackupConfig
+from milvus_backup_operator.engine.errors import (
+    AlreadyExistsError,
+    InUseError,
+    NotFoundError,
+    OperationError,
+)
+from milvus_backup_operator.engine.layout import BackupLayout
+from milvus_backup_operator.engine.liveness import ProcessId
+from milvus_backup_operator.engine.reservation import Marker, marker_key, silent_for
+from milvus_backup_operator.engine.selection import parse_list
 from milvus_backup_operator.engine.storage import BARE, QUOTED, ObjectStore
-from testbed.stack import Stack, stack_config
+from testbed import sample_data
+from testbed.s3relay import S3Relay
+from testbed.sample_data import TINY
+from testbed.stack import BACKUP_ROOT_PATH, Stack, stack_config
+from tests.conftest import run_cli
+from tests.integration.test_bad_input import variant
 
 pytestmark = pytest.mark.integration
 
@@ -45,3 +71,167 @@ def test_the_gateway_takes_if_match_in_its_own_form_and_a_mismatch_still_fails(
     with pytest.raises(NotFoundError, match="is gone"):
         store.put_if_match(key, b"four", etag)
     assert store.get_if_exists(key) is None  # never re-created
+
+
+# ---- the writer's marker ------------------------------------------------------------------------
+
+SILENCE = 3.0  # timeouts.writerSilence here: the marker is renewed every 0.25 s
+
+
+class HeldCopies:
+    """A relay in front of the gateway that holds every binlog PUT until released."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.copying, self.release = threading.Event(), threading.Event()
+        self.relay = S3Relay(stack.s3.endpoint, delay=self._hold).start()
+
+    def _hold(self, method: str, path: str) -> float:
+        if method == "PUT" and "/binlogs/" in path:
+            self.copying.set()
+            assert self.release.wait(120)
+        return 0.0
+
+    def config(self, stack: Stack) -> BackupConfig:
+        """The stack's, with the backup location behind the relay, one copy at a time."""
+        config = stack_config(stack)
+        host, port = self.relay.endpoint.split(":")
+        return replace(
+            config,
+            backup_storage=replace(config.backup_storage, address=host, port=int(port)),
+            parallelism=replace(config.parallelism, copy_data=1),
+            timeouts=replace(config.timeouts, writer_silence=SILENCE),
+        )
+
+
+@pytest.fixture
+def held(stack: Stack) -> Iterator[HeldCopies]:
+    held = HeldCopies(stack)
+    try:
+        yield held
+    finally:
+        held.release.set()
+        held.relay.stop()
+
+
+def start_backup(config: BackupConfig, name: str, backup_id: str) -> Future[Any]:
+    request = BackupRequest(name, tuple(parse_list("tiny")), backup_id=backup_id)
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(create_backup, config, request)
+    pool.shutdown(wait=False)
+    return future
+
+
+def test_a_backup_running_for_many_renewals_is_never_deleted_and_restores(
+    stack: Stack, samples: Any, held: HeldCopies, tmp_path: Path
+) -> None:
+    """Its copies held by a relay for three times writerSilence, a backup keeps its marker
+    fresh on the gateway: every delete (engine and CLI) is refused, naming the writer, and
+    the backup then completes and restores every row."""
+    future = start_backup(held.config(stack), "inuse_long", "the-long-writer")
+    assert held.copying.wait(60), "the backup never started copying"
+    catalog = Catalog(backup_store(stack), BACKUP_ROOT_PATH, SILENCE)
+    cli_config = variant(stack, tmp_path, timeouts={"writerSilence": SILENCE})
+    started, refusals = time.monotonic(), 0
+    while time.monotonic() - started < 3 * SILENCE:
+        with pytest.raises(InUseError, match="is being written") as refused:
+            catalog.delete("inuse_long")
+        assert "the-long-writer" in str(refused.value)
+        refusals += 1
+        time.sleep(0.3)
+    by_cli = run_cli(cli_config, "delete", "-n", "inuse_long")
+    assert by_cli.code == 1 and "is being written" in by_cli.stderr, by_cli.output
+    assert "the-long-writer" in by_cli.stderr
+    layout = BackupLayout(BACKUP_ROOT_PATH, "inuse_long")
+    silent = silent_for(backup_store(stack), layout)
+    assert silent is not None and silent < 1.5, silent  # renewed all along
+    held.release.set()
+    info = future.result(timeout=120)
+    assert info.id == "the-long-writer" and refusals >= 20
+    assert backup_store(stack).get_if_exists(marker_key(layout)) is None
+    restored = run_cli(stack.config_path, "restore", "-n", "inuse_long", "-s", "_long")
+    assert restored.code == 0, restored.output
+    sample_data.prepare_for_query(stack.milvus.uri, TINY, "tiny_long")
+    live = sample_data.rows(stack.milvus.uri, TINY)
+    assert sample_data.rows(stack.milvus.uri, TINY, "tiny_long") == live
+
+
+def test_a_writer_whose_marker_is_deleted_fails_saying_so(
+    stack: Stack, samples: Any, held: HeldCopies
+) -> None:
+    """Someone deletes the marker of a running backup: the backup fails with that cause
+    (never "copy ... is missing"), and leaves nothing."""
+    future = start_backup(held.config(stack), "inuse_lost", "the-lost-writer")
+    assert held.copying.wait(60), "the backup never started copying"
+    store = backup_store(stack)
+    store.delete(marker_key(BackupLayout(BACKUP_ROOT_PATH, "inuse_lost")))
+    time.sleep(1.0)  # renewals find it gone
+    held.release.set()
+    with pytest.raises(OperationError, match=r"was abandoned .*marker was deleted") as failed:
+        future.result(timeout=120)
+    assert "missing" not in str(failed.value)
+    assert not store.has_any(f"{BACKUP_ROOT_PATH}/inuse_lost/")
+
+
+KILLED_WRITER = """
+import sys, time
+from pathlib import Path
+from milvus_backup_operator.engine.config_file import load_config
+from milvus_backup_operator.engine.catalog import Catalog
+from milvus_backup_operator.engine.reservation import reserve
+catalog = Catalog.of(load_config(Path(sys.argv[1]), {}, required=True))
+reserve(catalog.store, catalog.layout(sys.argv[2]), "the-killed-child")
+print("reserved", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_writer_killed_on_this_host_is_deleted_at_once(stack: Stack) -> None:
+    """A writer of this host, boot and pid namespace whose process is gone cannot renew:
+    its backup is deleted without waiting writerSilence (120 s here)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(stack.config_path), "inuse_killed"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "reserved\n"
+    finally:
+        child.kill()
+        child.wait()
+    started = time.monotonic()
+    deleted = run_cli(stack.config_path, "delete", "-n", "inuse_killed")
+    assert deleted.code == 0, deleted.output
+    assert f"process {child.pid} on this host is not running" in deleted.stderr
+    assert "without waiting" in deleted.stderr
+    assert time.monotonic() - started < 30
+    assert not backup_store(stack).has_any(f"{BACKUP_ROOT_PATH}/inuse_killed/")
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        {"pid_namespace": 1},
+        {"host": "another-host"},
+        {"boot_id": None, "pid_namespace": None, "pid_start": None},
+    ],
+    ids=["other-pid-namespace", "other-host", "older-marker"],
+)
+def test_a_writer_that_cannot_be_proven_gone_is_waited_for(
+    stack: Stack, elsewhere: dict[str, Any]
+) -> None:
+    """A dead pid proves nothing in another pod (pid namespace), on another host, or in a
+    marker written before these fields: delete waits for writerSilence."""
+    store, layout = backup_store(stack), BackupLayout(BACKUP_ROOT_PATH, "inuse_elsewhere")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    process = replace(ProcessId.here(), pid=int(dead.stdout))
+    raw = json.loads(Marker("someone-else", "t", time.time(), **vars(process)).to_json())
+    raw.update(elsewhere)
+    store.put(
+        marker_key(layout), json.dumps({k: v for k, v in raw.items() if v is not None}).encode()
+    )
+    try:
+        refused = run_cli(stack.config_path, "delete", "-n", "inuse_elsewhere")
+        assert refused.code == 1 and "is being written" in refused.stderr, refused.output
+        assert "someone-else" in refused.stderr
+    finally:
+        store.delete(marker_key(layout))

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NoReturn
 
 from .config import BackupConfig, Timeouts
-from .errors import AlreadyExistsError, MalformedMetaError, NotABackupError, NotFoundError
+from .errors import (
+    InUseError,
+    MalformedMetaError,
+    NotABackupError,
+    NotFoundError,
+)
 from .layout import BackupLayout, join
 from .manifest import Manifest, read_manifest
 from .meta import (
@@ -20,8 +26,10 @@ from .meta import (
 )
 from .names import NAME_PATTERN as _NAME
 from .names import validate_backup_name
-from .reservation import read_marker, silent_for
+from .reservation import Marker, read_marker, silent_for
 from .storage import ObjectStore
+
+log = logging.getLogger(__name__)
 
 COMPLETED = "Completed"
 INCOMPLETE = "Incomplete"
@@ -162,20 +170,33 @@ class Catalog:
         """Delete one backup: a prefix holding a backup's meta or our in-progress marker.
 
         Anything else under the name is refused (:class:`NotABackupError`) and left as it is;
-        so is a backup whose writer renewed its marker within ``writer_silence`` (it is being
-        written: :class:`AlreadyExistsError`).
+        so is a backup whose writer renewed its marker within ``writer_silence`` and may be
+        alive (:class:`InUseError`).
         """
         layout = self.layout(name)
         if self.store.get_if_exists(layout.meta_key(BACKUP_META)) is None:
             marker = read_marker(self.store, layout)
             if marker is None:
                 self._missing_or_not_a_backup(name)
-            silent = silent_for(self.store, layout)
-            if silent is not None and silent < self.writer_silence:
-                raise AlreadyExistsError(
-                    f"backup {name!r} is being written ({marker.describe()}; its writer was "
-                    f"heard from {silent:.0f}s ago): wait for it to finish; if its writer has "
-                    f"stopped, it can be deleted {self.writer_silence:.0f}s after that "
-                    "(timeouts.writerSilence)"
-                )
+            self._refuse_live_writer(layout, marker)
         return self.store.delete_prefix(layout.prefix)
+
+    def _refuse_live_writer(self, layout: BackupLayout, marker: Marker) -> None:
+        """Raise while the backup's writer may be alive: heard from within ``writer_silence``
+        and not provably gone (a process of this host, boot and pid namespace)."""
+        silent = silent_for(self.store, layout)
+        if silent is None or silent >= self.writer_silence:
+            return
+        gone = marker.process.gone()
+        if gone is not None:
+            log.warning(
+                "backup %s: its writer (%s) is gone (%s): deleted without waiting "
+                "timeouts.writerSilence", layout.name, marker.describe(), gone,
+            )  # fmt: skip
+            return
+        raise InUseError(
+            f"backup {layout.name!r} is being written ({marker.describe()}; its writer was "
+            f"heard from {silent:.0f}s ago): wait for it to finish; if its writer has "
+            f"stopped, it can be deleted {self.writer_silence:.0f}s after that "
+            "(timeouts.writerSilence)"
+        )
