@@ -29,8 +29,11 @@ from milvus_backup_operator.engine.errors import (
     OperationError,
 )
 from milvus_backup_operator.engine.layout import BackupLayout
+from milvus_backup_operator.engine.leases import Notice
 from milvus_backup_operator.engine.liveness import ProcessId
 from milvus_backup_operator.engine.reservation import Marker, marker_key, silent_for
+from milvus_backup_operator.engine.restore import restore_backup
+from milvus_backup_operator.engine.restore_plan import RestoreRequest
 from milvus_backup_operator.engine.selection import parse_list
 from milvus_backup_operator.engine.storage import BARE, QUOTED, ObjectStore
 from testbed import sample_data
@@ -38,6 +41,7 @@ from testbed.s3relay import S3Relay
 from testbed.sample_data import TINY
 from testbed.stack import BACKUP_ROOT_PATH, Stack, stack_config
 from tests.conftest import run_cli
+from tests.integration.api_server import call, running
 from tests.integration.test_bad_input import variant
 
 pytestmark = pytest.mark.integration
@@ -235,3 +239,112 @@ def test_a_writer_that_cannot_be_proven_gone_is_waited_for(
         assert "someone-else" in refused.stderr
     finally:
         store.delete(marker_key(layout))
+
+
+# ---- a restore's lease --------------------------------------------------------------------------
+
+
+def fresh_backup(stack: Stack, name: str) -> None:
+    create_backup(stack_config(stack), BackupRequest(name, tuple(parse_list("tiny"))))
+
+
+def leftovers(stack: Stack, name: str, kind: str) -> list[str]:
+    return [o.key for o in backup_store(stack).list(f"{BACKUP_ROOT_PATH}/{name}/meta/{kind}/")]
+
+
+def test_a_restore_holds_its_backup_against_every_delete(
+    stack: Stack, samples: Any, tmp_path: Path
+) -> None:
+    """While a restore runs (held here before it touches a collection, for twice
+    writerSilence), deletes by the CLI and by the REST server are refused, naming it; once
+    it has ended its lease is gone and the delete goes through."""
+    fresh_backup(stack, "inuse_read")
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(_: Any) -> None:
+        if not holding.is_set():
+            holding.set()
+            assert release.wait(120)
+
+    config = replace(stack_config(stack), timeouts=replace(stack_config(stack).timeouts,
+                                                           writer_silence=SILENCE))  # fmt: skip
+    request = RestoreRequest("inuse_read", tuple(parse_list("tiny")), suffix="_read",
+                             task_id="read-task", reader="the test's restore")  # fmt: skip
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(restore_backup, config, request, None, hold)
+    pool.shutdown(wait=False)
+    cli_config = variant(stack, tmp_path, timeouts={"writerSilence": SILENCE})
+    try:
+        assert holding.wait(60), "the restore never started"
+        (tmp_path / "server").mkdir()
+        with running(stack.config_path, tmp_path / "server") as server:
+            started = time.monotonic()
+            while time.monotonic() - started < 2 * SILENCE:
+                by_cli = run_cli(cli_config, "delete", "-n", "inuse_read")
+                assert by_cli.code == 1, by_cli.output
+                assert "is being read by a restore (the test's restore, task read-task" in (
+                    by_cli.stderr
+                )
+                assert "once that restore ends" in by_cli.stderr
+            status, body = call(server, "DELETE", "/delete?backup_name=inuse_read")
+            assert status == 409 and "the test's restore, task read-task" in body["msg"], body
+    finally:
+        release.set()
+    assert future.result(timeout=300).succeeded
+    assert leftovers(stack, "inuse_read", "readers") == []
+    assert run_cli(cli_config, "delete", "-n", "inuse_read").code == 0
+    assert not backup_store(stack).has_any(f"{BACKUP_ROOT_PATH}/inuse_read/")
+
+
+def test_a_backup_being_deleted_is_not_restored_and_milvus_is_untouched(
+    stack: Stack, samples: Any
+) -> None:
+    """A delete held by the relay at its first removal: a restore that starts meanwhile
+    refuses before creating anything, and the delete then completes, leaving nothing."""
+    fresh_backup(stack, "inuse_deleting")
+    deleting, release = threading.Event(), threading.Event()
+
+    def hold(method: str, path: str) -> float:
+        if method == "POST" and "delete" in path:
+            deleting.set()
+            assert release.wait(120)
+        return 0.0
+
+    relay = S3Relay(stack.s3.endpoint, delay=hold).start()
+    try:
+        host, port = relay.endpoint.split(":")
+        config = stack_config(stack)
+        behind = replace(config.backup_storage, address=host, port=int(port))
+        catalog = Catalog(ObjectStore(behind, config.timeouts), BACKUP_ROOT_PATH)
+        pool = ThreadPoolExecutor(1)
+        future = pool.submit(catalog.delete, "inuse_deleting")
+        pool.shutdown(wait=False)
+        assert deleting.wait(60), "the delete never started removing"
+        refused = run_cli(stack.config_path, "restore", "-n", "inuse_deleting", "-s", "_del")
+        assert refused.code == 1, refused.output
+        assert "backup 'inuse_deleting' is being deleted since" in refused.stderr
+        assert "if that delete stopped, run it again" in refused.stderr
+        assert not sample_data.client(stack.milvus.uri).has_collection("tiny_del")
+        release.set()
+        assert future.result(timeout=60) > 0
+    finally:
+        release.set()
+        relay.stop()
+    assert not backup_store(stack).has_any(f"{BACKUP_ROOT_PATH}/inuse_deleting/")
+
+
+def test_a_delete_that_stopped_blocks_restores_until_it_is_run_again(
+    stack: Stack, samples: Any
+) -> None:
+    """The deletion mark of a delete killed before it removed anything: restores refuse,
+    saying to run the delete again, which then proceeds."""
+    fresh_backup(stack, "inuse_stopped")
+    layout = BackupLayout(BACKUP_ROOT_PATH, "inuse_stopped")
+    mark = Notice.new()  # what a delete writes first
+    backup_store(stack).put_new(layout.meta_key(f"deleting/{mark.token}.json"), mark.to_json())
+    refused = run_cli(stack.config_path, "restore", "-n", "inuse_stopped", "-s", "_stopped")
+    assert refused.code == 1 and "run it again" in refused.stderr, refused.output
+    assert leftovers(stack, "inuse_stopped", "readers") == []  # the lease was withdrawn
+    deleted = run_cli(stack.config_path, "delete", "-n", "inuse_stopped")
+    assert deleted.code == 0, deleted.output
+    assert not backup_store(stack).has_any(f"{BACKUP_ROOT_PATH}/inuse_stopped/")

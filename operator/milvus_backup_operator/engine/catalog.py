@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -15,6 +17,7 @@ from .errors import (
     NotFoundError,
 )
 from .layout import BackupLayout, join
+from .leases import delete_unread, deletion_started, reading
 from .manifest import Manifest, read_manifest
 from .meta import (
     BACKUP_META,
@@ -123,6 +126,7 @@ class Catalog:
                     f"{where} has not completed ({in_progress.describe()}): it is still being "
                     "written, or its writer stopped; delete it if no backup is running"
                 )
+            self._refuse_half_deleted(where, layout)
             self._missing_or_not_a_backup(name)
         full = self.store.get_if_exists(layout.meta_key(FULL_META))
         if full is not None:
@@ -134,6 +138,15 @@ class Catalog:
                 raise MalformedMetaError(f"{where} is missing meta/{filename}")
             files[filename] = raw
         return assemble_from_level_files(files, f"{where}/meta")
+
+    def _refuse_half_deleted(self, where: str, layout: BackupLayout) -> None:
+        since = deletion_started(self.store, layout)
+        if since is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
+            raise MalformedMetaError(
+                f"{where} is being deleted since {when}, or that delete stopped: if no "
+                "delete is running, run it again"
+            )
 
     def manifest(self, name: str) -> Manifest | None:
         """Our records of the backup (:mod:`.manifest`); None for milvus-backup's backups."""
@@ -171,15 +184,22 @@ class Catalog:
 
         Anything else under the name is refused (:class:`NotABackupError`) and left as it is;
         so is a backup whose writer renewed its marker within ``writer_silence`` and may be
-        alive (:class:`InUseError`).
+        alive, or that a restore reads (:class:`InUseError`; see :mod:`.leases`).
         """
         layout = self.layout(name)
         if self.store.get_if_exists(layout.meta_key(BACKUP_META)) is None:
             marker = read_marker(self.store, layout)
-            if marker is None:
+            if marker is not None:
+                self._refuse_live_writer(layout, marker)
+            elif deletion_started(self.store, layout) is None:
                 self._missing_or_not_a_backup(name)
-            self._refuse_live_writer(layout, marker)
-        return self.store.delete_prefix(layout.prefix)
+            # else what a delete of ours left when it stopped half way: finish it
+        return delete_unread(self.store, layout, self.writer_silence)
+
+    def reading(self, name: str, reader: str, task_id: str) -> AbstractContextManager[None]:
+        """Hold a reader's lease on backup ``name`` while the block runs (a restore): a
+        delete refuses it meanwhile; refused while a delete of it is under way."""
+        return reading(self.store, self.layout(name), reader, task_id, self.writer_silence)
 
     def _refuse_live_writer(self, layout: BackupLayout, marker: Marker) -> None:
         """Raise while the backup's writer may be alive: heard from within ``writer_silence``

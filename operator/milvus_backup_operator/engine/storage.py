@@ -10,7 +10,7 @@ import io
 import logging
 import threading
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -22,6 +22,7 @@ from minio.error import S3Error
 
 from .config import StorageConfig, Timeouts
 from .errors import (
+    AccessDeniedError,
     AlreadyExistsError,
     BackupError,
     NotFoundError,
@@ -200,11 +201,15 @@ class ObjectStore:
         """Delete every object under ``prefix``; return how many were deleted."""
         if not prefix.endswith("/"):
             raise ValueError(f"refusing to delete a prefix that is not a directory: {prefix!r}")
-        keys = [DeleteObject(obj.key) for obj in self.list(prefix)]
-        with self.translate_errors(prefix):
-            for error in self.client.remove_objects(self.bucket, keys):
-                raise OperationError(f"could not delete {error.name} in {self.describe()}")
+        keys = [obj.key for obj in self.list(prefix)]
+        self.delete_many(keys, prefix)
         return len(keys)
+
+    def delete_many(self, keys: Sequence[str], where: str = "") -> None:
+        """Delete these objects (those already gone are no error)."""
+        with self.translate_errors(where):
+            for error in self.client.remove_objects(self.bucket, map(DeleteObject, keys)):
+                raise OperationError(f"could not delete {error.name} in {self.describe()}")
 
     @contextmanager
     def translate_errors(self, key: str = "") -> Iterator[None]:
@@ -223,7 +228,8 @@ class ObjectStore:
 
     def _s3_error(self, exc: S3Error, key: str) -> BackupError:
         if exc.code in _CREDENTIAL_CODES:
-            return UnreachableError(
+            kind = AccessDeniedError if exc.code == "AccessDenied" else UnreachableError
+            return kind(
                 f"S3 at {self.config.endpoint} refused the credentials ({exc.code}): check "
                 "the access key and secret key"
             )
