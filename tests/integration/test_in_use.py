@@ -3,6 +3,7 @@ the real gateway) or read by a restore."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -348,3 +349,55 @@ def test_a_delete_that_stopped_blocks_restores_until_it_is_run_again(
     deleted = run_cli(stack.config_path, "delete", "-n", "inuse_stopped")
     assert deleted.code == 0, deleted.output
     assert not backup_store(stack).has_any(f"{BACKUP_ROOT_PATH}/inuse_stopped/")
+
+
+READER_KEY, READER_SECRET = "INUSEREADONLY0000000", "inuse-read-only-secret-0000000000000000"
+
+
+@pytest.fixture
+def read_only(stack: Stack) -> Iterator[tuple[str, str]]:
+    """Keys of a gateway user that may read the backup bucket and write nothing."""
+    subprocess.run(
+        ["radosgw-admin", "-c", str(stack.rgw.conf), "user", "create", "--uid=inuse-reader",
+         "--display-name=inuse-reader", f"--access-key={READER_KEY}",
+         f"--secret-key={READER_SECRET}"],
+        capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    bucket = stack_config(stack).backup_storage.bucket
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam:::user/inuse-reader"]},
+        "Action": ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"],
+        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+    }]}  # fmt: skip
+    owner = stack.s3.client()
+    owner.set_bucket_policy(bucket, json.dumps(policy))
+    try:
+        yield READER_KEY, READER_SECRET
+    finally:
+        owner.delete_bucket_policy(bucket)
+
+
+def test_read_only_credentials_restore_unprotected_with_a_warning(
+    stack: Stack, samples: Any, read_only: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Keys that may only read the backups cannot write a lease: the restore goes on, and
+    says the backup was not protected from deletion meanwhile."""
+    fresh_backup(stack, "inuse_readonly")
+    config = stack_config(stack)
+    key, secret = read_only
+    reader = replace(config.backup_storage, access_key=key, secret_key=secret)
+    with pytest.raises(S3Error, match="AccessDenied"):  # the keys really are read-only
+        ObjectStore(reader, config.timeouts).client.put_object(
+            reader.bucket, "backup/inuse_readonly/x", io.BytesIO(b"x"), 1
+        )
+    request = RestoreRequest("inuse_readonly", tuple(parse_list("tiny")), suffix="_ro")
+    result = restore_backup(replace(config, backup_storage=reader), request)
+    assert result.succeeded, result.failure_summary()
+    assert "backup inuse_readonly is not protected from deletion during this restore" in (
+        caplog.text
+    )
+    sample_data.prepare_for_query(stack.milvus.uri, TINY, "tiny_ro")
+    assert sample_data.rows(stack.milvus.uri, TINY, "tiny_ro") == sample_data.rows(
+        stack.milvus.uri, TINY
+    )
+    assert run_cli(stack.config_path, "delete", "-n", "inuse_readonly").code == 0

@@ -68,7 +68,7 @@ class Notice:
         try:
             data = json.loads(raw)
             started = float(data["started"])
-            if data.get("tool") != TOOL or not (math.isfinite(started) and started >= 0):
+            if data.get("tool") != TOOL or not (math.isfinite(started) and 0 <= started < 1e11):
                 return None
             process = ProcessId.from_json(data)
             reader, task_id = str(data.get("reader", "")), str(data.get("task_id", ""))
