@@ -53,6 +53,12 @@ def backup_store(stack: Stack) -> ObjectStore:
     return ObjectStore(config.backup_storage, config.timeouts)
 
 
+def leftovers(stack: Stack, name: str, kind: str) -> list[str]:
+    """What is under the backup's ``meta/<kind>/`` (``meta/`` for an empty kind)."""
+    where = "/".join(p for p in (BACKUP_ROOT_PATH, name, "meta", kind) if p) + "/"
+    return [o.key for o in backup_store(stack).list(where)]
+
+
 def test_the_gateway_takes_if_match_in_its_own_form_and_a_mismatch_still_fails(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -177,38 +183,56 @@ def test_a_writer_whose_marker_is_deleted_fails_saying_so(
     assert not store.has_any(f"{BACKUP_ROOT_PATH}/inuse_lost/")
 
 
-KILLED_WRITER = """
+KILLED = """
 import sys, time
 from pathlib import Path
 from milvus_backup_operator.engine.config_file import load_config
 from milvus_backup_operator.engine.catalog import Catalog
 from milvus_backup_operator.engine.reservation import reserve
 catalog = Catalog.of(load_config(Path(sys.argv[1]), {}, required=True))
-reserve(catalog.store, catalog.layout(sys.argv[2]), "the-killed-child")
-print("reserved", flush=True)
-time.sleep(600)
+if sys.argv[3] == "writer":
+    reserve(catalog.store, catalog.layout(sys.argv[2]), "the-killed-child")
+    print("ready", flush=True)
+    time.sleep(600)
+with catalog.reading(sys.argv[2], "the killed restore", "killed-task"):
+    print("ready", flush=True)
+    time.sleep(600)
 """
 
 
-def test_a_writer_killed_on_this_host_is_deleted_at_once(stack: Stack) -> None:
-    """A writer of this host, boot and pid namespace whose process is gone cannot renew:
-    its backup is deleted without waiting writerSilence (120 s here)."""
+def killed(stack: Stack, name: str, role: str) -> int:
+    """The pid of a child process that claimed ``name`` (as a writer or a reader), then was
+    killed by SIGKILL: it left its marker or lease."""
     child = subprocess.Popen(
-        [sys.executable, "-c", KILLED_WRITER, str(stack.config_path), "inuse_killed"],
+        [sys.executable, "-c", KILLED, str(stack.config_path), name, role],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        assert child.stdout is not None and child.stdout.readline() == "reserved\n"
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
     finally:
         child.kill()
         child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize("role", ["writer", "reader"])
+def test_a_writer_or_restore_killed_on_this_host_is_not_waited_for(
+    stack: Stack, samples: Any, role: str
+) -> None:
+    """A writer or restore of this host, boot and pid namespace whose process is gone cannot
+    renew: delete goes on without waiting writerSilence (120 s here), and says why."""
+    name = f"inuse_killed_{role}"
+    if role == "reader":
+        fresh_backup(stack, name)
+    pid = killed(stack, name, role)
+    assert leftovers(stack, name, "readers" if role == "reader" else "") != []
     started = time.monotonic()
-    deleted = run_cli(stack.config_path, "delete", "-n", "inuse_killed")
+    deleted = run_cli(stack.config_path, "delete", "-n", name)
     assert deleted.code == 0, deleted.output
-    assert f"process {child.pid} on this host is not running" in deleted.stderr
-    assert "without waiting" in deleted.stderr
+    assert f"process {pid} on this host is not running" in deleted.stderr
+    assert "without waiting" in deleted.stderr or "not waited for" in deleted.stderr
     assert time.monotonic() - started < 30
-    assert not backup_store(stack).has_any(f"{BACKUP_ROOT_PATH}/inuse_killed/")
+    assert not backup_store(stack).has_any(f"{BACKUP_ROOT_PATH}/{name}/")
 
 
 @pytest.mark.parametrize(
@@ -247,10 +271,6 @@ def test_a_writer_that_cannot_be_proven_gone_is_waited_for(
 
 def fresh_backup(stack: Stack, name: str) -> None:
     create_backup(stack_config(stack), BackupRequest(name, tuple(parse_list("tiny"))))
-
-
-def leftovers(stack: Stack, name: str, kind: str) -> list[str]:
-    return [o.key for o in backup_store(stack).list(f"{BACKUP_ROOT_PATH}/{name}/meta/{kind}/")]
 
 
 def test_a_restore_holds_its_backup_against_every_delete(
