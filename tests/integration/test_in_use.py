@@ -357,8 +357,9 @@ def test_a_backup_being_deleted_is_not_restored_and_milvus_is_untouched(
 def test_a_delete_that_stopped_blocks_restores_until_it_is_run_again(
     stack: Stack, samples: Any
 ) -> None:
-    """The deletion mark of a delete killed before it removed anything: restores refuse,
-    saying to run the delete again, which then proceeds."""
+    """The deletion mark of a delete that was killed: restores refuse, saying to run the
+    delete again; killed half way, the backup reads as being deleted; a new delete
+    proceeds."""
     fresh_backup(stack, "inuse_stopped")
     layout = BackupLayout(BACKUP_ROOT_PATH, "inuse_stopped")
     mark = Notice.new()  # what a delete writes first
@@ -366,6 +367,10 @@ def test_a_delete_that_stopped_blocks_restores_until_it_is_run_again(
     refused = run_cli(stack.config_path, "restore", "-n", "inuse_stopped", "-s", "_stopped")
     assert refused.code == 1 and "run it again" in refused.stderr, refused.output
     assert leftovers(stack, "inuse_stopped", "readers") == []  # the lease was withdrawn
+    backup_store(stack).delete(layout.meta_key("backup_meta.json"))  # killed half way
+    got = run_cli(stack.config_path, "get", "-n", "inuse_stopped")
+    assert got.code == 1 and "is being deleted since" in got.stderr, got.output
+    assert "run it again" in got.stderr
     deleted = run_cli(stack.config_path, "delete", "-n", "inuse_stopped")
     assert deleted.code == 0, deleted.output
     assert not backup_store(stack).has_any(f"{BACKUP_ROOT_PATH}/inuse_stopped/")
