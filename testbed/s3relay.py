@@ -4,7 +4,8 @@ A resource whose storage endpoint is the relay talks to the real S3 server throu
 request by request (path-style, plain HTTP, the Host header kept, so signatures still hold).
 When a request matches ``trigger``, ``on_trigger`` runs once, after the S3 server has
 answered and before the client hears the answer: the client is then exactly there, e.g. a
-backup that has copied an object and cannot have written its meta yet.
+backup that has copied an object and cannot have written its meta yet. ``delay`` slows
+chosen requests: it gives the seconds to wait before a request is passed on.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import http.client
 import sys
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,12 +23,17 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-
 
 class S3Relay:
     def __init__(
-        self, upstream: str, trigger: Callable[[str, str], bool], on_trigger: Callable[[], None]
+        self,
+        upstream: str,
+        trigger: Callable[[str, str], bool] = lambda method, path: False,
+        on_trigger: Callable[[], None] = lambda: None,
+        delay: Callable[[str, str], float] = lambda method, path: 0.0,
     ) -> None:
         host, _, port = upstream.rpartition(":")
         self.upstream = (host, int(port))
         self.trigger = trigger
         self.on_trigger = on_trigger
+        self.delay = delay
         self.triggered = threading.Event()
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _handler(self))
@@ -70,6 +77,7 @@ def _handler(relay: S3Relay) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+            time.sleep(relay.delay(self.command, self.path))
             upstream = http.client.HTTPConnection(*relay.upstream, timeout=60)
             try:
                 upstream.request(self.command, self.path, body=body, headers=headers)

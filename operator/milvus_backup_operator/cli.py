@@ -362,6 +362,7 @@ def restore(
             restore_aliases=restore_aliases,
             rbac=rbac,
             use_v2_restore=use_v2_restore,
+            reader="CLI restore",
         )
         if dry_run:
             click.echo("\n".join(check_restore_request(_config(ctx), request).render()))

@@ -174,7 +174,7 @@ def _restore(work: Work, secrets: SecretSource) -> bool:
     assert isinstance(status, RestoreStatus)
     if spec.verify:
         require_intact(Catalog.of(config), spec.backup_name)
-    request = _restore_request(spec, work.name)
+    request = _restore_request(spec, work.name, work.namespace)
     if spec.dry_run:
         plan = check_restore_request(config, request)
 
@@ -223,7 +223,7 @@ def _engine_result(collection: RestoredCollection) -> CollectionRestoreResult:
     )  # fmt: skip
 
 
-def _restore_request(spec: RestoreSpec, name: str) -> RestoreRequest:
+def _restore_request(spec: RestoreSpec, name: str, namespace: str) -> RestoreRequest:
     return RestoreRequest(
         backup_name=spec.backup_name,
         collections=spec.collections,
@@ -236,4 +236,5 @@ def _restore_request(spec: RestoreSpec, name: str) -> RestoreRequest:
         rbac=spec.rbac,
         use_v2_restore=spec.use_v2_restore,
         task_id=name,
+        reader=f"MilvusRestore {namespace}/{name}",
     )

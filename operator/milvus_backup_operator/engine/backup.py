@@ -13,7 +13,13 @@ from . import schema
 from .capabilities import KNOWN_STORAGE_VERSIONS, STORAGE_V1
 from .catalog import Catalog
 from .config import BackupConfig, GcPause
-from .errors import InvalidRequestError, OperationError, UnreachableError, UnsupportedError
+from .errors import (
+    BackupError,
+    InvalidRequestError,
+    OperationError,
+    UnreachableError,
+    UnsupportedError,
+)
 from .gc_pause import GcHold, gc_paused
 from .layout import BackupLayout, ObjectCopy, join, milvus_collection_dir
 from .live_rows import live_rows
@@ -114,6 +120,12 @@ def create_backup(
                 job = _BackupJob(config, milvus, source, target, claim, progress, held, meta_only)
                 info = job.run(refs, request.rbac)
                 log.info("backup %s: %s", request.name, held.text)
+        except BackupError as exc:
+            abandoned = claim.abandoned()  # the true cause, when the name was lost meanwhile
+            _discard(claim)
+            if abandoned is not None:
+                raise abandoned from exc
+            raise
         except BaseException:
             _discard(claim)
             raise

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import NoReturn
 
 from .config import BackupConfig, Timeouts
-from .errors import AlreadyExistsError, MalformedMetaError, NotABackupError, NotFoundError
+from .errors import (
+    InUseError,
+    MalformedMetaError,
+    NotABackupError,
+    NotFoundError,
+)
 from .layout import BackupLayout, join
+from .leases import delete_unread, deletion_started, reading
 from .manifest import Manifest, read_manifest
 from .meta import (
     BACKUP_META,
@@ -20,8 +29,10 @@ from .meta import (
 )
 from .names import NAME_PATTERN as _NAME
 from .names import validate_backup_name
-from .reservation import read_marker, silent_for
+from .reservation import Marker, read_marker, silent_for
 from .storage import ObjectStore
+
+log = logging.getLogger(__name__)
 
 COMPLETED = "Completed"
 INCOMPLETE = "Incomplete"
@@ -115,6 +126,7 @@ class Catalog:
                     f"{where} has not completed ({in_progress.describe()}): it is still being "
                     "written, or its writer stopped; delete it if no backup is running"
                 )
+            self._refuse_half_deleted(where, layout)
             self._missing_or_not_a_backup(name)
         full = self.store.get_if_exists(layout.meta_key(FULL_META))
         if full is not None:
@@ -126,6 +138,15 @@ class Catalog:
                 raise MalformedMetaError(f"{where} is missing meta/{filename}")
             files[filename] = raw
         return assemble_from_level_files(files, f"{where}/meta")
+
+    def _refuse_half_deleted(self, where: str, layout: BackupLayout) -> None:
+        since = deletion_started(self.store, layout)
+        if since is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
+            raise MalformedMetaError(
+                f"{where} is being deleted since {when}, or that delete stopped: if no "
+                "delete is running, run it again"
+            )
 
     def manifest(self, name: str) -> Manifest | None:
         """Our records of the backup (:mod:`.manifest`); None for milvus-backup's backups."""
@@ -162,20 +183,40 @@ class Catalog:
         """Delete one backup: a prefix holding a backup's meta or our in-progress marker.
 
         Anything else under the name is refused (:class:`NotABackupError`) and left as it is;
-        so is a backup whose writer renewed its marker within ``writer_silence`` (it is being
-        written: :class:`AlreadyExistsError`).
+        so is a backup whose writer renewed its marker within ``writer_silence`` and may be
+        alive, or that a restore reads (:class:`InUseError`; see :mod:`.leases`).
         """
         layout = self.layout(name)
         if self.store.get_if_exists(layout.meta_key(BACKUP_META)) is None:
             marker = read_marker(self.store, layout)
-            if marker is None:
+            if marker is not None:
+                self._refuse_live_writer(layout, marker)
+            elif deletion_started(self.store, layout) is None:
                 self._missing_or_not_a_backup(name)
-            silent = silent_for(self.store, layout)
-            if silent is not None and silent < self.writer_silence:
-                raise AlreadyExistsError(
-                    f"backup {name!r} is being written ({marker.describe()}; its writer was "
-                    f"heard from {silent:.0f}s ago): wait for it to finish; if its writer has "
-                    f"stopped, it can be deleted {self.writer_silence:.0f}s after that "
-                    "(timeouts.writerSilence)"
-                )
-        return self.store.delete_prefix(layout.prefix)
+            # else what a delete of ours left when it stopped half way: finish it
+        return delete_unread(self.store, layout, self.writer_silence)
+
+    def reading(self, name: str, reader: str, task_id: str) -> AbstractContextManager[None]:
+        """Hold a reader's lease on backup ``name`` while the block runs (a restore): a
+        delete refuses it meanwhile; refused while a delete of it is under way."""
+        return reading(self.store, self.layout(name), reader, task_id, self.writer_silence)
+
+    def _refuse_live_writer(self, layout: BackupLayout, marker: Marker) -> None:
+        """Raise while the backup's writer may be alive: heard from within ``writer_silence``
+        and not provably gone (a process of this host, boot and pid namespace)."""
+        silent = silent_for(self.store, layout)
+        if silent is None or silent >= self.writer_silence:
+            return
+        gone = marker.process.gone()
+        if gone is not None:
+            log.warning(
+                "backup %s: its writer (%s) is gone (%s): deleted without waiting "
+                "timeouts.writerSilence", layout.name, marker.describe(), gone,
+            )  # fmt: skip
+            return
+        raise InUseError(
+            f"backup {layout.name!r} is being written ({marker.describe()}; its writer was "
+            f"heard from {silent:.0f}s ago): wait for it to finish; if its writer has "
+            f"stopped, it can be deleted {self.writer_silence:.0f}s after that "
+            "(timeouts.writerSilence)"
+        )

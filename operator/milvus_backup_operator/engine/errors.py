@@ -38,6 +38,10 @@ class UnreachableError(BackupError):
     """Milvus or the object store could not be reached or refused the credentials."""
 
 
+class AccessDeniedError(UnreachableError):
+    """The object store took the credentials but denied this operation (read-only keys?)."""
+
+
 class OperationError(BackupError):
     """Milvus or the object store accepted the request but the work itself failed."""
 

@@ -9,10 +9,14 @@ once more before the meta is written, and the backup fails, touching nothing of 
 if another writer holds it by then.
 
 While it copies, the writer renews the marker (a conditional rewrite, ``If-Match`` its own
-ETag) twelve times per ``timeouts.writerSilence``: ``delete`` refuses a backup whose marker is
-that fresh, and a writer whose renewal fails (the marker was deleted or replaced) stops before
-its next copy. So a backup cannot be deleted under a live writer, nor a new one started in its
-place while the old writer still adds objects.
+ETag, in the form the server takes: :meth:`ObjectStore.put_if_match`) twelve times per
+``timeouts.writerSilence``: ``delete`` refuses a backup whose marker is that fresh, and a
+writer whose renewal fails (the marker was deleted or replaced, or could not be renewed for
+half of ``writerSilence``) stops before its next copy, failing with that cause. So a backup
+cannot be deleted under a live writer, nor a new one started in its place while the old
+writer still adds objects. The marker also records the writer's process (host, boot id, pid
+namespace, pid and its start time): ``delete`` on the same host, boot and pid namespace
+need not wait for a writer whose process is provably gone.
 
 The marker is also what makes the prefix ours: ``delete`` removes a prefix only if it holds
 a backup's meta or this marker (milvus-backup's reader ignores the extra file, and a completed
@@ -25,17 +29,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import AlreadyExistsError, BackupError, NotFoundError, OperationError
 from .layout import BackupLayout
+from .liveness import Heartbeat, ProcessId
 from .storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -46,13 +48,23 @@ TOOL = "milvus-backup-operator"
 
 @dataclass(frozen=True)
 class Marker:
-    """Who is writing a backup: the owner's backup id (a task or resource id) and a token."""
+    """Who is writing a backup: the owner's backup id (a task or resource id), a token, and
+    its process (:class:`ProcessId`; older markers have its host and pid only)."""
 
     backup_id: str
     token: str
     started: float
     host: str = ""
     pid: int = 0
+    boot_id: str = ""
+    pid_namespace: int = 0
+    pid_start: int = 0
+
+    @classmethod
+    def new(cls, backup_id: str) -> Marker:
+        """The marker of a writer in this process."""
+        process = vars(ProcessId.here())
+        return cls(backup_id or str(uuid.uuid4()), uuid.uuid4().hex, time.time(), **process)
 
     def to_json(self) -> bytes:
         return json.dumps({"tool": TOOL, **vars(self)}).encode()
@@ -71,11 +83,14 @@ class Marker:
                 backup_id=str(data["backup_id"]),
                 token=str(data["token"]),
                 started=started,
-                host=str(data.get("host", "")),
-                pid=int(data.get("pid", 0)),
+                **vars(ProcessId.from_json(data)),
             )
         except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
             return None
+
+    @property
+    def process(self) -> ProcessId:
+        return ProcessId(self.host, self.pid, self.boot_id, self.pid_namespace, self.pid_start)
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.started))
@@ -108,41 +123,25 @@ class Reservation:
     layout: BackupLayout
     marker: Marker
     etag: str = ""
-    lost: threading.Event = field(default_factory=threading.Event)
+    heartbeat: Heartbeat | None = None
 
     def check_not_lost(self) -> None:
         """Raise if a renewal found the marker deleted or replaced (checked before each copy)."""
-        if self.lost.is_set():
-            self.require()
+        if self.heartbeat is not None and self.heartbeat.lost.is_set():
+            raise self._abandoned()
 
     @contextmanager
     def renewed(self, silence: float) -> Iterator[None]:
         """Renew the marker every ``silence / 12`` seconds while the block runs."""
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=self._renew, args=(stop, silence / 12), name="marker", daemon=True
-        )
-        thread.start()
+        what = f"the in-progress marker of backup {self.layout.name!r}"
+        key, body = marker_key(self.layout), self.marker.to_json()
+        self.heartbeat = Heartbeat(self.store, key, body, self.etag, what)
+        self.heartbeat.start(silence)
         try:
             yield
         finally:
-            stop.set()
-            thread.join()
-
-    def _renew(self, stop: threading.Event, interval: float) -> None:
-        while not stop.wait(interval):
-            try:
-                self.etag = self.store.put_if_match(
-                    marker_key(self.layout), self.marker.to_json(), self.etag
-                )
-            except (AlreadyExistsError, NotFoundError):
-                log.error(
-                    "backup %s: the in-progress marker was deleted or replaced", self.layout.name
-                )
-                self.lost.set()
-                return
-            except BackupError as exc:  # a storage hiccup: try again at the next beat
-                log.warning("backup %s: could not renew the marker: %s", self.layout.name, exc)
+            self.heartbeat.stop()
+            self.etag = self.heartbeat.etag
 
     def holds(self) -> bool:
         """True while the marker in storage is still this writer's."""
@@ -151,11 +150,40 @@ class Reservation:
 
     def require(self) -> None:
         """Raise unless this writer still holds the name (checked before the meta is written)."""
+        self.check_not_lost()
         if not self.holds():
-            raise OperationError(
-                f"backup {self.layout.name!r} was deleted or claimed by another writer while "
-                "this one was copying: this backup is abandoned; take it again under a new name"
-            )
+            raise self._abandoned()
+
+    def abandoned(self) -> OperationError | None:
+        """After a failure: the error saying the name was lost, if it was (the true cause of
+        e.g. copies gone missing); None while this writer holds it, or if it cannot be read."""
+        try:
+            self.require()
+        except OperationError as exc:
+            return exc
+        except BackupError:
+            return None
+        return None
+
+    def _abandoned(self) -> OperationError:
+        """Why this writer lost its name, as the backup's error: what is there now, and who."""
+        name = self.layout.name
+        try:
+            current = read_marker(self.store, self.layout)
+        except BackupError:
+            current = None
+        if current is not None and current.token != self.marker.token:
+            why = f"its in-progress marker was replaced by another writer's ({current.describe()})"
+        elif self.heartbeat is not None and self.heartbeat.cause and current is not None:
+            why = self.heartbeat.cause
+        elif current is None:
+            why = "its in-progress marker was deleted (by a delete of the backup, or by hand)"
+        else:
+            why = "its in-progress marker was rewritten by someone else"
+        return OperationError(
+            f"backup {name!r} was abandoned while it was being written: {why}; nothing of it "
+            "is kept. Take the backup again (under another name if that one is taken)"
+        )
 
     def release(self) -> None:
         """Remove the marker once the meta is written: a completed backup does not carry it.
@@ -163,6 +191,8 @@ class Reservation:
         A marker that cannot be removed is only logged: the meta is there, so the backup
         reads, lists and deletes as a complete one anyway.
         """
+        if self.heartbeat is not None:
+            self.heartbeat.stop()  # no renewal may race the removal
         try:
             if self.holds():
                 self.store.delete(marker_key(self.layout))
@@ -196,13 +226,7 @@ def reserve(store: ObjectStore, layout: BackupLayout, backup_id: str = "") -> Re
     ``backup_id`` (a new UUID when empty) becomes the backup's id, and names its owner.
     """
     require_free(store, layout)
-    marker = Marker(
-        backup_id or str(uuid.uuid4()),
-        uuid.uuid4().hex,
-        time.time(),
-        socket.gethostname(),
-        os.getpid(),
-    )
+    marker = Marker.new(backup_id)
     try:
         etag = store.put_new(marker_key(layout), marker.to_json())
     except AlreadyExistsError:

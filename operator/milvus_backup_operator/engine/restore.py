@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import schema
+from .catalog import Catalog
 from .config import BackupConfig
 from .errors import (
     BackupError,
@@ -32,6 +33,7 @@ from .progress import ProgressCallback, ProgressTracker
 from .rbac import apply_rbac, plan_rbac
 from .restore_plan import (
     RestoreRequest,
+    check_request,
     no_data_reason,
     precheck,
     refuse_early,
@@ -100,9 +102,24 @@ def restore_backup(
     """Restore ``request.backup_name``; raise before writing anything if the request is wrong.
 
     ``on_collection`` hears of each collection when it starts (``Running``) and when it ends.
+    A reader's lease on the backup is held throughout (:mod:`.leases`): a delete refuses the
+    backup meanwhile, and a backup being deleted is refused before Milvus is touched.
     """
-    store, catalog, plan, report, backup = refuse_early(config, request)
+    check_request(request)
     task_id = request.task_id or f"restore_{uuid.uuid4().hex[:12]}"
+    reader = request.reader or f"restore {task_id}"
+    with Catalog.of(config).reading(request.backup_name, reader, task_id):
+        return _restore(config, request, task_id, on_progress, on_collection)
+
+
+def _restore(
+    config: BackupConfig,
+    request: RestoreRequest,
+    task_id: str,
+    on_progress: ProgressCallback | None,
+    on_collection: CollectionCallback | None,
+) -> RestoreResult:
+    store, catalog, plan, report, backup = refuse_early(config, request)
     result = RestoreResult(task_id, request.backup_name)
     milvus_store = ObjectStore(config.storage, config.timeouts, config.parallelism.copy_data)
     progress = ProgressTracker("restore", on_progress, config.progress_interval)

@@ -68,6 +68,8 @@ class RestoreRequest:
     meta_only: bool = False  # create collections, partitions (indexes if asked): import nothing
     #: milvus-backup's v2 restore: many segments per import job, through Milvus's REST API
     use_v2_restore: bool = False
+    #: who restores, as a delete refused meanwhile names it ("MilvusRestore team-a/rv")
+    reader: str = ""
 
     def imports(self, info: CollectionBackupInfo) -> bool:
         """Whether this restore imports the collection's data (a meta-only one has none)."""
@@ -188,6 +190,19 @@ def refuse_early(
 ]:
     """Check the request and the backup (its objects included); return the plan, the
     integrity report and the backup."""
+    check_request(request)
+    store = ObjectStore(config.backup_storage, config.timeouts, config.parallelism.copy_data)
+    catalog = Catalog(store, config.backup_storage.root_path)
+    backup = catalog.read(request.backup_name)
+    backup.require_binlog_format()
+    plan = _plan(backup.collection_backups, request)
+    chosen = {info.collection_id for info, _ in plan}
+    report = require_intact(catalog, request.backup_name, backup, chosen)  # before anything
+    return store, catalog, plan, report, backup
+
+
+def check_request(request: RestoreRequest) -> None:
+    """Refuse a request that is wrong in itself, before anything is read."""
     validate_backup_name(request.backup_name)
     if request.suffix and request.renames:
         raise InvalidRequestError("give either a collection suffix or renames, not both")
@@ -198,14 +213,6 @@ def refuse_early(
         )
     if request.suffix:
         validate_collection_suffix(request.suffix)
-    store = ObjectStore(config.backup_storage, config.timeouts, config.parallelism.copy_data)
-    catalog = Catalog(store, config.backup_storage.root_path)
-    backup = catalog.read(request.backup_name)
-    backup.require_binlog_format()
-    plan = _plan(backup.collection_backups, request)
-    chosen = {info.collection_id for info, _ in plan}
-    report = require_intact(catalog, request.backup_name, backup, chosen)  # before anything
-    return store, catalog, plan, report, backup
 
 
 def _plan(

@@ -7,8 +7,10 @@ bytes pass through this process); between different services they stream with bo
 from __future__ import annotations
 
 import io
+import logging
+import threading
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -20,6 +22,7 @@ from minio.error import S3Error
 
 from .config import StorageConfig, Timeouts
 from .errors import (
+    AccessDeniedError,
     AlreadyExistsError,
     BackupError,
     NotFoundError,
@@ -27,8 +30,15 @@ from .errors import (
     UnreachableError,
 )
 
+log = logging.getLogger(__name__)
+
 STREAM_PART_SIZE = 16 * 1024 * 1024
 _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}
+#: how ``If-Match`` carries an ETag: quoted (RFC 7232, AWS S3; MinIO takes both) or bare
+#: (Ceph's RADOS Gateway 16.2 answers 412 to the quoted form of the object's own ETag)
+QUOTED, BARE = "quoted", "bare"
+_if_match_forms: dict[tuple[str, bool], str] = {}  # the form each S3 endpoint took, once seen
+_forms_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class ObjectInfo:
     key: str
     size: int
     etag: str = ""  # the server's checksum of the object (no quotes)
+    modified: float = 0.0  # when it was last written, by the server's clock (0: not known)
 
 
 class ObjectStore:
@@ -82,7 +93,10 @@ class ObjectStore:
         """Objects under ``prefix`` (or, not recursive, its first-level "directories")."""
         with self.translate_errors():
             for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=recursive):
-                yield ObjectInfo(str(obj.object_name), int(obj.size or 0), _unquoted(obj.etag))
+                when = obj.last_modified.timestamp() if obj.last_modified else 0.0
+                yield ObjectInfo(
+                    str(obj.object_name), int(obj.size or 0), _unquoted(obj.etag), when
+                )
 
     def has_any(self, prefix: str) -> bool:
         return next(iter(self.list(prefix)), None) is not None
@@ -119,9 +133,48 @@ class ObjectStore:
         """Overwrite ``key`` only if it is still the object with ``etag``; return the new ETag.
 
         Raises :class:`AlreadyExistsError` when it changed and :class:`NotFoundError` when it
-        is gone.
+        is gone. Servers differ on the form of the ETag in ``If-Match``: on a 412 while the
+        object still has ``etag``, the server did not understand the form, so the other one
+        is tried and the one that worked is kept for this endpoint. A 412 with another ETag
+        (or none) there is a true mismatch: nothing is overwritten.
         """
-        return self._put_if(key, data, {"If-Match": f'"{etag}"'})
+        first = self.if_match_form()
+        for form in (first, BARE if first == QUOTED else QUOTED):
+            try:
+                written = self._put_if(key, data, {"If-Match": _etag_in(form, etag)})
+            except AlreadyExistsError:
+                self._require_etag(key, etag)  # a true mismatch raises here
+                continue
+            if form != first:
+                log.info("%s takes If-Match ETags %s, not %s", self.config.endpoint, form, first)
+                with _forms_lock:
+                    _if_match_forms[self._service] = form
+            return written
+        raise OperationError(
+            f"S3 at {self.config.endpoint} refuses If-Match with the object's own ETag in "
+            "either form (quoted and bare): conditional writes do not work on this server"
+        )
+
+    def if_match_form(self) -> str:
+        """The form of ``If-Match`` this endpoint took last (quoted until one is refused)."""
+        with _forms_lock:
+            return _if_match_forms.get(self._service, QUOTED)
+
+    @property
+    def _service(self) -> tuple[str, bool]:
+        return (self.config.endpoint, self.config.use_ssl)
+
+    def _require_etag(self, key: str, etag: str) -> None:
+        """Raise unless ``key`` is still the object with ``etag`` (after a 412)."""
+        try:
+            with self.translate_errors(key):
+                current = _unquoted(self.client.stat_object(self.bucket, key).etag)
+        except NotFoundError:
+            raise NotFoundError(f"object {key!r} is gone from {self.describe()}") from None
+        if current != etag:
+            raise AlreadyExistsError(
+                f"object {key!r} in {self.describe()} was replaced (its ETag is no longer {etag})"
+            )
 
     def _put_if(self, key: str, data: bytes, condition: dict[str, str]) -> str:
         headers: dict[str, str | list[str] | tuple[str]] = dict(condition)
@@ -148,11 +201,15 @@ class ObjectStore:
         """Delete every object under ``prefix``; return how many were deleted."""
         if not prefix.endswith("/"):
             raise ValueError(f"refusing to delete a prefix that is not a directory: {prefix!r}")
-        keys = [DeleteObject(obj.key) for obj in self.list(prefix)]
-        with self.translate_errors(prefix):
-            for error in self.client.remove_objects(self.bucket, keys):
-                raise OperationError(f"could not delete {error.name} in {self.describe()}")
+        keys = [obj.key for obj in self.list(prefix)]
+        self.delete_many(keys, prefix)
         return len(keys)
+
+    def delete_many(self, keys: Sequence[str], where: str = "") -> None:
+        """Delete these objects (those already gone are no error)."""
+        with self.translate_errors(where):
+            for error in self.client.remove_objects(self.bucket, map(DeleteObject, keys)):
+                raise OperationError(f"could not delete {error.name} in {self.describe()}")
 
     @contextmanager
     def translate_errors(self, key: str = "") -> Iterator[None]:
@@ -171,7 +228,8 @@ class ObjectStore:
 
     def _s3_error(self, exc: S3Error, key: str) -> BackupError:
         if exc.code in _CREDENTIAL_CODES:
-            return UnreachableError(
+            kind = AccessDeniedError if exc.code == "AccessDenied" else UnreachableError
+            return kind(
                 f"S3 at {self.config.endpoint} refused the credentials ({exc.code}): check "
                 "the access key and secret key"
             )
@@ -208,6 +266,10 @@ def copy_object(src: ObjectStore, src_key: str, dst: ObjectStore, dst_key: str, 
     finally:
         response.close()
         response.release_conn()
+
+
+def _etag_in(form: str, etag: str) -> str:
+    return f'"{etag}"' if form == QUOTED else etag
 
 
 def _unquoted(etag: str | None) -> str:

@@ -13,7 +13,7 @@ from ..engine.backup import reserve_backup
 from ..engine.catalog import Catalog
 from ..engine.check import run_check
 from ..engine.config import BackupConfig
-from ..engine.errors import AlreadyExistsError, BackupError, NotFoundError
+from ..engine.errors import BackupError, InUseError, NotFoundError
 from ..engine.meta import BackupInfo
 from ..engine.progress import Progress
 from ..engine.reservation import Reservation
@@ -58,7 +58,9 @@ class LocalBackend:
     def _refuse_running(self, name: str) -> None:
         task = self.tasks.latest_for_backup(CREATE, name)
         if task and task.state_code == StateCode.EXECUTING:
-            raise AlreadyExistsError(f"backup {name!r} is being created by task {task.id}")
+            raise InUseError(
+                f"backup {name!r} is being created by task {task.id}: wait for it to finish"
+            )
 
     def _run_backup(
         self,

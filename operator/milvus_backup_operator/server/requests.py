@@ -76,6 +76,7 @@ def restore_request(request: RestoreBackupRequest, task_id: str) -> RestoreReque
         rbac=request.rbac,
         use_v2_restore=request.use_v2_restore,
         task_id=task_id,
+        reader=f"REST restore task {task_id}",
         mapping=restore_mapping(plan) if plan else None,
         only=filter_refs(plan.filter, "restorePlan.filter") if plan else (),
         meta_only=request.meta_only,
