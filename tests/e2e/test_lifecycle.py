@@ -278,3 +278,22 @@ def test_a_running_backup_deleted_is_stopped_before_its_data_goes(
         assert backup_objects(stack, backup) == {}
     finally:
         relay.stop()
+
+
+def test_a_backup_a_restore_elsewhere_reads_is_kept_while_its_lease_lives(
+    cluster: Cluster, kube: client.ApiClient, stack: Stack, operator: OperatorProcess,
+    jobrunner: LocalJobRunner, samples: Any,
+) -> None:  # fmt: skip
+    """A restore outside this cluster (a CLI, a REST server) announces itself by its reader's
+    lease beside the backup: the finalizer keeps the data, naming it, until the lease goes."""
+    apply(cluster, milvus_backup("read-elsewhere", stack, collections=["tiny"],
+                                 deletionPolicy="Delete"))  # fmt: skip
+    assert wait_for_phase(kube, "milvusbackups", "read-elsewhere")["phase"] == "Completed"
+    with catalog(stack).reading("read_elsewhere", "CLI restore on cluster b", "drill-7"):
+        cluster.kubectl("delete", "mbk", "read-elsewhere", "-n", NAMESPACE, "--wait=false")
+        held = _blocked(kube, "read-elsewhere")
+        assert held["reason"] == "InUse", held
+        assert "being read by a restore (CLI restore on cluster b" in held["message"], held
+        assert catalog(stack).exists("read_elsewhere")
+    _gone(kube, "read-elsewhere", timeout=BLOCKED_RETRY * 3)
+    assert not catalog(stack).exists("read_elsewhere")
