@@ -194,13 +194,10 @@ class _RestoreJob:
                 self.on_collection(result)
                 result.checked += result.swap().run(self.milvus)
             result.state = COMPLETED
-        except SwapError as exc:
-            result.state, result.error = FAILED, str(exc)
-            if not exc.placed and created is not None:
-                result.error += self._drop_partial(build, created)
         except BackupError as exc:
             result.state, result.error = FAILED, str(exc)
-            if created is not None:
+            placed = isinstance(exc, SwapError) and exc.placed  # then nothing may be dropped
+            if created is not None and not placed:
                 result.error += self._drop_partial(build, created)
         finally:
             self.progress.add(collections_done=1)
