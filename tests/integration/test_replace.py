@@ -163,3 +163,22 @@ def test_a_swap_stopped_after_each_step_is_finished_by_the_resumed_run(
     rows = c.query(TARGET, filter="id >= 0", output_fields=["id"], consistency_level="Strong")
     assert sorted(r["id"] for r in rows) == [1, 2]
     assert _leftovers(c) == [], "the original was not dropped, or the build is left"
+
+
+def test_a_collection_already_under_the_building_name_is_never_taken_for_the_restores(
+    stack: Stack, samples: Any, backed_up: BackupConfig, original: int
+) -> None:
+    """A user's collection of the same schema under the name the restore would build under:
+    Milvus 2.3 answers that create with success, and the restore must not import into it,
+    swap it in, nor drop it; the original stays too."""
+    build = building_name(CollectionRef("default", TARGET), "replace-taken")
+    rename = ((CollectionRef("default", "tiny"), build),)
+    (users,) = run_restore(backed_up, RestoreRequest(BACKUP, renames=rename)).collections
+    assert users.state == "Completed", users.error
+    c = sample_data.client(stack.milvus.uri)
+    users_id = int(c.describe_collection(build.name)["collection_id"])
+    (failed,) = run_restore(backed_up, _request("replace-taken")).collections
+    assert failed.state == "Failed" and "exists already" in failed.error, failed
+    assert int(c.describe_collection(build.name)["collection_id"]) == users_id
+    assert int(c.describe_collection(TARGET)["collection_id"]) == original
+    assert _holds_the_backup(stack, samples, build.name)  # no second import into it

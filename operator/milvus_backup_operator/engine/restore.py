@@ -18,6 +18,7 @@ from . import schema
 from .catalog import Catalog
 from .config import BackupConfig
 from .errors import (
+    AlreadyExistsError,
     BackupError,
     OperationError,
     UnsupportedError,
@@ -264,6 +265,14 @@ class _RestoreJob:
         """Create the target (without the fields added after creation); return its ID."""
         if info.schema is None:
             raise OperationError(f"backup has no schema for collection {info.collection_name}")
+        taken = self.milvus.collection_id(target.db, target.name)
+        if taken is not None:  # Milvus 2.3 answers a create of an identical schema with success:
+            # its collection would be taken for this restore's, imported into, maybe dropped
+            raise AlreadyExistsError(
+                f"{target} exists already (ID {taken}) and this restore did not make it: it "
+                "was left alone; if it is an earlier restore's leftover, drop it, then restore "
+                "again"
+            )
         has_key = any(f.is_partition_key for f in info.schema.fields)
         properties = {kv.key: kv.value for kv in info.properties or info.schema.properties}
         proto = schema.schema_to_proto(info.schema, target.name)
