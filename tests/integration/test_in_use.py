@@ -367,6 +367,9 @@ def test_a_delete_that_stopped_blocks_restores_until_it_is_run_again(
     refused = run_cli(stack.config_path, "restore", "-n", "inuse_stopped", "-s", "_stopped")
     assert refused.code == 1 and "run it again" in refused.stderr, refused.output
     assert leftovers(stack, "inuse_stopped", "readers") == []  # the lease was withdrawn
+    listed = run_cli(stack.config_path, "list")  # killed before any object went: not whole
+    line = next(x for x in listed.stdout.splitlines() if "inuse_stopped" in x)
+    assert "Incomplete" in line and "Completed" not in line, listed.stdout
     backup_store(stack).delete(layout.meta_key("backup_meta.json"))  # killed half way
     got = run_cli(stack.config_path, "get", "-n", "inuse_stopped")
     assert got.code == 1 and "is being deleted since" in got.stderr, got.output

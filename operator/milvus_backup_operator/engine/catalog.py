@@ -119,6 +119,7 @@ class Catalog:
         layout = self.layout(name)
         where = f"backup {name!r} ({self.store.describe()}, {layout.prefix})"
         head = self.store.get_if_exists(layout.meta_key(BACKUP_META))
+        self._refuse_half_deleted(where, layout)  # a delete under way, or one that stopped
         if head is None:
             in_progress = read_marker(self.store, layout)
             if in_progress is not None:
@@ -126,7 +127,6 @@ class Catalog:
                     f"{where} has not completed ({in_progress.describe()}): it is still being "
                     "written, or its writer stopped; delete it if no backup is running"
                 )
-            self._refuse_half_deleted(where, layout)
             self._missing_or_not_a_backup(name)
         full = self.store.get_if_exists(layout.meta_key(FULL_META))
         if full is not None:
