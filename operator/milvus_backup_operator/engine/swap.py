@@ -145,7 +145,7 @@ class Swap:
                 "(alter_alias) and drop it",
                 placed=True,
             ) from None
-        said = f"; swapped into the place of {self.target} (ID {self.original} before)"
+        said = f"; swapped into the place of {self.target}"
         said += f", aliases {', '.join(moved)} moved to it" if moved else ""
         try:
             milvus.wait_imports_settled(db, self.aside.name)
@@ -153,4 +153,4 @@ class Swap:
         except BackupError as exc:
             log.warning("could not drop the replaced collection %s: %s", self.aside, exc)
             return f"{said}; the original could not be dropped ({exc}): drop {self.aside}"
-        return f"{said}, which was dropped"
+        return f"{said}; the original (ID {self.original}) was dropped"
