@@ -429,3 +429,25 @@ def test_read_only_credentials_restore_unprotected_with_a_warning(
         stack.milvus.uri, TINY
     )
     assert run_cli(stack.config_path, "delete", "-n", "inuse_readonly").code == 0
+
+
+def test_a_lease_left_under_a_deleted_backups_name_is_deleted_and_the_name_freed(
+    stack: Stack, samples: Any
+) -> None:
+    """A restore stopped just as a delete ended leaves only its lease under the name: while
+    its process may live, delete says so; once it is provably gone, delete removes it and
+    the name can be used again (found by a hostile run: the name was stuck)."""
+    layout = BackupLayout(BACKUP_ROOT_PATH, "inuse_ghost")
+    alive = Notice.new("CLI restore", "ghost-task")  # this very process: alive
+    key = layout.meta_key(f"readers/{alive.token}.json")
+    backup_store(stack).put_new(key, alive.to_json())
+    refused = run_cli(stack.config_path, "delete", "-n", "inuse_ghost")
+    assert refused.code == 1 and "being read by a restore (CLI restore" in refused.stderr
+    gone = replace(alive, process=replace(alive.process, pid_start=alive.process.pid_start + 1))
+    backup_store(stack).put(key, gone.to_json())  # the same pid, another process now
+    deleted = run_cli(stack.config_path, "delete", "-n", "inuse_ghost")
+    assert deleted.code == 0, deleted.output
+    assert not backup_store(stack).has_any(layout.prefix)
+    created = run_cli(stack.config_path, "create", "-n", "inuse_ghost", "-c", "tiny")
+    assert created.code == 0, created.output
+    assert run_cli(stack.config_path, "delete", "-n", "inuse_ghost").code == 0

@@ -17,7 +17,7 @@ from .errors import (
     NotFoundError,
 )
 from .layout import BackupLayout, join
-from .leases import delete_unread, deletion_started, reading
+from .leases import delete_unread, deletion_started, only_notices, reading
 from .manifest import Manifest, read_manifest
 from .meta import (
     BACKUP_META,
@@ -191,9 +191,12 @@ class Catalog:
             marker = read_marker(self.store, layout)
             if marker is not None:
                 self._refuse_live_writer(layout, marker)
-            elif deletion_started(self.store, layout) is None:
+            elif deletion_started(self.store, layout) is None and not only_notices(
+                self.store, layout
+            ):
                 self._missing_or_not_a_backup(name)
-            # else what a delete of ours left when it stopped half way: finish it
+            # else what a delete of ours left when it stopped half way, or a lease a stopped
+            # restore left behind it: finish it
         return delete_unread(self.store, layout, self.writer_silence)
 
     def reading(self, name: str, reader: str, task_id: str) -> AbstractContextManager[None]:

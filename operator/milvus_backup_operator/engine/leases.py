@@ -177,6 +177,16 @@ def deletion_started(store: ObjectStore, layout: BackupLayout) -> float | None:
     return min(marks) if marks else None
 
 
+def only_notices(store: ObjectStore, layout: BackupLayout) -> bool:
+    """Whether the prefix holds nothing but leases and marks of ours (a restore or a delete
+    stopped around the end of a delete): provably ours to remove."""
+    objects = list(store.list(layout.prefix))
+    ours = (_dir(layout, READERS), _dir(layout, DELETING))
+    return bool(objects) and all(
+        o.key.startswith(ours) and Notice.from_json(store.get(o.key)) is not None for o in objects
+    )
+
+
 def delete_unread(store: ObjectStore, layout: BackupLayout, silence: float) -> int:
     """Delete the backup's objects unless a restore reads it (:class:`InUseError`, naming
     it); return how many were deleted (its marks not counted)."""
