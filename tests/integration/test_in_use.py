@@ -253,7 +253,7 @@ def test_a_writer_that_cannot_be_proven_gone_is_waited_for(
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
     process = replace(ProcessId.here(), pid=int(dead.stdout))
-    raw = json.loads(Marker("someone-else", "t", time.time(), **vars(process)).to_json())
+    raw = json.loads(Marker("someone-else", "t", time.time(), process).to_json())
     raw.update(elsewhere)
     store.put(
         marker_key(layout), json.dumps({k: v for k, v in raw.items() if v is not None}).encode()

@@ -54,20 +54,17 @@ class Marker:
     backup_id: str
     token: str
     started: float
-    host: str = ""
-    pid: int = 0
-    boot_id: str = ""
-    pid_namespace: int = 0
-    pid_start: int = 0
+    process: ProcessId
 
     @classmethod
     def new(cls, backup_id: str) -> Marker:
         """The marker of a writer in this process."""
-        process = vars(ProcessId.here())
-        return cls(backup_id or str(uuid.uuid4()), uuid.uuid4().hex, time.time(), **process)
+        return cls(backup_id or str(uuid.uuid4()), uuid.uuid4().hex, time.time(), ProcessId.here())
 
     def to_json(self) -> bytes:
-        return json.dumps({"tool": TOOL, **vars(self)}).encode()
+        """Flat, as older versions wrote and read it (host and pid beside the rest)."""
+        fields = {"backup_id": self.backup_id, "token": self.token, "started": self.started}
+        return json.dumps({"tool": TOOL, **fields, **vars(self.process)}).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Marker | None:
@@ -83,19 +80,15 @@ class Marker:
                 backup_id=str(data["backup_id"]),
                 token=str(data["token"]),
                 started=started,
-                **vars(ProcessId.from_json(data)),
+                process=ProcessId.from_json(data),
             )
         except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
             return None
 
-    @property
-    def process(self) -> ProcessId:
-        return ProcessId(self.host, self.pid, self.boot_id, self.pid_namespace, self.pid_start)
-
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.started))
-        host = self.host or "an unknown host"
-        return f"started {when} on {host}, pid {self.pid}, backup id {self.backup_id}"
+        host = self.process.host or "an unknown host"
+        return f"started {when} on {host}, pid {self.process.pid}, backup id {self.backup_id}"
 
 
 def marker_key(layout: BackupLayout) -> str:

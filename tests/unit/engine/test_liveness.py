@@ -53,7 +53,7 @@ def test_markers_stay_readable_both_ways() -> None:
     marker = Marker.new("id-1")
     written = json.loads(marker.to_json())
     old_fields = {"tool", "backup_id", "token", "started", "host", "pid"}
-    assert old_fields <= set(written) and written["pid_start"] == marker.pid_start
+    assert old_fields <= set(written) and written["pid_start"] == marker.process.pid_start
     assert Marker.from_json(marker.to_json()) == marker
     older = Marker.from_json(json.dumps({k: written[k] for k in old_fields}).encode())
     assert older is not None and older.process.gone() is None
