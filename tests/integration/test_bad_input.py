@@ -37,9 +37,9 @@ def backup_objects(stack: Stack, name: str) -> list[str]:
     return [o.key for o in store.list(BackupLayout(config.backup_storage.root_path, name).prefix)]
 
 
-def listed_state(stack: Stack, name: str) -> str | None:
+def listed_state(stack: Stack, name: str, config: Path | None = None) -> str | None:
     """The STATE column of ``list`` for ``name`` (None when it is not listed)."""
-    for row in run_cli(stack.config_path, "list").stdout.splitlines()[1:]:
+    for row in run_cli(config or stack.config_path, "list").stdout.splitlines()[1:]:
         columns = row.split()
         if columns[0] == name:
             return columns[1]
@@ -176,7 +176,8 @@ def test_leftovers_of_a_killed_backup_are_listed_incomplete_and_deletable(
     stack: Stack, tmp_path: Path
 ) -> None:
     """A process killed by SIGKILL cannot clean up: what it left (its in-progress marker, written
-    before the first copy, and some binlogs) shows as Incomplete, not hidden."""
+    before the first copy, and some binlogs) shows as Running while its writer may be alive
+    (its marker is fresh), then as Incomplete, never hidden."""
     config = stack_config(stack)
     store = ObjectStore(config.backup_storage, config.timeouts)
     layout = BackupLayout(config.backup_storage.root_path, "killed")
@@ -187,11 +188,14 @@ def test_leftovers_of_a_killed_backup_are_listed_incomplete_and_deletable(
     quick = variant(stack, tmp_path, timeouts={"writerSilence": 8})
     early = run_cli(quick, "delete", "-n", "killed")
     assert early.code == 1 and "is being written" in early.stderr, early.output
-    assert listed_state(stack, "killed") == "Incomplete"
+    assert listed_state(stack, "killed") == "Running"
     got = run_cli(stack.config_path, "get", "-n", "killed")
-    assert got.code == 1 and "has not completed" in got.stderr
+    assert got.code == 1 and "still being written" in got.stderr
     assert "the-killed-writer" in got.stderr  # which writer left it
     time.sleep(max(0.0, reserved + 10 - time.monotonic()))
+    assert listed_state(stack, "killed", quick) == "Incomplete"
+    got = run_cli(quick, "get", "-n", "killed")
+    assert got.code == 1 and "its writer stopped" in got.stderr, got.output
     assert run_cli(quick, "delete", "-n", "killed").code == 0
     assert not Catalog(store, config.backup_storage.root_path).exists("killed")
 

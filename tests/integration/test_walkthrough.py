@@ -3,15 +3,21 @@
 The curl commands are the documentation's own (tests/fixtures/walkthrough.json), run by curl
 with only the host and the placeholders the page asks the reader to fill in replaced; the
 example scripts prepare, clean and verify the data as the page says.
+
+A backup is caught while it runs by freezing Milvus (SIGSTOP) right after the create is
+answered: its writer then waits on Milvus with its in-progress marker written, and nothing
+it does depends on timing. Frozen for a second or two, far inside the connect timeout.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +26,17 @@ import pytest
 from testbed import sample_data
 from testbed.stack import Stack
 from tests.conftest import run_cli
-from tests.integration.api_server import Server, running
+from tests.integration.api_server import Server, call, running
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
 WALKTHROUGH = json.loads((ROOT / "tests" / "fixtures" / "walkthrough.json").read_text())
+#: milvus-backup's answers to an async create and restore (core/server/create.go ``runAsync``,
+#: core/server/restore.go)
+ASYNC = {
+    "create": "create backup is executing asynchronously",
+    "restore": "restore backup is executing asynchronously",
+}
 
 
 @pytest.fixture
@@ -59,8 +71,44 @@ def curl(server: Server, step: dict[str, Any], **placeholders: str) -> dict[str,
     body, _, status = done.stdout.rpartition("\n")
     assert status == "200", (step["step"], status, body)
     reply: dict[str, Any] = json.loads(body)
-    assert "code" not in reply and reply["msg"] == "success", reply
+    path = step["curl"].split("/api/v1/")[1].split("'")[0].split("?")[0]
+    expected = ASYNC[path] if '"async": true' in step["curl"] else "success"
+    assert "code" not in reply and reply["msg"] == expected, reply
     return reply
+
+
+@contextmanager
+def frozen(stack: Stack) -> Iterator[None]:
+    """Milvus stopped (SIGSTOP) for the block: a backup in flight waits on it."""
+    stack.milvus_process.daemon.signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        stack.milvus_process.daemon.signal(signal.SIGCONT)
+
+
+def get(server: Server, path: str) -> dict[str, Any]:
+    status, reply = call(server, "GET", path)
+    assert status == 200 and reply["msg"] == "success", (path, status, reply)
+    data: dict[str, Any] = reply["data"]
+    return data
+
+
+def listed(server: Server, name: str) -> dict[str, Any]:
+    entries = {e["name"]: e for e in get(server, "/list")}
+    assert name in entries, entries
+    return entries[name]
+
+
+def reads_as_running(server: Server, name: str, backup_id: str) -> None:
+    """What a poller sees of a backup being written: list, get_backup by id and by name."""
+    entry = listed(server, name)
+    assert entry["state_code"] == 1 and entry["id"] == backup_id, entry
+    assert entry["start_time"] > 0 and 1 <= entry["progress"] < 100, entry
+    for query in (f"backup_id={backup_id}", f"backup_name={name}",
+                  f"backup_id=unknown-to-this-server&backup_name={name}"):  # fmt: skip
+        got = get(server, f"/get_backup?{query}")
+        assert (got["state_code"], got["id"], got["name"]) == (1, backup_id, name), (query, got)
 
 
 def until_done(server: Server, step: dict[str, Any], **placeholders: str) -> dict[str, Any]:
@@ -73,25 +121,28 @@ def until_done(server: Server, step: dict[str, Any], **placeholders: str) -> dic
         time.sleep(0.5)
 
 
-def test_the_walkthrough_as_written(server: Server, stack: Stack) -> None:
+def test_the_walkthrough_as_written(server: Server, stack: Stack, tmp_path: Path) -> None:
     create, listing, get_backup, restore, restore_again, get_restore = WALKTHROUGH["commands"]
     example("prepare_data.py", stack)
 
-    created = curl(server, create)
-    assert created["data"]["name"] == "my_backup" and created["data"]["state_code"] == 1
-
-    deadline = time.monotonic() + 120
-    while True:  # the page lists, then gets the backup by the id the list shows
-        entries = {e["name"]: e for e in curl(server, listing)["data"]}
-        if entries.get("my_backup", {}).get("state_code") == 2:
-            break
-        assert time.monotonic() < deadline, entries
-        time.sleep(0.5)
-    backup_id = entries["my_backup"]["id"]
-    assert backup_id == created["data"]["id"]
-    got = curl(server, get_backup, **{"<test_backup_id>": backup_id})["data"]
-    assert got["name"] == "my_backup" and got["state_code"] == 2
+    (tmp_path / "replica").mkdir()
+    with running(stack.config_path, tmp_path / "replica") as replica:
+        created = curl(server, create)["data"]
+        assert created["name"] == "my_backup" and created["state_code"] == 1
+        with frozen(stack):
+            # the page lists, then gets the backup by the id the list shows: while it runs, on
+            # the server writing it and on a second replica of the same storage, as running
+            listing_entry = {e["name"]: e for e in curl(server, listing)["data"]}["my_backup"]
+            assert listing_entry["id"] == created["id"], listing_entry
+            for where in (server, replica):
+                reads_as_running(where, "my_backup", created["id"])
+            status, reply = call(replica, "DELETE", "/delete?backup_name=my_backup")
+            assert status == 409 and "being written" in reply["msg"], reply  # a cleanup can't
+    got = until_done(server, get_backup, **{"<test_backup_id>": created["id"]})["data"]
+    assert (got["name"], got["state_code"], got["id"]) == ("my_backup", 2, created["id"])
     assert [c["collection_name"] for c in got["collection_backups"]] == ["hello_milvus"]
+    assert got["meta_size"] > 0
+    assert listed(server, "my_backup")["state_code"] == 2
 
     restored = curl(server, restore)["data"]
     done = until_done(server, get_restore, **{"<test_restore_id>": restored["id"]})["data"]
@@ -106,3 +157,28 @@ def test_the_walkthrough_as_written(server: Server, stack: Stack) -> None:
 
     assert "OK" in example("verify_data.py", stack)  # hello_milvus_recover
     assert "OK" in example("verify_data.py", stack, "--collection", "hello_milvus")
+
+
+def test_a_backup_the_cli_writes_reads_as_running_then_completed(
+    server: Server, stack: Stack, samples: Any
+) -> None:
+    """The walkthrough's reads, for a backup another process (the CLI) writes."""
+    command = [sys.executable, "-m", "milvus_backup_operator", "--config", str(stack.config_path),
+               "create", "-n", "by_the_cli", "-c", "tiny"]  # fmt: skip
+    writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "by_the_cli" not in {e["name"] for e in get(server, "/list")}:
+            assert writer.poll() is None and time.monotonic() < deadline, writer.stdout
+            time.sleep(0.05)
+        with frozen(stack):
+            backup_id = listed(server, "by_the_cli")["id"]
+            reads_as_running(server, "by_the_cli", backup_id)
+        out, _ = writer.communicate(timeout=120)
+        assert writer.returncode == 0, out
+        got = get(server, f"/get_backup?backup_id={backup_id}")
+        assert (got["name"], got["state_code"], got["id"]) == ("by_the_cli", 2, backup_id)
+        assert got["meta_size"] > 0 and listed(server, "by_the_cli")["id"] == backup_id
+    finally:
+        writer.kill()
+        run_cli(stack.config_path, "delete", "-n", "by_the_cli")

@@ -115,7 +115,10 @@ def create_backup(
         pause = request.gc_pause(config)
         gc = gc_paused(pause, config.milvus, milvus.capabilities, config.timeouts.rpc)
         try:
-            with claim.renewed(config.timeouts.writer_silence), gc as held:
+            renewed = claim.renewed(
+                config.timeouts.writer_silence, lambda: progress.current.percent
+            )
+            with renewed, gc as held:
                 meta_only = request.meta_only
                 job = _BackupJob(config, milvus, source, target, claim, progress, held, meta_only)
                 info = job.run(refs, request.rbac)

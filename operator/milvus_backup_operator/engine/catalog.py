@@ -35,15 +35,17 @@ from .storage import ObjectStore
 log = logging.getLogger(__name__)
 
 COMPLETED = "Completed"
+RUNNING = "Running"
 INCOMPLETE = "Incomplete"
 
 
 @dataclass(frozen=True)
 class BackupSummary:
-    """One entry of ``list``: a finished backup, or the leftovers of one that did not finish."""
+    """One entry of ``list``: a finished backup, one being written, or the leftovers of one
+    that did not finish."""
 
     name: str
-    state: str  # Completed or Incomplete
+    state: str  # Completed, Running or Incomplete
     id: str = ""
     size: int = 0
     milvus_version: str = ""
@@ -51,6 +53,30 @@ class BackupSummary:
     collections: tuple[str, ...] = ()
     error: str = ""
     meta_only: bool = False  # schemas only, no data (milvus-backup's ``meta_only`` strategy)
+    started: float = 0.0  # a running backup's start (from its in-progress marker)
+    progress: int = 0  # a running backup's percent at its writer's last renewal
+
+
+@dataclass(frozen=True)
+class Writer:
+    """The writer of a backup that has no meta yet, as its in-progress marker tells."""
+
+    marker: Marker
+    silent: float | None  # seconds since the marker was last renewed
+    gone: str | None  # why its process is provably gone, when it is
+    silence: float  # timeouts.writerSilence: a writer unheard for longer has stopped
+
+    @property
+    def alive(self) -> bool:
+        """Heard from within ``silence``, and not provably gone: it may still be writing."""
+        return self.gone is None and self.silent is not None and self.silent < self.silence
+
+    def describe(self) -> str:
+        """Who, and since when it is silent or why it is gone."""
+        if self.gone is not None:
+            return f"{self.marker.describe()}; its writer is gone: {self.gone}"
+        heard = "never renewed" if self.silent is None else f"heard from {self.silent:.0f}s ago"
+        return f"{self.marker.describe()}; its writer was {heard}"
 
 
 class Catalog:
@@ -102,6 +128,15 @@ class Catalog:
         except NotABackupError:
             return None
         except (MalformedMetaError, NotFoundError) as exc:
+            writer = self.writer(name)
+            if writer is not None and writer.alive:
+                return BackupSummary(
+                    name=name,
+                    state=RUNNING,
+                    id=writer.marker.backup_id,
+                    started=writer.marker.started,
+                    progress=writer.marker.progress,
+                )
             return BackupSummary(name=name, state=INCOMPLETE, error=str(exc))
         return BackupSummary(
             name=info.name or name,
@@ -121,11 +156,15 @@ class Catalog:
         head = self.store.get_if_exists(layout.meta_key(BACKUP_META))
         self._refuse_half_deleted(where, layout)  # a delete under way, or one that stopped
         if head is None:
-            in_progress = read_marker(self.store, layout)
-            if in_progress is not None:
+            writer = self.writer(name)
+            if writer is not None and writer.alive:
                 raise MalformedMetaError(
-                    f"{where} has not completed ({in_progress.describe()}): it is still being "
-                    "written, or its writer stopped; delete it if no backup is running"
+                    f"{where} is still being written ({writer.describe()}): wait for it to finish"
+                )
+            if writer is not None:
+                raise MalformedMetaError(
+                    f"{where} has not completed and its writer stopped ({writer.describe()}): "
+                    "delete it and take the backup again"
                 )
             self._missing_or_not_a_backup(name)
         full = self.store.get_if_exists(layout.meta_key(FULL_META))
@@ -190,7 +229,7 @@ class Catalog:
         if self.store.get_if_exists(layout.meta_key(BACKUP_META)) is None:
             marker = read_marker(self.store, layout)
             if marker is not None:
-                self._refuse_live_writer(layout, marker)
+                self._refuse_live_writer(layout)
             elif deletion_started(self.store, layout) is None and not only_notices(
                 self.store, layout
             ):
@@ -204,22 +243,39 @@ class Catalog:
         delete refuses it meanwhile; refused while a delete of it is under way."""
         return reading(self.store, self.layout(name), reader, task_id, self.writer_silence)
 
-    def _refuse_live_writer(self, layout: BackupLayout, marker: Marker) -> None:
+    def writer(self, name: str) -> Writer | None:
+        """Who writes backup ``name``, if it has an in-progress marker of ours."""
+        layout = self.layout(name)
+        marker = read_marker(self.store, layout)
+        if marker is None:
+            return None
+        silent = silent_for(self.store, layout)
+        fresh = silent is not None and silent < self.writer_silence
+        gone = marker.process.gone() if fresh else None  # only a fresh one needs looking up
+        return Writer(marker, silent, gone, self.writer_silence)
+
+    def find_id(self, backup_id: str) -> BackupSummary | None:
+        """The backup (completed, running or not) whose id is ``backup_id``, if any."""
+        return next((s for s in self.list() if s.id == backup_id), None)
+
+    def meta_size(self, name: str) -> int:
+        """Bytes under the backup's ``meta/`` (milvus-backup's ``meta_size``)."""
+        return sum(o.size for o in self.store.list(self.layout(name).meta_key("") + "/"))
+
+    def _refuse_live_writer(self, layout: BackupLayout) -> None:
         """Raise while the backup's writer may be alive: heard from within ``writer_silence``
         and not provably gone (a process of this host, boot and pid namespace)."""
-        silent = silent_for(self.store, layout)
-        if silent is None or silent >= self.writer_silence:
+        writer = self.writer(layout.name)
+        if writer is None or writer.silent is None or writer.silent >= self.writer_silence:
             return
-        gone = marker.process.gone()
-        if gone is not None:
+        if not writer.alive:
             log.warning(
-                "backup %s: its writer (%s) is gone (%s): deleted without waiting "
-                "timeouts.writerSilence", layout.name, marker.describe(), gone,
+                "backup %s: %s: deleted without waiting timeouts.writerSilence",
+                layout.name, writer.describe(),
             )  # fmt: skip
             return
         raise InUseError(
-            f"backup {layout.name!r} is being written ({marker.describe()}; its writer was "
-            f"heard from {silent:.0f}s ago): wait for it to finish; if its writer has "
-            f"stopped, it can be deleted {self.writer_silence:.0f}s after that "
-            "(timeouts.writerSilence)"
+            f"backup {layout.name!r} is being written ({writer.describe()}): wait for it to "
+            f"finish; if its writer has stopped, it can be deleted {self.writer_silence:.0f}s "
+            "after that (timeouts.writerSilence)"
         )

@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +112,7 @@ class Heartbeat:
     body: bytes
     etag: str
     what: str  # for messages: "the in-progress marker of backup 'x'"
+    render: Callable[[], bytes] | None = None  # each renewal's body, when not always ``body``
     lost: threading.Event = field(default_factory=threading.Event)
     cause: str = ""
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -133,7 +135,8 @@ class Heartbeat:
         heard = time.monotonic()
         while not self._stop.wait(silence / 12):
             try:
-                self.etag = self.store.put_if_match(self.key, self.body, self.etag)
+                body = self.body if self.render is None else self.render()
+                self.etag = self.store.put_if_match(self.key, body, self.etag)
                 heard = time.monotonic()
             except NotFoundError:
                 return self._lose(f"{self.what} was deleted")

@@ -31,9 +31,9 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import AlreadyExistsError, BackupError, NotFoundError, OperationError
 from .layout import BackupLayout
@@ -48,13 +48,15 @@ TOOL = "milvus-backup-operator"
 
 @dataclass(frozen=True)
 class Marker:
-    """Who is writing a backup: the owner's backup id (a task or resource id), a token, and
-    its process (:class:`ProcessId`; older markers have its host and pid only)."""
+    """Who is writing a backup: the owner's backup id (a task or resource id), a token, its
+    process (:class:`ProcessId`; older markers have its host and pid only), and how far it
+    had come at its last renewal (percent; older markers have none)."""
 
     backup_id: str
     token: str
     started: float
     process: ProcessId
+    progress: int = 0
 
     @classmethod
     def new(cls, backup_id: str) -> Marker:
@@ -63,7 +65,8 @@ class Marker:
 
     def to_json(self) -> bytes:
         """Flat, as older versions wrote and read it (host and pid beside the rest)."""
-        fields = {"backup_id": self.backup_id, "token": self.token, "started": self.started}
+        fields = {"backup_id": self.backup_id, "token": self.token, "started": self.started,
+                  "progress": self.progress}  # fmt: skip
         return json.dumps({"tool": TOOL, **fields, **vars(self.process)}).encode()
 
     @classmethod
@@ -81,6 +84,7 @@ class Marker:
                 token=str(data["token"]),
                 started=started,
                 process=ProcessId.from_json(data),
+                progress=min(100, max(0, int(data.get("progress", 0)))),
             )
         except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
             return None
@@ -124,11 +128,14 @@ class Reservation:
             raise self._abandoned()
 
     @contextmanager
-    def renewed(self, silence: float) -> Iterator[None]:
-        """Renew the marker every ``silence / 12`` seconds while the block runs."""
+    def renewed(self, silence: float, percent: Callable[[], int] | None = None) -> Iterator[None]:
+        """Renew the marker every ``silence / 12`` seconds while the block runs; each renewal
+        records ``percent()``, so that readers elsewhere see how far the backup has come."""
         what = f"the in-progress marker of backup {self.layout.name!r}"
         key, body = marker_key(self.layout), self.marker.to_json()
         self.heartbeat = Heartbeat(self.store, key, body, self.etag, what)
+        if percent is not None:
+            self.heartbeat.render = lambda: replace(self.marker, progress=percent()).to_json()
         self.heartbeat.start(silence)
         try:
             yield

@@ -111,7 +111,8 @@ def _routes(backend: Backend) -> APIRouter:
     @router.post("/create", responses={200: {"model": Envelope}}, summary="Create a backup")
     def create(body: CreateBackupRequest, request_id: RequestIdHeader = None) -> dict[str, Any]:
         task_id = _request_id(request_id, body.request_id)
-        return envelope(backend.create(body, task_id), task_id)
+        msg = "create backup is executing asynchronously" if body.run_async else "success"
+        return envelope(backend.create(body, task_id), task_id, msg)
 
     @router.get(
         "/list", responses={200: {"model": Envelope}}, summary="List the backups in storage"
@@ -145,7 +146,8 @@ def _routes(backend: Backend) -> APIRouter:
         given = request_id or body.request_id  # checked before any work
         reply_id = _request_id(request_id, body.request_id)
         task_id = validate_task_id(body.id) if body.id else given or f"restore_{reply_id}"
-        return envelope(backend.restore(body, task_id), reply_id)
+        msg = "restore backup is executing asynchronously" if _is_async(body) else "success"
+        return envelope(backend.restore(body, task_id), reply_id, msg)
 
     @router.get(
         "/get_restore", responses={200: {"model": Envelope}}, summary="A restore task's state"
@@ -165,6 +167,12 @@ def _routes(backend: Backend) -> APIRouter:
         return PlainTextResponse(report, status_code=200 if ok else 503)
 
     return router
+
+
+def _is_async(body: RestoreBackupRequest) -> bool:
+    """milvus-backup's words for an async restore (core/server/restore.go); a dry run answers
+    at once, whatever ``async`` says."""
+    return bool(body.run_async and not body.dry_run)
 
 
 def _public() -> APIRouter:

@@ -19,10 +19,16 @@ from ..api import API_VERSION, Kind, Phase
 from ..api.specs import SpecError, parse_backup
 from ..api.status import Status
 from ..engine.backup import check_backup_request
-from ..engine.catalog import Catalog
+from ..engine.catalog import RUNNING, Catalog
 from ..engine.check import run_check
 from ..engine.config import BackupConfig
-from ..engine.errors import AlreadyExistsError, NotFoundError, OperationError, error_for
+from ..engine.errors import (
+    AlreadyExistsError,
+    MalformedMetaError,
+    NotFoundError,
+    OperationError,
+    error_for,
+)
 from ..engine.restore_plan import check_restore_request
 from ..engine.verify import verify_backup
 from ..k8s.credentials import ApiSecrets, config_for
@@ -75,28 +81,49 @@ class ClusterBackend:
         body = self._resource(Kind.BACKUP, resource_name(engine_request.name), task_id, spec)
         body = self._create(Kind.BACKUP, body, rename_on_clash=True)
         if request.run_async:
-            return views.backup_task(
-                _task(CREATE, task_id, engine_request.name, body.get("status"))
-            )
+            return views.backup_task(_backup_task(body, engine_request.name))
         status = self._wait(Kind.BACKUP, body["metadata"]["name"])
         if status.phase != Phase.COMPLETED:
             raise error_for(status.reason, status.message or "failed")
-        return views.backup(self.catalog.read(engine_request.name))
+        return self._stored(engine_request.name)
 
     def list(self) -> list[dict[str, Any]]:
         return [views.summary(entry) for entry in self.catalog.list()]
 
     def get_backup(self, backup_id: str, backup_name: str) -> dict[str, Any]:
-        found = self._by_task(Kind.BACKUP, backup_id) if backup_id else None
-        if found is None and backup_name:
-            found = next(iter(self._owners(backup_name)), None)
-        if found is not None and Status.of(found.get("status")).phase != Phase.COMPLETED:
-            name = found["spec"].get("backupName", backup_name)
-            return views.backup_task(_task(CREATE, _task_id(found), name, found.get("status")))
+        """By id (the backup's: its MilvusBackup's uid; or the request id that created it)
+        or by name, whichever process makes it."""
+        found = self._by_id(backup_id) if backup_id else None
         name = (found or {}).get("spec", {}).get("backupName") or backup_name
         if not name:
-            raise NotFoundError(f"no backup with id {backup_id!r}: give backup_name instead")
-        return views.backup(self.catalog.read(name))
+            entry = self.catalog.find_id(backup_id)
+            if entry is None:
+                raise NotFoundError(
+                    f"no backup with id {backup_id!r}: check the id (list shows each "
+                    "backup's), or give backup_name"
+                )
+            name = entry.name
+        found = found or next(iter(self._owners(name)), None)
+        if found is not None and Status.of(found.get("status")).phase != Phase.COMPLETED:
+            return views.backup_task(_backup_task(found, name))
+        return self._stored(name)
+
+    def _by_id(self, backup_id: str) -> dict[str, Any] | None:
+        found = self._by_task(Kind.BACKUP, backup_id)
+        if found is None:
+            every = self.resources.list_all(Kind.BACKUP, self.namespace)
+            found = next((b for b in every if b["metadata"].get("uid") == backup_id), None)
+        return found
+
+    def _stored(self, name: str) -> dict[str, Any]:
+        """The backup as its location holds it: the meta, or its writer's marker."""
+        try:
+            return views.backup(self.catalog.read(name), meta_size=self.catalog.meta_size(name))
+        except (MalformedMetaError, NotFoundError):
+            entry = self.catalog.summary(name)
+            if entry is not None and entry.state == RUNNING:
+                return views.running(entry)
+            raise
 
     def delete(self, backup_name: str) -> None:
         """Delete the backup (asked for) and the MilvusBackups that wrote it, found by the
@@ -224,8 +251,9 @@ class ClusterBackend:
             time.sleep(0.5)
 
 
-def _task_id(body: dict[str, Any]) -> str:
-    return str(body["metadata"].get("labels", {}).get(TASK_LABEL, body["metadata"]["name"]))
+def _backup_task(body: dict[str, Any], backup_name: str) -> Task:
+    """A MilvusBackup as a create task; its id is the backup's (the resource's uid)."""
+    return _task(CREATE, str(body["metadata"].get("uid", "")), backup_name, body.get("status"))
 
 
 def _task(kind: str, task_id: str, backup_name: str, raw: dict[str, Any] | None) -> Task:

@@ -10,10 +10,10 @@ from dataclasses import replace
 from typing import Any
 
 from ..engine.backup import reserve_backup
-from ..engine.catalog import Catalog
+from ..engine.catalog import RUNNING, Catalog
 from ..engine.check import run_check
 from ..engine.config import BackupConfig
-from ..engine.errors import BackupError, InUseError, NotFoundError
+from ..engine.errors import BackupError, InUseError, MalformedMetaError, NotFoundError
 from ..engine.meta import BackupInfo
 from ..engine.progress import Progress
 from ..engine.reservation import Reservation
@@ -53,7 +53,7 @@ class LocalBackend:
             return views.backup_task(task)
         info = self._run_backup(task, reservation, raise_errors=True)
         assert info is not None  # a failure was raised
-        return views.backup(info, task)
+        return views.backup(info, task, self.catalog.meta_size(info.name))
 
     def _refuse_running(self, name: str) -> None:
         task = self.tasks.latest_for_backup(CREATE, name)
@@ -91,7 +91,7 @@ class LocalBackend:
 
     def _progress_of(self, task: Task) -> Any:
         def report(progress: Progress) -> None:
-            task.progress = max(1, progress.percent)
+            task.advance(progress.percent)
             self.tasks.save(task)
 
         return report
@@ -100,21 +100,32 @@ class LocalBackend:
         return [views.summary(entry) for entry in self.catalog.list()]
 
     def get_backup(self, backup_id: str, backup_name: str) -> dict[str, Any]:
-        """By id: that task's backup. By name: the backup in storage, or the task making it."""
-        if backup_id:
-            task = self.tasks.get(backup_id)
-            if task is None and not backup_name:
-                raise NotFoundError(f"no backup with id {backup_id!r}: give backup_name instead")
-        else:
-            task = self.tasks.latest_for_backup(CREATE, backup_name)
+        """By id or by name, whichever process makes it: this server's own task while it
+        runs, else what the backup location holds (its meta, or its writer's marker)."""
+        task = self.tasks.get(backup_id) if backup_id else None
+        if task is None or task.kind != CREATE:
+            task = self.tasks.latest_for_backup(CREATE, backup_name) if backup_name else None
+        name = task.backup_name if task else backup_name or self._name_of(backup_id)
         if task is not None and task.state_code == StateCode.EXECUTING:
             return views.backup_task(task)
         try:
-            return views.backup(self.catalog.read(task.backup_name if task else backup_name), task)
-        except NotFoundError:
+            return views.backup(self.catalog.read(name), task, self.catalog.meta_size(name))
+        except (MalformedMetaError, NotFoundError):
+            entry = self.catalog.summary(name)
+            if entry is not None and entry.state == RUNNING:
+                return views.running(entry)  # another process writes it
             if task is None or task.state_code == StateCode.SUCCESS:
                 raise
             return views.backup_task(task)  # it failed: say why
+
+    def _name_of(self, backup_id: str) -> str:
+        found = self.catalog.find_id(backup_id)
+        if found is None:
+            raise NotFoundError(
+                f"no backup with id {backup_id!r} in {self.catalog.store.describe()}: "
+                "check the id (list shows each backup's), or give backup_name"
+            )
+        return found.name
 
     def delete(self, backup_name: str) -> None:
         self._refuse_running(backup_name)

@@ -33,6 +33,10 @@ class Task:
     end_time: int = 0
     collections: list[dict[str, Any]] = field(default_factory=list)
 
+    def advance(self, percent: int) -> None:
+        """Record progress, which never goes back: a resumed run counts its work anew."""
+        self.progress = max(self.progress, min(99, percent), 1)
+
     def finish(self, error: str = "") -> None:
         self.state_code = StateCode.FAIL if error else StateCode.SUCCESS
         self.error = error

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..engine import codec
-from ..engine.catalog import COMPLETED, BackupSummary
+from ..engine.catalog import COMPLETED, RUNNING, BackupSummary
 from ..engine.meta import BackupInfo
 from ..engine.restore_plan import RestorePlan
 from ..engine.verify import VerifyReport
@@ -21,10 +21,12 @@ _COLLECTION_STATES = {
 }
 
 
-def backup(info: BackupInfo, task: Task | None = None) -> dict[str, Any]:
+def backup(info: BackupInfo, task: Task | None = None, meta_size: int = 0) -> dict[str, Any]:
     """A finished backup as stored (the meta's BackupInfo), marked successful."""
     data = codec.encode(info)
     data.update(state_code=int(StateCode.SUCCESS), progress=100)
+    if meta_size:
+        data["meta_size"] = meta_size  # the bytes of its meta files, as milvus-backup's brief
     if info.meta_only:
         data["meta_only"] = True  # ours: milvus-backup's meta has no such mark
     if task is not None:
@@ -35,6 +37,17 @@ def backup(info: BackupInfo, task: Task | None = None) -> dict[str, Any]:
 def backup_task(task: Task) -> dict[str, Any]:
     """A backup that is still being written, or failed: the task's own record."""
     return {**_task_fields(task), "name": task.backup_name}
+
+
+def running(entry: BackupSummary) -> dict[str, Any]:
+    """A backup another process is writing, as its in-progress marker tells."""
+    return {
+        "id": entry.id,
+        "name": entry.name,
+        "state_code": int(StateCode.EXECUTING),
+        "start_time": int(entry.started),
+        "progress": max(1, entry.progress),
+    }
 
 
 def _task_fields(task: Task) -> dict[str, Any]:
@@ -52,15 +65,21 @@ def _task_fields(task: Task) -> dict[str, Any]:
     return data
 
 
+_SUMMARY_STATES = {COMPLETED: StateCode.SUCCESS, RUNNING: StateCode.EXECUTING}
+
+
 def summary(entry: BackupSummary) -> dict[str, Any]:
-    """One ``list`` entry; a backup that did not complete is listed as failed, never hidden."""
+    """One ``list`` entry; a backup being written is executing, one whose writer stopped
+    before it completed is listed as failed, never hidden."""
     data: dict[str, Any] = {
         "name": entry.name,
-        "state_code": int(StateCode.SUCCESS if entry.state == COMPLETED else StateCode.FAIL),
+        "state_code": int(_SUMMARY_STATES.get(entry.state, StateCode.FAIL)),
         "size": entry.size,
     }
     if entry.id:
         data["id"] = entry.id
+    if entry.state == RUNNING:
+        data.update(start_time=int(entry.started), progress=max(1, entry.progress))
     if entry.milvus_version:
         data["milvus_version"] = entry.milvus_version
     if entry.backup_timestamp:

@@ -56,7 +56,16 @@ def test_markers_stay_readable_both_ways() -> None:
     assert old_fields <= set(written) and written["pid_start"] == marker.process.pid_start
     assert Marker.from_json(marker.to_json()) == marker
     older = Marker.from_json(json.dumps({k: written[k] for k in old_fields}).encode())
-    assert older is not None and older.process.gone() is None
+    assert older is not None and older.process.gone() is None and older.progress == 0
+
+
+def test_a_marker_carries_its_writers_progress_within_bounds() -> None:
+    marker = replace(Marker.new("id-1"), progress=42)
+    assert Marker.from_json(marker.to_json()) == marker
+    for forged, read in ((250, 100), (-3, 0)):
+        data = {**json.loads(marker.to_json()), "progress": forged}
+        found = Marker.from_json(json.dumps(data).encode())
+        assert found is not None and found.progress == read
 
 
 @pytest.mark.parametrize("started", ["1e400", '"nan"', "1e20", "-1"])

@@ -20,6 +20,7 @@ from milvus_backup_operator.engine.errors import (
 )
 from milvus_backup_operator.server.app import create_app
 from milvus_backup_operator.server.protocol import CreateBackupRequest, RestoreBackupRequest
+from milvus_backup_operator.server.tasks import RESTORE, Task
 
 
 class ScriptedBackend:
@@ -107,6 +108,35 @@ def test_the_request_id_is_the_task_id_and_is_checked_before_any_work(
     assert backend.calls == [("create", ("b", "t-1"))]
     bad = http.post("/api/v1/create", json={"backup_name": "b"}, headers={"request_id": "a b"})
     assert bad.status_code == 400 and len(backend.calls) == 1  # refused before the backend
+
+
+ASYNC = "backup is executing asynchronously"  # core/server/create.go runAsync, restore.go
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "msg"),
+    [
+        ("/create", {"backup_name": "b", "async": True}, f"create {ASYNC}"),
+        ("/create", {"backup_name": "b"}, "success"),
+        ("/restore", {"backup_name": "b", "async": True}, f"restore {ASYNC}"),
+        ("/restore", {"backup_name": "b", "async": True, "dry_run": True}, "success"),
+    ],
+)
+def test_async_work_is_answered_as_milvus_backup_answers_it(
+    http: TestClient, path: str, body: dict[str, Any], msg: str
+) -> None:
+    reply = http.post(f"/api/v1{path}", json=body)
+    assert reply.status_code == 200 and reply.json()["msg"] == msg
+
+
+def test_a_tasks_progress_never_goes_back() -> None:
+    """A resumed restore counts its imports anew: what it showed before a restart stays."""
+    task = Task("t-1", RESTORE, "b", {})
+    for reported in (0, 27, 20, 100):
+        task.advance(reported)
+    assert task.progress == 99  # 100 only once it is done
+    task.finish()
+    assert task.progress == 100
 
 
 def test_a_token_is_required_where_one_is_set(backend: ScriptedBackend) -> None:
