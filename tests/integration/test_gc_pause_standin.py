@@ -82,7 +82,7 @@ def journal(milvus: StandInMilvus) -> list[tuple[str, str]]:
 def test_from_2_6_8_each_collection_is_paused_before_its_flush_and_resumed_after(
     standins: tuple[StandInMilvus, StandInManagement, BackupConfig],
 ) -> None:
-    milvus, _, config = standins
+    milvus, management, config = standins
     info = create_backup(config, BackupRequest("gc_per_coll", (), rbac=False))
     assert sorted(c.collection_name for c in info.collection_backups) == ["first", "second"]
     calls = journal(milvus)
@@ -92,6 +92,10 @@ def test_from_2_6_8_each_collection_is_paused_before_its_flush_and_resumed_after
         resumes = [i for i, (call, ticket) in enumerate(calls) if ticket.startswith(f"c{coll}-")]
         assert len(resumes) == 1 and resumes[0] > calls.index(("Flush", name))
     assert [c for c in calls if c[0] == "GC pause" and c[1] == ""] == []  # never cluster-wide
+    for coll in (7501, 7511):  # datacoord's records: paused without a gap, none left after
+        history = management.history[coll]  # after each call from its pause on
+        off = history.index(False)  # its release
+        assert all(history[:off]) and not any(history[off:]) and not management.records[coll]
 
 
 @pytest.mark.parametrize("standins", ["v2.5.20"], indirect=True)

@@ -41,6 +41,7 @@ from tests.standin.milvus import (
     StandInMilvus,
     StandInRest,
     StandInSegmentsRest,
+    v_channel,
 )
 
 pytestmark = pytest.mark.integration
@@ -545,6 +546,11 @@ def test_only_the_files_milvus_names_are_backed_up_and_orphans_are_skipped(
         assert (asked["collectionId"], sorted(asked["segmentIds"])) == (SEG, [7611, 7612])
         copied = {key.split("/")[-1] for key in backed_up_files(config, "sb_named")}
         assert copied == {key.split("/")[-1] for key in named}  # neither 999 nor 998
+        # each segment's channel, a key of its checkpoints: what milvus-backup's restore
+        # reads to truncate by timestamp (``core/restore/coll_task.go`` ``backupTS``)
+        (recorded,) = Catalog.of(config).read("sb_named").collection_backups
+        assert {s.v_channel for s in recorded.segments()} == {v_channel(SEG)}
+        assert v_channel(SEG) in recorded.channel_checkpoints
         assert "skipped 2 files Milvus does not name" in caplog.text
         catalog = Catalog.of(config)
         assert verify_backup(catalog, "sb_named").ok
@@ -578,24 +584,47 @@ def test_a_named_file_missing_from_the_bucket_fails_the_backup_by_key(
         assert backed_up_files(config, "sb_lost") == set()
 
 
-@pytest.mark.parametrize("failure", ["segment not found", "REST disabled"])
 def test_when_milvus_does_not_name_the_files_the_backup_lists_them_and_says_so(
-    standin: tuple[StandInMilvus, BackupConfig], caplog: pytest.LogCaptureFixture, failure: str
+    standin: tuple[StandInMilvus, BackupConfig], caplog: pytest.LogCaptureFixture
 ) -> None:
-    enabled = failure != "REST disabled"
-    with segment_files_from_milvus(standin, "v2.5.8", enabled) as (server, rest, config, store):
-        if enabled:
-            del rest.logs[7612]  # datacoord answers "segment not found" for the whole request
+    with segment_files_from_milvus(standin, "v2.5.8", False) as (server, _, config, store):
         caplog.set_level(logging.WARNING, "milvus_backup_operator.engine.backup")
-        create_backup(config, BackupRequest("sb_listing", (CollectionRef("default", "seg"),)))
-        assert len(server.requests(DESCRIBE_SEGMENTS)) == int(enabled)
+        info = create_backup(
+            config, BackupRequest("sb_listing", (CollectionRef("default", "seg"),))
+        )
+        assert server.requests(DESCRIBE_SEGMENTS) == []  # REST disabled: nothing answers
         assert "did not name its segments' files" in caplog.text
         assert "taking every file listed under them instead" in caplog.text
-        reason = "segment not found[segment=7612]" if enabled else "not HTTP/1.1"
-        assert reason in caplog.text
+        assert "not HTTP/1.1" in caplog.text
         copied = {key.split("/")[-1] for key in backed_up_files(config, "sb_listing")}
         assert copied == {key.split("/")[-1] for key in milvus_files(store)}
+        # listed, a segment has no virtual channel: milvus-backup leaves it empty too
+        assert {s.v_channel for s in info.collection_backups[0].segments()} == {""}
         Catalog.of(config).delete("sb_listing")
+
+
+def test_a_segment_milvus_cannot_describe_is_listed_alone_and_the_others_named(
+    standin: tuple[StandInMilvus, BackupConfig], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Segment 7612 compacted away between the listing and ``segments/describe``: datacoord
+    fails the whole request ("segment not found"). Asked again one by one (milvus-backup
+    asks per segment, ``getSegment``), 7611 is still named, so the leftover beside its logs
+    is skipped, and only 7612 is listed."""
+    with segment_files_from_milvus(standin, "v2.5.8") as (server, rest, config, store):
+        del rest.logs[7612]
+        store.put(f"{ROOT}/insert_log/{SEG}/{SEG_P}/7611/100/999", insert_log([9, 9]))
+        caplog.set_level(logging.WARNING, "milvus_backup_operator.engine.backup")
+        wanted = (CollectionRef("default", "seg"),)
+        info = create_backup(config, BackupRequest("sb_one_listed", wanted))
+        asked = [sorted(r["segmentIds"]) for r in server.requests(DESCRIBE_SEGMENTS)]
+        assert asked == [[7611, 7612], [7611], [7612]]
+        assert "did not describe segments [7612] (" in caplog.text
+        assert "segment not found[segment=7612]" in caplog.text
+        copied = {key.split("/")[-1] for key in backed_up_files(config, "sb_one_listed")}
+        assert copied == {key.split("/")[-1] for key in milvus_files(store)} - {"999"}
+        channels = {s.segment_id: s.v_channel for s in info.collection_backups[0].segments()}
+        assert channels == {7611: v_channel(SEG), 7612: ""}
+        Catalog.of(config).delete("sb_one_listed")
 
 
 def test_milvus_before_2_5_8_is_never_asked_for_segment_files(

@@ -8,7 +8,10 @@ What it follows (milvus-io/milvus):
 - ``Import`` in backup mode takes the options ``backup``/``l0_import``,
   ``skip_disk_quota_check`` and ``storage_version`` (``internal/util/importutilv2/option.go``;
   milvus-backup's ``internal/client/milvus/grpc.go``), and ``GetImportState`` reports the rows.
-- ``Flush`` answers the segment IDs, flush timestamp and seal time per collection.
+- ``Flush`` answers the segment IDs, flush timestamp and seal time per collection, and the
+  checkpoint of its one virtual channel (``channel_cps``), named as rootcoord names them
+  (``<pchannel>_<collectionID>v<shard>``, ``internal/rootcoord/create_collection_task.go``;
+  milvus-backup's fixtures show ``by-dev-rootcoord-dml_0_<collectionID>v0``).
 
 The objects live in the real S3 server, laid out as Milvus writes them
 (``<root>/insert_log/<c>/<p>/<s>/<field>/<log>``, ``<root>/delta_log/<c>/<p>/<s>/<log>``);
@@ -24,9 +27,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, msg_pb2, schema_pb2
 
 OK = common_pb2.Status()
+FLUSH_TS = 462000000000000000
+
+
+def v_channel(collection_id: int) -> str:
+    """The one virtual channel of a stand-in collection (one shard, pchannel ``dml_0``)."""
+    return f"by-dev-rootcoord-dml_0_{collection_id}v0"
 
 
 @dataclass
@@ -134,12 +143,14 @@ class StandInMilvus(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
         self._record("Flush", request)
         (name,) = request.collection_names
         segments = [s.segment_id for s in self.collections[name].segments]
+        channel = v_channel(self.collections[name].collection_id)
         return milvus_pb2.FlushResponse(
             status=OK,
             db_name="default",
             coll_segIDs={name: schema_pb2.LongArray(data=segments)},
-            coll_flush_ts={name: 462000000000000000},
+            coll_flush_ts={name: FLUSH_TS},
             coll_seal_times={name: 1764590000},
+            channel_cps={channel: msg_pb2.MsgPosition(channel_name=channel, timestamp=FLUSH_TS)},
         )
 
     def GetFlushState(self, request: Any, context: Any) -> Any:  # noqa: N802
@@ -324,7 +335,7 @@ class StandInSegmentsRest(StandInRest):
             "segmentID": segment.segment_id,
             "collectionID": collection.collection_id,
             "partitionID": segment.partition_id,
-            "vChannel": "by-dev-rootcoord-dml_0_v0",
+            "vChannel": v_channel(collection.collection_id),
             "numRows": segment.rows,
             "state": common_pb2.SegmentState.Flushed,
             "level": segment.level,

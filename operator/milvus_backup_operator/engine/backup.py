@@ -326,17 +326,47 @@ class _BackupJob:
         listing.refuse_unknown(segments, ref)
         if not (self.milvus.capabilities.segment_info and segments):
             return listing.parsed()
-        rest = MilvusRest(self.config.milvus, self.config.timeouts)
-        try:
-            named = rest.segment_files(ref.db, collection_id, [s.segment_id for s in segments])
-        except (OperationError, UnreachableError) as exc:
+        named, failures = self._describe(ref, collection_id, [s.segment_id for s in segments])
+        if not named:
             log.warning(
                 "%s: %s did not name its segments' files (%s); taking every file listed "
                 "under them instead, as for Milvus < 2.5.8 (check milvus.rest.endpoint)",
-                ref, self.milvus.capabilities.describe(), exc,
+                ref, self.milvus.capabilities.describe(), next(iter(failures.values())),
             )  # fmt: skip
             return listing.parsed()
+        if failures:
+            log.warning(
+                "%s: Milvus did not describe segments %s (%s: compacted away since they were "
+                "listed?); taking the files listed under them instead",
+                ref, sorted(failures), next(iter(failures.values())),
+            )  # fmt: skip
         return listing.named(segments, named, ref, self.source)
+
+    def _describe(
+        self, ref: CollectionRef, collection_id: int, segment_ids: list[int]
+    ) -> tuple[dict[int, SegmentFiles], dict[int, str]]:
+        """The files Milvus names per segment, and why it named none for the others.
+
+        Asked in batches; a batch Milvus refuses (one segment of it compacted away since the
+        listing fails the whole request) is asked again one segment at a time, as
+        milvus-backup asks (``core/backup/coll_dml_task.go`` ``getSegment``: per segment,
+        each one it cannot describe listed instead). Unreachable, none is named.
+        """
+        rest = MilvusRest(self.config.milvus, self.config.timeouts)
+        try:
+            return rest.segment_files(ref.db, collection_id, segment_ids), {}
+        except UnreachableError as exc:
+            return {}, dict.fromkeys(segment_ids, str(exc))
+        except OperationError:
+            pass
+        named: dict[int, SegmentFiles] = {}
+        failures: dict[int, str] = {}
+        for segment_id in segment_ids:
+            try:
+                named.update(rest.segment_files(ref.db, collection_id, [segment_id]))
+            except (OperationError, UnreachableError) as exc:
+                failures[segment_id] = str(exc)
+        return named, failures
 
     def _list_logs(self, collection_id: int) -> _Listing:
         """Every insert and delta log object of a collection: one listing of each directory."""
@@ -358,9 +388,10 @@ class _BackupJob:
                 "which this version does not know how to back up; nothing was kept"
             )
         by_field: dict[int, list[Binlog]] = binlogs.inserts.get(segment.segment_id, {})
+        named = segment.segment_id in binlogs.v_channels
         if not segment.is_l0:
             root = self.config.storage.root_path
-            _check_insert_logs(segment.segment_id, by_field, self.source, root, binlogs.named)
+            _check_insert_logs(segment.segment_id, by_field, self.source, root, named)
             if segment.storage_version in STORAGE_V1:  # v2 keys its files by column group
                 _check_every_field(segment.segment_id, by_field, _always_written(collection))
         deltas = binlogs.deltas.get(segment.segment_id, [])
@@ -376,6 +407,7 @@ class _BackupJob:
             deltalogs=[FieldBinlog(binlogs=_by_id(deltas))] if deltas else [],
             group_id=0 if whole_collection else segment.segment_id,  # as milvus-backup's groupID
             is_l0=segment.is_l0,
+            v_channel=binlogs.v_channels.get(segment.segment_id, ""),  # "" listed, as upstream
             storage_version=segment.storage_version,
         )
         info.size = info.log_bytes()
@@ -390,7 +422,9 @@ class _Binlogs:
         default_factory=lambda: defaultdict(lambda: defaultdict(list))
     )
     deltas: defaultdict[int, list[Binlog]] = field(default_factory=lambda: defaultdict(list))
-    named: bool = False  # by Milvus (segments/describe), not guessed from a listing
+    #: the segments whose logs Milvus named (segments/describe), with their virtual channel;
+    #: the others' logs were guessed from a listing
+    v_channels: dict[int, str] = field(default_factory=dict)
 
 
 _INSERT_LOG = re.compile(r"^-?\d+/\d+/\d+/\d+$")  # partition/segment/field/log
@@ -454,13 +488,17 @@ class _Listing:
         source: ObjectStore,
     ) -> _Binlogs:  # fmt: skip
         """The logs Milvus names for ``segments``, sized from the listing; a named log that
-        is not there fails the backup, a listed one Milvus does not name is skipped."""
+        is not there fails the backup, a listed one Milvus does not name is skipped. A
+        segment Milvus did not describe keeps every log listed under it."""
         sizes = {obj.key: obj.size for obj in (*self.inserts, *self.deltas)}
         bucket = source.describe()
-        found = _Binlogs(named=True)
-        for segment in segments:
+        found = self.parsed()
+        for segment in (s for s in segments if s.segment_id in named):
             files, at = named[segment.segment_id], join(segment.partition_id, segment.segment_id)
             where = f"segment {segment.segment_id} of {ref}"
+            found.inserts.pop(segment.segment_id, None)
+            found.deltas.pop(segment.segment_id, None)
+            found.v_channels[segment.segment_id] = files.v_channel
             for group in (g for g in files.insert_logs if g.log_ids):
                 found.inserts[segment.segment_id][group.field_id] += [
                     _named(sizes, f"{self.insert_dir}{at}/{group.field_id}/{i}", i, where, bucket)
@@ -480,6 +518,7 @@ class _Listing:
         dirs = tuple(
             f"{top}{join(s.partition_id, s.segment_id)}/"
             for s in segments
+            if s.segment_id in found.v_channels
             for top in (self.insert_dir, self.delta_dir)
         )
         kept = {b.log_path for logs in found.inserts.values() for f in logs.values() for b in f}

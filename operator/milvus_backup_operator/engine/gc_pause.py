@@ -14,6 +14,15 @@ milvus-backup's ``collGCCtrl`` (``core/backup/gc_controller.go``) does, only the
 being backed up are paused, each from before its segments are listed until its copies are
 done, and the rest of the cluster keeps collecting.
 
+Datacoord keeps one pause record per ticket with its own end (``gcPauseRecords`` in
+``internal/datacoord/garbage_collector.go``): a collection is paused while any record of it
+lasts, and resuming a ticket deletes that ticket's records only. So a renewal pauses again
+and resumes nothing, as milvus-backup's ``renewalGCLease`` does: the collection stays paused
+whatever ticket the renewal answers (a new one, or the one it holds). Unlike milvus-backup
+(whose renewal updates a copy of its map entry and so forgets the new ticket), every ticket
+that may still pause a collection is kept and given back when its copies are done, so
+nothing stays paused after the backup.
+
 As in milvus-backup, a pause that cannot be had does not fail the backup: a compaction that
 removes a segment being copied fails the copy (never silently), and most backups finish long
 before the collector runs. What happened is said in the log and in :attr:`GcHold.text`.
@@ -25,11 +34,13 @@ import base64
 import json
 import logging
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from .capabilities import Capabilities
 from .config import GcPause, MilvusConfig
@@ -41,6 +52,14 @@ RESUME = "/management/datacoord/garbage_collection/resume"
 WHOLE_CLUSTER = 0  # milvus-backup's collection ID for "every collection"
 
 
+@dataclass(frozen=True)
+class _Ticket:
+    """A ticket Milvus answered a collection's pause, and when (``time.monotonic``)."""
+
+    ticket: str
+    taken: float
+
+
 class GcHold:
     """The pause held for one backup: what was done (``text``), and per-collection pauses
     where Milvus takes them (:meth:`hold` before listing, :meth:`release` after copying)."""
@@ -49,7 +68,7 @@ class GcHold:
         self.text = text
         self._client = client
         self._seconds = seconds
-        self._tickets: dict[int, str] = {}
+        self._tickets: dict[int, list[_Ticket]] = {}  # oldest first: all that may still pause
         self._lock = threading.Lock()
         self._refused: list[int] = []
 
@@ -64,34 +83,42 @@ class GcHold:
         ticket = self._client.pause(self._seconds, collection_id)
         with self._lock:
             if ticket:
-                self._tickets[collection_id] = ticket
+                self._tickets[collection_id] = [_Ticket(ticket, time.monotonic())]
             else:  # refused, or a Milvus that gives no ticket: nothing to resume
                 self._refused.append(collection_id)
                 self.text = f"garbage collection not paused for collections {self._refused}"
 
     def release(self, collection_id: int) -> None:
-        """Resume one collection's collector, with its ticket."""
+        """Resume one collection's collector: give back every ticket it was paused with."""
         with self._lock:
-            ticket = self._tickets.pop(collection_id, "")
-        if ticket and self._client is not None:
-            self._client.resume(ticket)
+            tickets = self._tickets.pop(collection_id, [])
+        if self._client is not None:
+            for ticket in dict.fromkeys(t.ticket for t in tickets):
+                self._client.resume(ticket)
 
     def renew(self) -> None:
-        """Pause each held collection again (a fresh ticket), then resume the old ticket."""
+        """Pause each held collection again before its last pause ends; resume nothing, so
+        it never runs unpaused in between (a renewal that fails leaves the last one running)."""
         if self._client is None:
             return
         with self._lock:
-            held = dict(self._tickets)
-        for collection_id, old in held.items():
+            held = list(self._tickets)
+        for collection_id in held:
             ticket = self._client.pause(self._seconds, collection_id)
-            if not ticket:
-                continue  # the old ticket still runs to its end
-            with self._lock:
-                if self._tickets.get(collection_id) != old:  # released meanwhile
-                    self._client.resume(ticket)
-                    continue
-                self._tickets[collection_id] = ticket
-            self._client.resume(old)
+            if ticket and not self._keep(collection_id, ticket):
+                self._client.resume(ticket)  # released meanwhile: give this one back too
+
+    def _keep(self, collection_id: int, ticket: str) -> bool:
+        """Add a renewal's ticket to a collection still held; forget those long over."""
+        now = time.monotonic()
+        with self._lock:
+            tickets = self._tickets.get(collection_id)
+            if tickets is None:
+                return False
+            tickets.append(_Ticket(ticket, now))
+            over = now - 2 * self._seconds  # ended by Milvus's clock too, skew allowed for
+            tickets[:-1] = [t for t in tickets[:-1] if t.taken > over]
+            return True
 
     def release_all(self) -> None:
         for collection_id in list(self._tickets):

@@ -5,6 +5,14 @@ over gRPC, or, with the v2 restore (Milvus >= 2.4, its REST API), up to
 ``segments_per_import_job`` groups of one partition and storage version in one job, as
 milvus-backup's ``notL0SegBatchesWithGroupID`` does. Then the L0 segments (deletes), one per
 job, or several where Milvus takes them (2.6.5, ``l0SegmentBatches``).
+
+A partition whose data segments mix group 0 and other groups is refused (:func:`check_groups`):
+a group-0 segment's logs lie in the partition's own directory (``<p>/<s>/<field>/<log>``), so
+importing them takes the whole partition, the grouped segments (``<p>/<g>/<s>/...``) a second
+time; and no per-segment path holds them alone (Milvus reads an import path's children as
+segment directories, ``ListBinlogsAndGroupBySegment``). milvus-backup's ``coll_task.go``
+(``notL0SegmentBatches``) switches to per-group paths once any group is non-zero and so asks
+for ``<p>/0/``, which a backup never writes. Neither tool writes such a partition.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from typing import TypeVar
 
 from .capabilities import Capabilities
 from .config import Parallelism
+from .errors import MalformedMetaError
 from .layout import BackupLayout
 from .meta import CollectionBackupInfo, PartitionBackupInfo, SegmentBackupInfo
 
@@ -96,11 +105,28 @@ def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
 def import_units(info: CollectionBackupInfo) -> list[tuple[PartitionBackupInfo, int]]:
     """(partition, group) pairs: one import job each (a whole partition for legacy backups).
     L0 segments are imported apart, after these (:func:`l0_units`)."""
+    check_groups(info)
     units: list[tuple[PartitionBackupInfo, int]] = []
     for partition in info.partition_backups:
         groups = dict.fromkeys(s.group_id for s in partition.segment_backups if not s.is_l0)
         units.extend((partition, group) for group in groups)
     return units
+
+
+def check_groups(info: CollectionBackupInfo) -> None:
+    """Refuse a partition whose data segments are some in group 0, some in other groups:
+    no import takes the group-0 ones without taking the others twice."""
+    for partition in info.partition_backups:
+        data = [s for s in partition.segment_backups if not s.is_l0]
+        ungrouped = [s.segment_id for s in data if not s.group_id]
+        if ungrouped and len(ungrouped) < len(data):
+            raise MalformedMetaError(
+                f"partition {partition.partition_name!r} of collection {info.collection_name!r} "
+                f"holds segments without a group (group_id 0: {ungrouped[:5]}) beside grouped "
+                "ones: importing the first would import the others twice, so nothing is "
+                "restored. A backup writes one kind or the other: restore from an unedited "
+                "copy of its meta"
+            )
 
 
 def l0_units(info: CollectionBackupInfo) -> list[tuple[str, SegmentBackupInfo]]:

@@ -63,11 +63,13 @@ class LogGroup:
 
 @dataclass(frozen=True)
 class SegmentFiles:
-    """The insert and delta logs Milvus names for one segment."""
+    """The insert and delta logs Milvus names for one segment, and its virtual channel
+    (recorded as milvus-backup records it: ``SegmentBackupInfo.v_channel``)."""
 
     segment_id: int
     insert_logs: tuple[LogGroup, ...]
     delta_logs: tuple[LogGroup, ...]
+    v_channel: str = ""
 
 
 class MilvusRest:
@@ -141,10 +143,14 @@ class MilvusRest:
             raise self._refused(f"{where} with keys this version does not know ({unknown})")
         if not _is_id(segment) or info.get("collectionID") != collection_id:
             raise self._refused(f"{where} of collection {info.get('collectionID')!r}")
+        v_channel = info.get("vChannel", "")
+        if not isinstance(v_channel, str):
+            raise self._refused(f"{where} with vChannel {v_channel!r} (expected a name)")
         return SegmentFiles(
             segment_id=segment,
             insert_logs=self._groups(info, "insertLogs", where),
             delta_logs=self._groups(info, "deltaLogs", where),
+            v_channel=v_channel,
         )
 
     def _groups(self, info: dict[str, Any], key: str, where: str) -> tuple[LogGroup, ...]:

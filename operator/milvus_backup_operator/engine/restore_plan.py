@@ -10,7 +10,7 @@ from .capabilities import KNOWN_STORAGE_VERSIONS
 from .catalog import Catalog
 from .config import BackupConfig
 from .errors import AlreadyExistsError, InvalidRequestError, MalformedMetaError, UnsupportedError
-from .import_jobs import collection_jobs
+from .import_jobs import check_groups, collection_jobs
 from .meta import BackupInfo, CollectionBackupInfo
 from .milvus import Milvus, connect
 from .names import validate_backup_name, validate_collection_suffix
@@ -196,6 +196,9 @@ def refuse_early(
     backup = catalog.read(request.backup_name)
     backup.require_binlog_format()
     plan = _plan(backup.collection_backups, request)
+    for info, _ in plan:
+        if request.imports(info):
+            check_groups(info)  # before anything is created (or RBAC applied)
     chosen = {info.collection_id for info, _ in plan}
     report = require_intact(catalog, request.backup_name, backup, chosen)  # before anything
     return store, catalog, plan, report, backup

@@ -103,22 +103,44 @@ def test_from_2_6_8_only_the_collections_held_are_paused_each_with_its_ticket(
     assert "per collection" in held.text
 
 
-def test_a_collection_pause_is_renewed_with_a_fresh_ticket_and_the_old_one_given_back(
+@pytest.mark.parametrize("one_ticket", [False, True], ids=["new ticket", "same ticket"])
+def test_a_renewal_keeps_the_collection_paused_and_the_release_leaves_nothing_paused(
+    management: StandInManagement, one_ticket: bool
+) -> None:
+    """Datacoord keeps a record per pause and deletes a ticket's records on resume
+    (``garbage_collector.go``): a renewal that resumed the ticket it replaces would unpause
+    the collection when Milvus answers the renewal the same ticket. The renewals are called
+    here, the stand-in's clock moved on: no waiting."""
+    management.one_ticket_per_collection = one_ticket
+    settings = GcPause(seconds=600, address=management.url)
+    with gc_paused(settings, MilvusConfig(), PER_COLLECTION, 5) as held:
+        held.hold(7001)
+        for _ in range(3):
+            management.advance(400)  # past half of the pause: time to renew
+            held.renew()
+        management.advance(400)  # the first three pauses are over by now
+        assert management.paused(7001)
+        assert [p for p, _, _ in management.calls] == [PAUSE] * 4  # nothing resumed yet
+        held.release(7001)
+    history = management.history[7001]
+    assert all(history[:-1]) and not history[-1]  # paused from the hold to the release
+    assert not management.records[7001]  # every ticket given back: nothing left paused
+    resumed = [q["ticket"] for path, q, _ in management.calls if path == RESUME]
+    assert resumed == (["c7001"] if one_ticket else [f"c7001-{n}" for n in range(1, 5)])
+
+
+def test_a_renewal_after_the_release_gives_its_ticket_back(
     management: StandInManagement,
 ) -> None:
-    settings = GcPause(seconds=1, address=management.url)
-    with (
-        pytest.raises(OperationError),
-        gc_paused(settings, MilvusConfig(), PER_COLLECTION, 5) as held,
-    ):
+    settings = GcPause(seconds=600, address=management.url)
+    with gc_paused(settings, MilvusConfig(), PER_COLLECTION, 5) as held:
         held.hold(7001)
-        time.sleep(1.3)  # longer than half a pause: renewed once at least
-        raise OperationError("a copy failed")
-    resumed = [q["ticket"] for path, q, _ in management.calls if path == RESUME]
-    paused = [path for path, q, _ in management.calls if q.get("collection_id") == "7001"]
-    assert len(paused) >= 2
-    # each ticket given back once, in the order they were had: the last one at the end
-    assert resumed == [f"c7001-{n}" for n in range(1, len(paused) + 1)]
+        held.hold(7002)
+        held.release(7001)
+        held.renew()  # 7002 only: 7001 was released
+    paused = [q.get("collection_id") for path, q, _ in management.calls if path == PAUSE]
+    assert paused == ["7001", "7002", "7002"]
+    assert not management.paused(7001) and not management.paused(7002)
 
 
 def test_a_collection_pause_without_a_ticket_is_not_resumed_and_is_said(

@@ -12,6 +12,7 @@ import pytest
 
 from milvus_backup_operator.engine.capabilities import Capabilities
 from milvus_backup_operator.engine.config import Parallelism
+from milvus_backup_operator.engine.errors import MalformedMetaError
 from milvus_backup_operator.engine.import_jobs import ImportJob, collection_jobs
 from milvus_backup_operator.engine.layout import BackupLayout
 from milvus_backup_operator.engine.meta import (
@@ -76,3 +77,27 @@ def test_the_v2_restore_batches_groups_of_one_partition_and_storage_version(
         ("backup/b/binlogs/insert_log/7/1/12/", "backup/b/binlogs/delta_log/7/1/12/"),
     )
     assert shape(l0) == l0_shape
+
+
+@pytest.mark.parametrize("v2", [False, True])
+def test_a_partition_mixing_group_0_with_other_groups_is_refused_by_name(v2: bool) -> None:
+    """Group 0's logs lie in the partition's directory: importing it would import groups
+    11 and 12 a second time (the old plan: ``<p>/`` beside ``<p>/11/`` and ``<p>/12/``)."""
+    info = collection()
+    info.collection_name = "books"
+    info.partition_backups[0].segment_backups.append(segment(15, 1, 0))
+    target = Capabilities.of("v2.6.9")
+    with pytest.raises(MalformedMetaError, match=r"partition '_default' of collection 'books'"):
+        collection_jobs(info, LAYOUT, Parallelism(), v2=v2, target=target)
+
+
+def test_a_legacy_partition_all_in_group_0_is_imported_whole_with_its_l0_apart() -> None:
+    legacy = [segment(11, 1, 0), segment(12, 1, 0), segment(14, 1, 14, l0=True)]
+    info = CollectionBackupInfo(
+        collection_id=7, partition_backups=[PartitionBackupInfo(1, "_default", 7, legacy)]
+    )
+    data, l0 = collection_jobs(info, LAYOUT, Parallelism(), False, Capabilities.of("v2.6.9"))
+    assert [job.files for job in data] == [
+        (("backup/b/binlogs/insert_log/7/1/", "backup/b/binlogs/delta_log/7/1/"),)
+    ]
+    assert shape(l0) == [("_default", 1)]

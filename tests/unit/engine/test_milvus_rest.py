@@ -61,6 +61,7 @@ def test_each_segment_s_logs_are_read_by_field_and_asked_for_by_id() -> None:
     assert files[11].insert_logs == (LogGroup(0, (12,)), LogGroup(100, (13, 14)))
     assert files[11].delta_logs == (LogGroup(100, (15,)),)
     assert files[21].delta_logs == ()
+    assert files[11].v_channel == "by-dev-rootcoord-dml_0_v0"  # recorded as milvus-backup does
 
 
 def test_an_empty_log_list_go_writes_as_null_is_empty() -> None:
@@ -90,6 +91,7 @@ def test_many_segments_are_asked_for_in_batches() -> None:
         (answer(info(11, deltaLogs=[{"fieldID": 0, "logIDs": ["12"]}]), info(21)),
          r"segment 11 deltaLogs entry .* \(IDs must be whole numbers\)"),
         (answer(info(True), info(21)), r"segment True of collection"),
+        (answer(info(11), info(21, vChannel=7)), r"segment 21 with vChannel 7 \(expected a name"),
     ],
 )  # fmt: skip
 def test_an_answer_not_fully_understood_is_refused_by_name(
