@@ -5,16 +5,24 @@
 answers a ``ticket`` that resume takes back (as milvus-backup's
 ``internal/client/milvus/manage.go`` calls it: ``pauseGCResp.Ticket``, ``WithTicket``); a
 cluster-wide pause answers the ticket ``t-1`` here so that tests see it passed back.
+
+``/management/rootcoord/ez/backup?db_name=`` (``internal/http/router.go`` ``RouteBackupEZ``)
+answers an encrypted database's key as milvus-backup's ``GetEZK`` reads it since its #893:
+200 ``{"msg": "OK", "ezk": "<key>"}``; a database without a zone fails as Milvus's
+``hookutil.BackupEZKFromDBProperties`` does ("not an encryption zone"), with the 500 and
+``msg`` its other management handlers answer; a Milvus without the route answers 404.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+from milvus_backup_operator.engine.encryption import EZ_BACKUP
 from milvus_backup_operator.engine.gc_pause import PAUSE, RESUME
 
 Journal = Callable[[str, dict[str, str]], None]
@@ -28,6 +36,8 @@ class StandInManagement(ThreadingHTTPServer):
         self.fail = False  # answer every call 500, as a Milvus whose datacoord is down
         self.tickets = True  # answer a ticket to a collection's pause
         self.calls: list[tuple[str, dict[str, str], str]] = []
+        self.ezks: dict[str, str] = {}  # the key of each encrypted database
+        self.ez_route = True  # serve ez/backup (False: a Milvus without encryption zones)
         self.journal = journal
         self._numbers = itertools.count(1)
 
@@ -60,7 +70,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.calls.append((url.path, query, self.headers.get("Authorization", "")))
         if self.server.journal:
             self.server.journal(url.path, query)
-        if url.path not in (PAUSE, RESUME):
+        if url.path == EZ_BACKUP and self.server.ez_route:
+            self._ez_backup(query.get("db_name", ""))
+        elif url.path not in (PAUSE, RESUME):
             self._answer(404, "404 page not found")
         elif self.server.fail:
             self._answer(500, '{"msg": "failed to pause garbage collection, datacoord down"}')
@@ -68,6 +80,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(200, f'{{"msg": "OK", "ticket": "{self.server.ticket(query)}"}}')
         else:
             self._answer(200, '{"msg": "OK"}')
+
+    def _ez_backup(self, db: str) -> None:
+        key = self.server.ezks.get(db)
+        if key is None:
+            self._answer(500, '{"msg": "failed to backup ez, not an encryption zone"}')
+        else:
+            self._answer(200, json.dumps({"msg": "OK", "ezk": key}))
 
     def _answer(self, code: int, body: str) -> None:
         self.send_response(code)
