@@ -16,11 +16,18 @@ makes a ticket is not in the source read here: by default each pause answers a n
 reading a renewal must survive. ``history`` says, after every call, whether each collection
 ever paused still is, so a gap in a pause is seen; ``advance`` moves the clock instead of
 waiting.
+
+``/management/rootcoord/ez/backup?db_name=`` (``internal/http/router.go`` ``RouteBackupEZ``)
+answers an encrypted database's key as milvus-backup's ``GetEZK`` reads it since its #893:
+200 ``{"msg": "OK", "ezk": "<key>"}``; a database without a zone fails as Milvus's
+``hookutil.BackupEZKFromDBProperties`` does ("not an encryption zone"), with the 500 and
+``msg`` its other management handlers answer; a Milvus without the route answers 404.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from collections import defaultdict
@@ -28,6 +35,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+from milvus_backup_operator.engine.encryption import EZ_BACKUP
 from milvus_backup_operator.engine.gc_pause import PAUSE, RESUME
 
 Journal = Callable[[str, dict[str, str]], None]
@@ -44,6 +52,8 @@ class StandInManagement(ThreadingHTTPServer):
         self.tickets = True  # answer a ticket to a collection's pause
         self.one_ticket_per_collection = False
         self.calls: list[tuple[str, dict[str, str], str]] = []
+        self.ezks: dict[str, str] = {}  # the key of each encrypted database
+        self.ez_route = True  # serve ez/backup (False: a Milvus without encryption zones)
         self.journal = journal
         #: per collection: (ticket, end) of every pause not yet resumed
         self.records: defaultdict[int, list[tuple[str, float]]] = defaultdict(list)
@@ -136,7 +146,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.calls.append((url.path, query, self.headers.get("Authorization", "")))
         if self.server.journal:
             self.server.journal(url.path, query)
-        self._answer(*self.server.answer(url.path, query))
+        if url.path == EZ_BACKUP and self.server.ez_route:
+            self._ez_backup(query.get("db_name", ""))
+        else:
+            self._answer(*self.server.answer(url.path, query))
+
+    def _ez_backup(self, db: str) -> None:
+        key = self.server.ezks.get(db)
+        if key is None:
+            self._answer(500, '{"msg": "failed to backup ez, not an encryption zone"}')
+        else:
+            self._answer(200, json.dumps({"msg": "OK", "ezk": key}))
 
     def _answer(self, code: int, body: str) -> None:
         self.send_response(code)

@@ -12,6 +12,11 @@ What it follows (milvus-io/milvus):
   checkpoint of its one virtual channel (``channel_cps``), named as rootcoord names them
   (``<pchannel>_<collectionID>v<shard>``, ``internal/rootcoord/create_collection_task.go``;
   milvus-backup's fixtures show ``by-dev-rootcoord-dml_0_<collectionID>v0``).
+- ``DescribeDatabase`` (2.4.3) answers a database's ``dbID`` and ``properties``, those of an
+  encryption zone being ``cipher.enabled``, ``cipher.ezID`` and ``cipher.key``
+  (``internal/proxy/task_database.go``; ``pkg/util/hookutil/cipher.go``
+  ``GetDBCipherProperties``); an unknown database fails with code 800, "database not found"
+  (``pkg/util/merr``). Collections live in a database each (``db``).
 
 The objects live in the real S3 server, laid out as Milvus writes them
 (``<root>/insert_log/<c>/<p>/<s>/<field>/<log>``, ``<root>/delta_log/<c>/<p>/<s>/<log>``);
@@ -54,6 +59,14 @@ class Collection:
     schema: schema_pb2.CollectionSchema
     partitions: dict[str, int]
     segments: list[Segment] = field(default_factory=list)
+    db: str = "default"
+    properties: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Database:
+    db_id: int
+    properties: list[tuple[str, str]] = field(default_factory=list)
 
 
 class StandInMilvus(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
@@ -64,6 +77,7 @@ class StandInMilvus(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
         self.collections = {c.name: c for c in collections}
         self.calls: list[tuple[str, Any]] = []
         self.imports: dict[int, milvus_pb2.ImportRequest] = {}
+        self.databases = {"default": Database(1)}
         self._ids = itertools.count(9000)
         self._lock = threading.Lock()
         self._server: grpc.Server | None = None
@@ -95,12 +109,30 @@ class StandInMilvus(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
         return milvus_pb2.GetVersionResponse(status=OK, version=self.version)
 
     def ListDatabases(self, request: Any, context: Any) -> Any:  # noqa: N802
-        return milvus_pb2.ListDatabasesResponse(status=OK, db_names=["default"])
+        return milvus_pb2.ListDatabasesResponse(status=OK, db_names=sorted(self.databases))
+
+    def DescribeDatabase(self, request: Any, context: Any) -> Any:  # noqa: N802
+        self._record("DescribeDatabase", request)
+        found = self.databases.get(request.db_name)
+        if found is None:
+            reason = f"database not found[database={request.db_name}]"
+            status = common_pb2.Status(error_code=common_pb2.UnexpectedError, code=800,
+                                       reason=reason)  # fmt: skip
+            return milvus_pb2.DescribeDatabaseResponse(status=status)
+        properties = [common_pb2.KeyValuePair(key=k, value=v) for k, v in found.properties]
+        return milvus_pb2.DescribeDatabaseResponse(
+            status=OK, db_name=request.db_name, dbID=found.db_id, properties=properties
+        )
+
+    def CreateDatabase(self, request: Any, context: Any) -> Any:  # noqa: N802
+        self._record("CreateDatabase", request)
+        self.databases.setdefault(request.db_name, Database(next(self._ids)))
+        return OK
 
     def ShowCollections(self, request: Any, context: Any) -> Any:  # noqa: N802
-        return milvus_pb2.ShowCollectionsResponse(
-            status=OK, collection_names=sorted(self.collections)
-        )
+        db = request.db_name or "default"
+        names = sorted(c.name for c in self.collections.values() if c.db == db)
+        return milvus_pb2.ShowCollectionsResponse(status=OK, collection_names=names)
 
     def HasCollection(self, request: Any, context: Any) -> Any:  # noqa: N802
         found = request.collection_name in self.collections
@@ -120,7 +152,8 @@ class StandInMilvus(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
             collection_name=found.name,
             shards_num=1,
             consistency_level=common_pb2.ConsistencyLevel.Bounded,
-            db_name="default",
+            db_name=found.db,
+            properties=[common_pb2.KeyValuePair(key=k, value=v) for k, v in found.properties],
         )
 
     def DescribeIndex(self, request: Any, context: Any) -> Any:  # noqa: N802
@@ -183,7 +216,8 @@ class StandInMilvus(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
         if schema.enable_dynamic_field:
             schema.fields.add(fieldID=100 + len(schema.fields), name="$meta", data_type=23,
                               is_dynamic=True)  # fmt: skip
-        created = Collection(next(self._ids), request.collection_name, schema, {"_default": 1})
+        created = Collection(next(self._ids), request.collection_name, schema, {"_default": 1},
+                             db=request.db_name or "default")  # fmt: skip
         self.collections[request.collection_name] = created
         return OK
 

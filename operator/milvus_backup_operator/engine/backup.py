@@ -13,6 +13,7 @@ from . import schema
 from .capabilities import KNOWN_STORAGE_VERSIONS, STORAGE_V1
 from .catalog import Catalog
 from .config import BackupConfig, GcPause
+from .encryption import CIPHER_EZ_ID, describe_databases
 from .errors import (
     BackupError,
     InvalidRequestError,
@@ -110,6 +111,7 @@ def create_backup(
     source, target, catalog = _refuse_early(config, request, held=reservation)
     with connect(config.milvus, config.timeouts) as milvus:
         refs = _resolve(milvus, list(request.collections))
+        databases = _databases(config, request, milvus, refs)  # an encrypted one's key, or no
         progress.add(collections_total=len(refs))
         claim = reservation or reserve(target, catalog.layout(request.name), request.backup_id)
         pause = request.gc_pause(config)
@@ -121,7 +123,7 @@ def create_backup(
             with renewed, gc as held:
                 meta_only = request.meta_only
                 job = _BackupJob(config, milvus, source, target, claim, progress, held, meta_only)
-                info = job.run(refs, request.rbac)
+                info = job.run(refs, request.rbac, databases)
                 log.info("backup %s: %s", request.name, held.text)
         except BackupError as exc:
             abandoned = claim.abandoned()  # the true cause, when the name was lost meanwhile
@@ -140,7 +142,7 @@ def check_backup_request(config: BackupConfig, request: BackupRequest) -> None:
     """Raise what :func:`create_backup` would refuse before writing, and write nothing."""
     _refuse_early(config, request, create_bucket=False)
     with connect(config.milvus, config.timeouts) as milvus:
-        _resolve(milvus, list(request.collections))
+        _databases(config, request, milvus, _resolve(milvus, list(request.collections)))
 
 
 def reserve_backup(config: BackupConfig, request: BackupRequest) -> Reservation:
@@ -151,7 +153,7 @@ def reserve_backup(config: BackupConfig, request: BackupRequest) -> Reservation:
     """
     _, target, catalog = _refuse_early(config, request)
     with connect(config.milvus, config.timeouts) as milvus:
-        _resolve(milvus, list(request.collections))
+        _databases(config, request, milvus, _resolve(milvus, list(request.collections)))
     return reserve(target, catalog.layout(request.name), request.backup_id)
 
 
@@ -189,12 +191,15 @@ class _BackupJob:
     def layout(self) -> BackupLayout:
         return self.reservation.layout
 
-    def run(self, refs: list[CollectionRef], rbac: bool) -> BackupInfo:
+    def run(
+        self, refs: list[CollectionRef], rbac: bool, databases: list[DatabaseBackupInfo]
+    ) -> BackupInfo:
         backup_id = self.reservation.marker.backup_id
         rbac_meta = read_rbac(self.milvus) if rbac else None
         self.progress.phase("describing" if self.meta_only else "flushing")
         with ThreadPoolExecutor(self.config.parallelism.backup_collection) as pool:
             plans = list(pool.map(self._plan, refs))
+        _refuse_keyless(plans, databases)
         for plan in plans:
             plan.info.id = backup_id
             segments = len(plan.info.all_segments())
@@ -213,9 +218,7 @@ class _BackupJob:
             size=sum(p.info.size for p in plans),
             milvus_version=self.milvus.version(),
             rbac_meta=rbac_meta,
-            database_backups=[
-                DatabaseBackupInfo(db_name=db) for db in sorted({r.db for r in refs})
-            ],
+            database_backups=databases,
         )
         self.progress.phase("writing meta")
         self.reservation.require()
@@ -603,6 +606,34 @@ def _check_every_field(
             "bucket: its data there is incomplete and could not be restored; nothing was "
             "kept. Check minio.rootPath and Milvus's logs for that segment"
         )
+
+
+def _databases(
+    config: BackupConfig, request: BackupRequest, milvus: Milvus, refs: list[CollectionRef]
+) -> list[DatabaseBackupInfo]:
+    """The databases of ``refs`` as milvus-backup records them, each encrypted one with its
+    key, read from the management endpoint the GC pause uses (milvus-backup's one ``manage``
+    client, ``core/backup/task.go``); a meta-only backup imports nothing and needs no key."""
+    names = sorted({r.db for r in refs})
+    if request.meta_only:
+        return [DatabaseBackupInfo(db_name=name) for name in names]
+    management = request.gc_pause(config).endpoint(config.milvus)
+    return describe_databases(milvus, names, management, config.timeouts.rpc)
+
+
+def _refuse_keyless(plans: list[_CollectionPlan], databases: list[DatabaseBackupInfo]) -> None:
+    """A collection Milvus describes as in an encryption zone (its ``cipher.ezID`` property,
+    ``hookutil.GetEzByCollProperties``) whose database has no key: refused before any copy."""
+    keyed = {d.db_name for d in databases if d.ezk}
+    for plan in plans:
+        info = plan.info
+        zoned = any(kv.key == CIPHER_EZ_ID and kv.value for kv in info.properties)
+        if zoned and not info.meta_only and info.db_name not in keyed:
+            raise UnsupportedError(
+                f"collection {info.qualified_name} is encrypted (property {CIPHER_EZ_ID}), but "
+                f"Milvus does not describe its database {info.db_name} as an encryption zone, "
+                "so its key cannot be read: its backup could not be restored; nothing was copied"
+            )
 
 
 def _resolve(milvus: Milvus, wanted: list[CollectionRef]) -> list[CollectionRef]:

@@ -13,6 +13,10 @@ Milvus's own releases:
   there (milvus PR #43652).
 - several L0 segments in one import job: 2.6.5 (``MultiL0InOneJob``).
 - collection schemas with functions (BM25): 2.5; with struct array fields: 2.6.
+- ``DescribeDatabase`` (a database's ID and properties): 2.4.3 (``DescribeDatabase``).
+- encrypted databases (encryption zones, the ``cipher.*`` database properties of
+  ``pkg/util/hookutil/cipher.go``) and the ``ezk`` import option that decrypts their backed
+  up binlogs (``hookutil.ImportEZ``): the 2.6 line.
 - the snapshot backup format: 3.0 (``Snapshot``).
 
 A version string this module cannot read is refused by name: guessing could import deletes
@@ -103,6 +107,16 @@ class Capabilities:
     @property
     def add_field(self) -> bool:
         """Adds a field to an existing collection (``AddCollectionField``: Milvus 2.6)."""
+        return self.at_least(2, 6)
+
+    @property
+    def describe_database(self) -> bool:
+        """Answers ``DescribeDatabase``: a database's ID and properties (2.4.3)."""
+        return self.at_least(2, 4, 3)
+
+    @property
+    def import_ezk(self) -> bool:
+        """Takes an encryption zone key with an import (option ``ezk``: Milvus 2.6)."""
         return self.at_least(2, 6)
 
     @property

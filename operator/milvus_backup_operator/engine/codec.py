@@ -21,13 +21,14 @@ from .errors import MalformedMetaError
 T = TypeVar("T")
 
 
-def jfield(key: str, default: Any = None, *, always: bool = False) -> Any:
-    """A dataclass field stored under JSON ``key``; lists and maps get fresh empty defaults."""
+def jfield(key: str, default: Any = None, *, always: bool = False, secret: bool = False) -> Any:
+    """A dataclass field stored under JSON ``key``; lists and maps get fresh empty defaults.
+    A ``secret`` one is left out of the dataclass's repr (and so of every log line)."""
     metadata = {"json": key, "always": always}
     if isinstance(default, list | dict):
         empty = type(default)
-        return dataclasses.field(default_factory=empty, metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
+        return dataclasses.field(default_factory=empty, metadata=metadata, repr=not secret)
+    return dataclasses.field(default=default, metadata=metadata, repr=not secret)
 
 
 def encode(obj: Any) -> dict[str, Any]:

@@ -202,9 +202,14 @@ class CollectionBackupInfo:
 
 @dataclass
 class DatabaseBackupInfo:
+    """A database as milvus-backup records it (``core/backup/database_task.go``): its ID and
+    properties from ``DescribeDatabase`` (Milvus >= 2.4.3), and for an encrypted one the key
+    of its encryption zone (``ezk``, passed to every import of its data at restore)."""
+
     db_name: str = jfield("db_name", "")
     db_id: int = jfield("db_id", 0)
     properties: list[KeyValuePair] = jfield("properties", [])
+    ezk: str = jfield("ezk", "", secret=True)
 
 
 # ---- RBAC (core/proto/backup.proto: RBACMeta and the entities it holds) ----------------------
@@ -298,6 +303,20 @@ class BackupInfo:
         """True when the backup holds collections but no data for any (``meta_only``)."""
         colls = self.collection_backups
         return bool(colls) and all(c.meta_only for c in colls)
+
+    def ezk_of(self, db_name: str) -> str:
+        """The encryption zone key recorded for database ``db_name`` ("" when none)."""
+        wanted = db_name or "default"
+        found = (d.ezk for d in self.database_backups if (d.db_name or "default") == wanted)
+        return next(found, "")
+
+    def public(self) -> dict[str, Any]:
+        """The meta as JSON to show (an API's answer): without the databases' keys, which
+        only the meta file and the imports may hold."""
+        document = codec.encode(self)
+        for database in document.get("database_backups", []):
+            database.pop("ezk", None)
+        return document
 
 
 #: ``BackupInfo.format`` (``internal/meta/meta.go`` in milvus-backup master)

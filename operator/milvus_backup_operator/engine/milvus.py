@@ -58,6 +58,12 @@ class FlushResult:
 
 
 @dataclass(frozen=True)
+class DatabaseDescription:
+    db_id: int
+    properties: list[tuple[str, str]]  # in Milvus's order
+
+
+@dataclass(frozen=True)
 class ImportState:
     state: str  # pending, running, completed, failed
     row_count: int
@@ -108,6 +114,13 @@ class Milvus:
         except OperationError:
             return [DEFAULT_DB]  # Milvus before 2.2.9 has no databases
         return list(response.db_names)
+
+    def describe_database(self, db: str) -> DatabaseDescription:
+        """A database's ID and properties (``DescribeDatabase``, Milvus >= 2.4.3)."""
+        request = milvus_pb2.DescribeDatabaseRequest(db_name=db)
+        response = self._call("DescribeDatabase", request, db)
+        properties = [(kv.key, kv.value) for kv in response.properties]
+        return DatabaseDescription(int(response.dbID), properties)
 
     def create_database(self, db: str) -> None:
         self._call("CreateDatabase", milvus_pb2.CreateDatabaseRequest(db_name=db), DEFAULT_DB)
@@ -299,11 +312,12 @@ class Milvus:
         *,
         l0: bool = False,
         storage_version: int = 0,
+        ezk: str = "",
     ) -> int:
         """Start a bulk import of binlog directories in backup mode (of an L0 segment's
         delta logs with ``l0``); return the task ID. The options are milvus-backup's
         (``internal/client/milvus/grpc.go``, ``GrpcBulkInsertInput.opts``)."""
-        options = import_options(l0=l0, storage_version=storage_version)
+        options = import_options(l0=l0, storage_version=storage_version, ezk=ezk)
         request = milvus_pb2.ImportRequest(
             db_name=db,
             collection_name=collection,
@@ -462,11 +476,15 @@ class Milvus:
             delay = min(delay * 1.5, 2.0)
 
 
-def import_options(*, l0: bool, storage_version: int) -> dict[str, str]:
-    """A backup-mode import's options, gRPC and REST alike (milvus-backup's ``opts``)."""
+def import_options(*, l0: bool, storage_version: int, ezk: str = "") -> dict[str, str]:
+    """A backup-mode import's options, gRPC and REST alike (milvus-backup's ``opts``); an
+    encrypted database's key as ``ezk``, which Milvus reads to decrypt the binlogs
+    (``hookutil.GetReadStoragePluginContext``)."""
     options = {"skip_disk_quota_check": "true", ("l0_import" if l0 else "backup"): "true"}
     if storage_version > 0:
         options["storage_version"] = str(storage_version)
+    if ezk:
+        options["ezk"] = ezk
     return options
 
 

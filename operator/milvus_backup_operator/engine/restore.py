@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from . import schema
 from .catalog import Catalog
 from .config import BackupConfig
+from .encryption import CIPHER_PROPERTIES, redact
 from .errors import (
     AlreadyExistsError,
     BackupError,
@@ -125,7 +126,7 @@ def _restore(
     milvus_store = ObjectStore(config.storage, config.timeouts, config.parallelism.copy_data)
     progress = ProgressTracker("restore", on_progress, config.progress_interval)
     with connect(config.milvus, config.timeouts) as milvus:
-        precheck(milvus, plan, request)
+        precheck(milvus, plan, request, backup)
         rbac = plan_rbac(milvus, backup.rbac_meta, request.backup_name) if request.rbac else None
         milvus_store.require_bucket()
         if rbac is not None:
@@ -142,6 +143,7 @@ def _restore(
             task_id,
             on_collection or (lambda _: None),
             report.manifest,
+            backup.ezk_of,
         )
         jobs = [job.jobs(info) for info, _ in plan if request.imports(info)]
         progress.add(
@@ -177,6 +179,7 @@ class _RestoreJob:
     task_id: str
     on_collection: CollectionCallback
     manifest: Manifest | None
+    ezk_of: Callable[[str], str]  # the key of a source database's encryption zone, or ""
     _db_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self, info: CollectionBackupInfo, target: CollectionRef) -> CollectionRestoreResult:
@@ -275,6 +278,8 @@ class _RestoreJob:
             )
         has_key = any(f.is_partition_key for f in info.schema.fields)
         properties = {kv.key: kv.value for kv in info.properties or info.schema.properties}
+        for key in CIPHER_PROPERTIES:  # Milvus's, set by the target database's own zone
+            properties.pop(key, None)
         proto = schema.schema_to_proto(info.schema, target.name)
         if self.request.mapping and self.request.mapping.override(target).description:
             proto.description = self.request.mapping.override(target).description
@@ -326,12 +331,13 @@ class _RestoreJob:
         """Import every segment, the L0 ones last; return the rows imported per partition."""
         data, deletes = self.jobs(info)
         staging = self._stage(info, target) if self._needs_staging() else None
+        ezk = self.ezk_of(info.db_name)  # the source database's (milvus-backup's ``ezk()``)
         try:
             workers = max(1, min(self.config.parallelism.import_job, len(data)))
             with ThreadPoolExecutor(workers, thread_name_prefix="import") as pool:
-                rows = list(pool.map(lambda job: self._run_job(job, target, staging), data))
+                rows = list(pool.map(lambda job: self._run_job(job, target, staging, ezk), data))
             for job in deletes:  # deletes, once every row they may delete is in
-                self._run_job(job, target, staging)
+                self._run_job(job, target, staging, ezk)
         finally:
             if staging and not self.config.keep_temp_files:
                 self._remove_staging(staging, target)
@@ -341,7 +347,19 @@ class _RestoreJob:
             imported[job.partition_id] += count
         return imported
 
-    def _run_job(self, job: ImportJob, target: CollectionRef, staging: str | None) -> int:
+    def _run_job(self, job: ImportJob, target: CollectionRef, staging: str | None, ezk: str) -> int:
+        """One import job, with the encryption zone key of its database if it has one (a
+        failure that echoes the key says ``<ezk>`` instead)."""
+        try:
+            return self._import_job(job, target, staging, ezk)
+        except BackupError as exc:
+            if ezk and ezk in str(exc):
+                raise type(exc)(redact(str(exc), ezk)) from None
+            raise
+
+    def _import_job(
+        self, job: ImportJob, target: CollectionRef, staging: str | None, ezk: str
+    ) -> int:
         """One import job, over gRPC (one segment group) or REST (v2 restore: several)."""
         files = [
             [join(staging, self.layout.relative(p)) + "/" if staging else p for p in pair]
@@ -349,7 +367,7 @@ class _RestoreJob:
         ]
         where = files[0][0] + (f" and {len(files) - 1} more" if len(files) > 1 else "")
         if self.request.use_v2_restore:
-            options = import_options(l0=job.l0, storage_version=job.storage_version)
+            options = import_options(l0=job.l0, storage_version=job.storage_version, ezk=ezk)
             rest = MilvusRest(self.config.milvus, self.config.timeouts)
             handle = rest.create_import(target.db, target.name, job.partition_name, files,
                                         options)  # fmt: skip
@@ -357,7 +375,7 @@ class _RestoreJob:
         else:
             task = self.milvus.import_backup(
                 target.db, target.name, job.partition_name, files[0], l0=job.l0,
-                storage_version=job.storage_version,
+                storage_version=job.storage_version, ezk=ezk,
             )  # fmt: skip
             rows = self._wait_import(lambda: self.milvus.import_state(task), target, where)
         self.progress.add(imports_done=1, segments_done=job.segments)

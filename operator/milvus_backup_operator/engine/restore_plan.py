@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from .capabilities import KNOWN_STORAGE_VERSIONS
 from .catalog import Catalog
 from .config import BackupConfig
+from .encryption import CIPHER_EZ_ID
 from .errors import AlreadyExistsError, InvalidRequestError, MalformedMetaError, UnsupportedError
 from .import_jobs import check_groups, collection_jobs
 from .meta import BackupInfo, CollectionBackupInfo
@@ -151,7 +152,7 @@ def check_restore_request(config: BackupConfig, request: RestoreRequest) -> Rest
     _, catalog, plan, report, backup = refuse_early(config, request)
     manifest, layout = report.manifest, catalog.layout(request.backup_name)
     with connect(config.milvus, config.timeouts) as milvus:
-        existing = precheck(milvus, plan, request)
+        existing = precheck(milvus, plan, request, backup)
         can = milvus.capabilities
         rbac = plan_rbac(milvus, backup.rbac_meta, request.backup_name) if request.rbac else None
     ObjectStore(config.storage, config.timeouts).require_bucket()
@@ -344,10 +345,14 @@ def _check_aliases(
 
 
 def precheck(
-    milvus: Milvus, plan: list[tuple[CollectionBackupInfo, CollectionRef]], request: RestoreRequest
+    milvus: Milvus,
+    plan: list[tuple[CollectionBackupInfo, CollectionRef]],
+    request: RestoreRequest,
+    backup: BackupInfo | None = None,
 ) -> set[CollectionRef]:
     """What Milvus must allow before anything is written: each target free (or dropped, when
-    asked) and, when asked, each alias free. Return the targets that exist."""
+    asked), when asked each alias free, and the data of encrypted databases importable.
+    Return the targets that exist."""
     existing_dbs = set(milvus.list_databases())
     existing = {
         target
@@ -372,7 +377,28 @@ def precheck(
         _check_aliases(milvus, plan, existing if request.drop_existing else set())
     for info, _ in plan:
         _check_target_takes(milvus, info, request.imports(info), request.use_v2_restore)
+        if backup is not None and request.imports(info):
+            _check_decryptable(milvus, info, backup.ezk_of(info.db_name))
     return existing
+
+
+def _check_decryptable(milvus: Milvus, info: CollectionBackupInfo, ezk: str) -> None:
+    """Data of an encrypted database imports only with its key, into a Milvus that takes it
+    (the import option ``ezk``); refused by name before anything is created."""
+    can, db = milvus.capabilities, info.db_name or "default"
+    if ezk and not can.import_ezk:
+        raise UnsupportedError(
+            f"{source_ref(info)} of the backup is in the encrypted database {db}, whose data "
+            f"{can.describe()} at {milvus.config.endpoint} cannot decrypt (no ezk import "
+            "option: Milvus >= 2.6); nothing was created: restore into Milvus 2.6 or later"
+        )
+    properties = [*info.properties, *(info.schema.properties if info.schema else [])]
+    if not ezk and any(kv.key == CIPHER_EZ_ID and kv.value for kv in properties):
+        raise UnsupportedError(
+            f"{source_ref(info)} of the backup is encrypted (property {CIPHER_EZ_ID}), but the "
+            f"backup holds no key for its database {db} (database_backups[].ezk, in "
+            "full_meta.json): Milvus would import ciphertext; nothing was created"
+        )
 
 
 def _check_target_takes(

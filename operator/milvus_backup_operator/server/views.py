@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine import codec
 from ..engine.catalog import COMPLETED, RUNNING, BackupSummary
 from ..engine.meta import BackupInfo
 from ..engine.restore_plan import RestorePlan
@@ -23,7 +22,7 @@ _COLLECTION_STATES = {
 
 def backup(info: BackupInfo, task: Task | None = None, meta_size: int = 0) -> dict[str, Any]:
     """A finished backup as stored (the meta's BackupInfo), marked successful."""
-    data = codec.encode(info)
+    data = info.public()  # never an encrypted database's key
     data.update(state_code=int(StateCode.SUCCESS), progress=100)
     if meta_size:
         data["meta_size"] = meta_size  # the bytes of its meta files, as milvus-backup's brief
