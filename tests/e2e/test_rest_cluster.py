@@ -102,6 +102,12 @@ def test_api_calls_become_resources_kubectl_sees(
     assert reply["data"]["name"] == "via_api" and reply["data"]["state_code"] == 2
     resource = get(kube, "milvusbackups", "via-api")
     assert resource is not None and resource["status"]["phase"] == "Completed"
+    uid = resource["metadata"]["uid"]  # the backup's one id: create's answer, list, the meta
+    assert reply["data"]["id"] == uid and reply["data"]["meta_size"] > 0, reply["data"]
+    status, got = call(api_server, "GET", f"/get_backup?backup_id={uid}", headers=api_server.auth())
+    assert status == 200 and (got["data"]["name"], got["data"]["state_code"]) == ("via_api", 2)
+    status, listing = call(api_server, "GET", "/list", headers=api_server.auth())
+    assert {e["name"]: e["id"] for e in listing["data"]}["via_api"] == uid, listing
     printed = cluster.kubectl("get", "mbk", "via-api", "-n", NAMESPACE).stdout
     assert "Completed" in printed
 
