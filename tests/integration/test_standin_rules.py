@@ -246,3 +246,21 @@ def test_delta_logs_are_multi_field_by_their_descriptor_mark(
     assert "a delete record of int, not a string: importing data failed" in (
         result.failure_summary()
     )
+
+
+@pytest.mark.parametrize(("version", "reason"), [
+    ("v2.6.3", "there should be one prefix for l0 import, but got"), ("v2.6.5", ""),
+])  # fmt: skip
+def test_l0_jobs_of_several_files_wait_for_milvus_2_6_5(
+    standin: tuple[StandInMilvus, BackupConfig], version: str, reason: str
+) -> None:
+    """Before 2.6.5 the datanode's L0 import task takes one file per job (milvus-backup's
+    ``l0SegmentBatches`` batches them from 2.6.5 only)."""
+    server, _ = standin
+    delta = f"backup/{BASE}/binlogs/delta_log/{C0}/{P0}/7862/"
+    server.version = version
+    try:
+        job = server.start_import("rules_l0", "", [[delta], [delta]], {"l0_import": "true"})
+    finally:
+        server.version = "v2.5.20"
+    assert reason in job.reason and bool(job.reason) == bool(reason)
