@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +33,12 @@ from milvus_backup_operator.engine.restore_plan import RestoreRequest, check_res
 from milvus_backup_operator.engine.selection import CollectionRef
 from milvus_backup_operator.engine.storage import ObjectStore
 from testbed.stack import Stack, stack_config
-from tests.integration.test_milvus_2x_standin import ROOT, schema, write_segment
+from tests.integration.test_milvus_2x_standin import (
+    ROOT,
+    schema,
+    upload_master_backup,
+    write_segment,
+)
 from tests.standin.management import StandInManagement
 from tests.standin.milvus import Collection, Database, Segment, StandInMilvus
 
@@ -63,7 +68,7 @@ def standins(
                        [Segment(8103, 8102, 3)], db="secure",
                        properties=[("cipher.ezID", "7")])  # fmt: skip
     plain = Collection(8201, "plain", schema("plain"), {"_default": 8202}, [Segment(8203, 8202, 2)])
-    milvus = StandInMilvus("v2.6.3", [vault, plain])
+    milvus = StandInMilvus("v2.6.3", [vault, plain], store)
     milvus.databases["secure"] = Database(42, ZONE)
     milvus.start()
     management = StandInManagement().start()
@@ -186,27 +191,19 @@ def test_a_database_whose_key_cannot_be_had_is_refused_by_name_and_nothing_is_wr
     assert [d.db_name for d in plain_only.database_backups] == ["default"]
 
 
-MASTER = Path(__file__).parents[1] / "fixtures" / "milvus_backup_master" / "mb_l0_v2"
-
-
 def _upload_encrypted_master_backup(config: BackupConfig, name: str, ezk: str) -> None:
     """mb_l0_v2 as milvus-backup master writes it for a collection of an encrypted database:
     the collection in ``secure``, the database with its properties and key."""
-    store = ObjectStore(config.backup_storage, config.timeouts)
-    for meta in (MASTER / "meta").iterdir():
-        store.put(f"backup/{name}/meta/{meta.name}", meta.read_bytes())
-    full = json.loads((MASTER / "meta" / "full_meta.json").read_text())
-    (events,) = full["collection_backups"]
-    events["db_name"] = "secure"
-    events["properties"].append({"key": "cipher.ezID", "value": "7"})
-    database = {"db_name": "secure", "db_id": 42,
-                "properties": [{"key": k, "value": v} for k, v in ZONE], "ezk": ezk}  # fmt: skip
-    full["database_backups"] = [{k: v for k, v in database.items() if v}]
-    store.put(f"backup/{name}/meta/full_meta.json", json.dumps(full).encode())
-    for line in (MASTER / "objects.txt").read_text().split("\n"):
-        if line:
-            key, size = line.split()
-            store.put(f"backup/{name}/{key}", b"x" * int(size))
+
+    def encrypted(full: dict[str, Any]) -> None:
+        (events,) = full["collection_backups"]
+        events["db_name"] = "secure"
+        events["properties"].append({"key": "cipher.ezID", "value": "7"})
+        properties = [{"key": k, "value": v} for k, v in ZONE]
+        database = {"db_name": "secure", "db_id": 42, "properties": properties, "ezk": ezk}
+        full["database_backups"] = [{k: v for k, v in database.items() if v}]
+
+    upload_master_backup(ObjectStore(config.backup_storage, config.timeouts), name, encrypted)
 
 
 def test_a_milvus_backup_backup_of_an_encrypted_database_restores_with_its_key(

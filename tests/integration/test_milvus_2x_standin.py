@@ -12,15 +12,20 @@ L0 segments in ``l0_segments`` with group 0, ``storage_version``), ``core/restor
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator
+import struct
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pytest
 from pymilvus.grpc_gen import common_pb2, schema_pb2
 
+from milvus_backup_operator.engine import binlog
 from milvus_backup_operator.engine.backup import BackupRequest, create_backup
 from milvus_backup_operator.engine.catalog import Catalog
 from milvus_backup_operator.engine.config import BackupConfig, MilvusConfig
@@ -33,7 +38,16 @@ from milvus_backup_operator.engine.storage import ObjectStore
 from milvus_backup_operator.engine.verify import verify_backup
 from testbed import sample_data
 from testbed.stack import Stack, stack_config
-from tests.standin.binlogs import delta_log, insert_log, v2_delta_log, v2_insert_groups
+from tests.standin.binlogs import (
+    STRING,
+    binlog_file,
+    column_group,
+    delta_log,
+    insert_log,
+    v2_delta_log,
+    v2_field,
+    v2_insert_groups,
+)
 from tests.standin.milvus import (
     Collection,
     Segment,
@@ -94,7 +108,7 @@ def standin(stack: Stack) -> Iterator[tuple[StandInMilvus, BackupConfig]]:
         [Segment(7101, DEFAULT, 4), Segment(7102, P1, 2), Segment(7103, DEFAULT, 0, L0),
          Segment(7104, -1, 0, L0)],
     )  # fmt: skip
-    server = StandInMilvus("v2.5.20", [events]).start()
+    server = StandInMilvus("v2.5.20", [events], store).start()
     config = replace(
         real,
         milvus=MilvusConfig(address="127.0.0.1", port=server.port),
@@ -359,6 +373,69 @@ def test_a_schema_with_dropped_fields_is_refused_before_anything_is_created(
 
 
 MASTER = Path(__file__).parents[1] / "fixtures" / "milvus_backup_master" / "mb_l0_v2"
+MASTER_ROWS = 1000  # segment 463000000000000201's num_of_rows
+
+
+def master_object(key: str) -> bytes:
+    """The object ``key`` of the fixture as Milvus 2.6 wrote it: column groups 0 (system
+    fields, id, note) and 101 (vec, dim 8) of the segment, JSON delete records in the L0
+    delta logs (the stand-in reads them all)."""
+    group = key.split("/")[-2]
+    if key.startswith("binlogs/delta_log"):
+        records = [json.dumps({"pk": pk, "ts": 463000000000000500, "pkType": 5}) for pk in (1, 2)]
+        return binlog_file(binlog.DELETE_EVENT, STRING, [pa.table({"val": records})])
+    pks = list(range(MASTER_ROWS))
+    if group == "0":
+        columns = [
+            (v2_field(0, "RowID", pa.int64()), pks),
+            (v2_field(1, "Timestamp", pa.int64()), [463000000000000100] * MASTER_ROWS),
+            (v2_field(100, "id", pa.int64()), pks),
+            (pa.field("note", pa.string(), metadata={"PARQUET:field_id": "102"}),
+             [None] * MASTER_ROWS),
+        ]  # fmt: skip
+    else:
+        vectors = [struct.pack("<8f", *([float(k)] * 8)) for k in pks]
+        columns = [(v2_field(101, "vec", pa.binary(32)), vectors)]
+    return column_group(columns)
+
+
+def with_sizes(meta: bytes, sizes: dict[int, int]) -> bytes:
+    """``meta`` with each binlog's ``log_size`` that of the object written for it."""
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "log_id" in node and "log_size" in node:
+                node["log_size"] = sizes[node["log_id"]]
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    tree = json.loads(meta)
+    walk(tree)
+    return json.dumps(tree).encode()
+
+
+def upload_master_backup(
+    store: ObjectStore, name: str, edit: Callable[[dict[str, Any]], None] | None = None
+) -> None:
+    """The fixture under ``backup/<name>``: real objects, and meta saying their sizes (the
+    stand-in reads them); ``edit`` changes full_meta.json first."""
+    sizes = {}
+    for line in (MASTER / "objects.txt").read_text().split("\n"):
+        if line:
+            key = line.split()[0]
+            data = master_object(key)
+            store.put(f"backup/{name}/{key}", data)
+            sizes[int(key.rsplit("/", 1)[-1])] = len(data)
+    for meta in (MASTER / "meta").iterdir():
+        raw = meta.read_bytes()
+        if edit is not None and meta.name == "full_meta.json":
+            tree = json.loads(raw)
+            edit(tree)
+            raw = json.dumps(tree).encode()
+        store.put(f"backup/{name}/meta/{meta.name}", with_sizes(raw, sizes))
 
 
 def test_a_milvus_backup_master_backup_of_milvus_2_6_restores_whole(
@@ -367,13 +444,7 @@ def test_a_milvus_backup_master_backup_of_milvus_2_6_restores_whole(
     """Written as milvus-backup master writes it: storage v2, L0 in a partition and the
     collection-wide ones only in full_meta.json, a nullable field, aliases."""
     server, config = standin
-    store = ObjectStore(config.backup_storage, config.timeouts)
-    for meta in (MASTER / "meta").iterdir():
-        store.put(f"backup/mb_l0_v2/meta/{meta.name}", meta.read_bytes())
-    for line in (MASTER / "objects.txt").read_text().split("\n"):
-        if line:
-            key, size = line.split()
-            store.put(f"backup/mb_l0_v2/{key}", b"x" * int(size))
+    upload_master_backup(ObjectStore(config.backup_storage, config.timeouts), "mb_l0_v2")
     catalog = Catalog.of(config)
     (events,) = catalog.read("mb_l0_v2").collection_backups
     assert [s.segment_id for s in events.l0_segments] == [463000000000000203]

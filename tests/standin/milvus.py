@@ -7,7 +7,11 @@ What it follows (milvus-io/milvus):
   (``internal/proxy/impl.go``; ``milvus.proto`` PersistentSegmentInfo).
 - ``Import`` in backup mode takes the options ``backup``/``l0_import``,
   ``skip_disk_quota_check`` and ``storage_version`` (``internal/util/importutilv2/option.go``;
-  milvus-backup's ``internal/client/milvus/grpc.go``), and ``GetImportState`` reports the rows.
+  milvus-backup's ``internal/client/milvus/grpc.go``): its ``files`` are the paths of one
+  import file (``GrpcClient.BulkInsert`` sends ``[insert dir, delta dir]``), refused or read
+  from the bucket as Milvus does
+  (``tests/standin/imports.py``), and ``GetImportState`` reports the rows Milvus would
+  import, or the job's failure and its ``failed_reason``.
 - ``Flush`` answers the segment IDs, flush timestamp and seal time per collection, and the
   checkpoint of its one virtual channel (``channel_cps``), named as rootcoord names them
   (``<pchannel>_<collectionID>v<shard>``, ``internal/rootcoord/create_collection_task.go``;
@@ -34,6 +38,8 @@ from typing import Any
 import grpc
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, msg_pb2, schema_pb2
 
+from . import imports
+
 OK = common_pb2.Status()
 FLUSH_TS = 462000000000000000
 
@@ -50,6 +56,14 @@ class Segment:
     rows: int
     level: int = common_pb2.SegmentLevel.L1
     storage_version: int = 0
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    """What an accepted import comes to: the rows imported, or the reason it failed."""
+
+    rows: int
+    reason: str = ""
 
 
 @dataclass
@@ -72,11 +86,14 @@ class Database:
 class StandInMilvus(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
     """Serve ``collections`` as Milvus ``version`` does; record every call."""
 
-    def __init__(self, version: str, collections: list[Collection]) -> None:
+    def __init__(
+        self, version: str, collections: list[Collection], store: imports.Store | None = None
+    ) -> None:
         self.version = version
         self.collections = {c.name: c for c in collections}
+        self.store = store  # Milvus's bucket, which imports read
         self.calls: list[tuple[str, Any]] = []
-        self.imports: dict[int, milvus_pb2.ImportRequest] = {}
+        self.imports: dict[int, ImportJob] = {}
         self.databases = {"default": Database(1)}
         self._ids = itertools.count(9000)
         self._lock = threading.Lock()
@@ -244,31 +261,65 @@ class StandInMilvus(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc
 
     def Import(self, request: Any, context: Any) -> Any:  # noqa: N802
         self._record("Import", request)
+        options = {kv.key: kv.value for kv in request.options}
+        try:
+            job = self.start_import(
+                request.collection_name, request.partition_name, [list(request.files)], options
+            )
+        except imports.RefusedError as exc:
+            status = common_pb2.Status(error_code=common_pb2.UnexpectedError, code=exc.code,
+                                       reason=exc.reason)  # fmt: skip
+            return milvus_pb2.ImportResponse(status=status)
         task = next(self._ids)
-        self.imports[task] = request
+        self.imports[task] = job
         return milvus_pb2.ImportResponse(status=OK, tasks=[task])
 
     def GetImportState(self, request: Any, context: Any) -> Any:  # noqa: N802
-        imported = self.imports[request.task]
-        options = {kv.key: kv.value for kv in imported.options}
-        rows = 0 if options.get("l0_import") == "true" else self.rows_for(imported.files[0])
+        job = self.imports[request.task]
+        if job.reason:
+            reason = common_pb2.KeyValuePair(key="failed_reason", value=job.reason)
+            return milvus_pb2.GetImportStateResponse(
+                status=OK, state=common_pb2.ImportFailed, infos=[reason]
+            )
         return milvus_pb2.GetImportStateResponse(
-            status=OK, state=common_pb2.ImportCompleted, row_count=rows
+            status=OK, state=common_pb2.ImportCompleted, row_count=job.rows
         )
+
+    def start_import(
+        self, name: str, partition: str, files: list[list[str]], options: dict[str, str]
+    ) -> ImportJob:
+        """Milvus's answer to an import of ``files`` (one list of paths per import file):
+        :class:`imports.RefusedError` for the call, else the job's outcome."""
+        if self.store is None:
+            raise RuntimeError("the stand-in Milvus was given no bucket (store) to import from")
+        found = self.collections.get(name)
+        target = imports.Target(name, found.schema, found.partitions) if found else None
+        kept = imports.check_request(target, name, partition, options, files)
+        if not imports.is_set(options, "backup"):
+            return _outcome(lambda: imports.read_l0(self.store, kept, self.version_tuple()) or 0)
+        assert target is not None
+        segments = imports.segment_files(self.store, kept)
+        return _outcome(lambda: self._backup_rows(target, segments, options))
+
+    def _backup_rows(
+        self, target: imports.Target, segments: list[list[str]], options: dict[str, str]
+    ) -> int:
+        assert self.store is not None
+        version, window = int(options.get("storage_version") or 0), imports.time_range(options)
+        return sum(imports.segment_rows(self.store, target, version, s, window) for s in segments)
+
+    def version_tuple(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in self.version.lstrip("v").split("-")[0].split("."))
 
     def ListImportTasks(self, request: Any, context: Any) -> Any:  # noqa: N802
         return milvus_pb2.ListImportTasksResponse(status=OK)
 
-    def rows_for(self, insert_dir: str) -> int:
-        """The rows of the segment whose backed-up insert logs ``insert_dir`` names: Milvus
-        counts what it reads; here the source segment with that ID says it."""
-        segment_id = int(insert_dir.rstrip("/").rsplit("/", 1)[-1])
-        return sum(
-            s.rows
-            for c in self.collections.values()
-            for s in c.segments
-            if s.segment_id == segment_id
-        )
+
+def _outcome(run: Any) -> ImportJob:
+    try:
+        return ImportJob(int(run()))
+    except imports.FailedError as exc:
+        return ImportJob(0, str(exc))
 
 
 class StandInRest:
@@ -280,7 +331,7 @@ class StandInRest:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.milvus = milvus
-        self.jobs: dict[str, dict[str, Any]] = {}
+        self.jobs: dict[str, ImportJob] = {}
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -306,15 +357,21 @@ class StandInRest:
 
     def answer(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         if path.endswith("/jobs/import/create"):
+            try:
+                outcome = self.milvus.start_import(
+                    body["collectionName"], body.get("partitionName", ""), body["files"],
+                    body.get("options", {}),
+                )  # fmt: skip
+            except imports.RefusedError as exc:
+                return {"code": exc.code, "message": exc.reason}
             job = str(next(self.milvus._ids))
-            self.jobs[job] = body
+            self.jobs[job] = outcome
             return {"code": 0, "data": {"jobId": job}}
         if path.endswith("/jobs/import/describe"):
-            job = self.jobs[body["jobId"]]
-            l0 = job.get("options", {}).get("l0_import") == "true"
-            rows = 0 if l0 else sum(self.milvus.rows_for(pair[0]) for pair in job["files"])
-            data = {"jobId": body["jobId"], "state": "Completed", "progress": 100,
-                    "importedRows": rows, "totalRows": rows}  # fmt: skip
+            done: ImportJob = self.jobs[body["jobId"]]
+            state = "Failed" if done.reason else "Completed"
+            data = {"jobId": body["jobId"], "state": state, "progress": 100, "reason": done.reason,
+                    "importedRows": done.rows, "totalRows": done.rows}  # fmt: skip
             return {"code": 0, "data": data}
         return {"code": 404, "message": f"no such path {path}"}
 
