@@ -21,8 +21,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .config import (
     MAX_GC_PAUSE,
     BackupConfig,
@@ -33,6 +31,7 @@ from .config import (
     Timeouts,
     apply_credential_env,
 )
+from .config_yaml import read_yaml
 from .errors import InvalidRequestError
 
 #: S3-compatible providers (``minio.storageType`` in v1, ``provider`` in v2)
@@ -71,7 +70,8 @@ def load_config(
     raw: dict[str, Any] = {}
     lines: dict[str, int] = {}
     if path is not None and path.exists():
-        raw, lines = _read_yaml(path)
+        document = read_yaml(path)
+        raw, lines = document.tree, document.lines
     elif required:
         raise InvalidRequestError(f"config file {path} does not exist: check --config")
     return parse_config(raw, env or {}, source=str(path or "<defaults>"), lines=lines)
@@ -253,56 +253,6 @@ def _timeouts(reader: ConfigReader) -> Timeouts:
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
-
-
-def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
-    """The file's mapping, and the line of each dotted key (for messages)."""
-    try:
-        text = path.read_text()
-        data = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
-    except _RepeatedKeyError as exc:
-        key, first, again = exc.args
-        raise InvalidRequestError(
-            f"config file {path} gives {key} twice (lines {first} and {again}): keep one (YAML "
-            "would silently take the last)"
-        ) from None
-    except yaml.MarkedYAMLError as exc:
-        raise InvalidRequestError(f"config file {path} is not valid YAML {_where(exc)}") from None
-    except yaml.YAMLError:
-        raise InvalidRequestError(f"config file {path} is not valid YAML") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise InvalidRequestError(f"cannot read config file {path}: {reason}") from None
-    if data is None:
-        return {}, {}
-    if not isinstance(data, dict):
-        raise InvalidRequestError(f"config file {path} must hold a mapping at the top level")
-    return data, lines
-
-
-def _where(exc: yaml.MarkedYAMLError) -> str:
-    """``at line L, column C (problem)``, with anything quoted from the file left out."""
-    mark = exc.problem_mark or exc.context_mark
-    where = f"at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    problem = re.sub(r"(['\"]).*?\1", "...", exc.problem or "")
-    return f"{where} ({problem}): fix the syntax there" if problem else f"{where}: fix it"
-
-
-class _RepeatedKeyError(Exception):
-    """A key given twice in one mapping: (dotted key, first line, second line)."""
-
-
-def _key_lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
-    lines: dict[str, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            dotted = f"{prefix}{key.value}"
-            if dotted in lines:
-                raise _RepeatedKeyError(dotted, lines[dotted], key.start_mark.line + 1)
-            lines[dotted] = key.start_mark.line + 1
-            lines.update(_key_lines(value, dotted + "."))
-    return lines
 
 
 class ConfigReader:
