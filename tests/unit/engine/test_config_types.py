@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,6 +116,115 @@ def test_milvus_backup_s_own_files_load_in_both_formats(tmp_path: Path) -> None:
     assert v2.gc_pause.enabled and v2.parallelism.copy_data == 128
     v1 = load(tmp_path, V1_STOCK_KEYS)
     assert (v1.storage.port, v1.storage.root_path, v1.milvus.tls_mode) == (9000, "files", 0)
+
+
+def v1_minio(key: str, value: str) -> str:
+    """A v1 file with ``minio.<key>: <value>`` written as is."""
+    return f"minio:\n  bucketName: milvus-bucket\n  backupBucketName: backups\n  {key}: {value}\n"
+
+
+#: values milvus-backup's loader reads, and what they read as
+READ = [
+    ("port", "19531", 19531, "storage.port"),
+    ("port", '"19531"', 19531, "storage.port"),  # strconv.ParseInt of the text, as in Go
+    ("port", "+19531", 19531, "storage.port"),
+    ("useSSL", "true", True, "storage.use_ssl"),
+    ("useSSL", "True", True, "storage.use_ssl"),
+    ("useSSL", "TRUE", True, "storage.use_ssl"),
+    ("useSSL", "t", True, "storage.use_ssl"),  # text to yaml.v3, true to strconv.ParseBool
+    ("useSSL", '"1"', True, "storage.use_ssl"),
+    ("useSSL", "F", False, "storage.use_ssl"),
+    ("useSSL", "'0'", False, "storage.use_ssl"),
+    ("backupRootPath", '"123"', "123", "backup_storage.root_path"),
+    ("backupRootPath", "!!str 123", "123", "backup_storage.root_path"),
+    ("backupRootPath", "2024-01-01", "2024-01-01", "backup_storage.root_path"),  # decode.go
+    ("backupRootPath", "2024-01-01T10:00:00Z", "2024-01-01T10:00:00Z", "backup_storage.root_path"),
+    ("backupRootPath", "yes", "yes", "backup_storage.root_path"),  # not YAML 1.1's true
+    ("backupRootPath", "190:20", "190:20", "backup_storage.root_path"),  # nor its base 60
+    ("backupRootPath", "~", "file", "backup_storage.root_path"),  # null: the default
+    ("backupRootPath", "", "file", "backup_storage.root_path"),
+    ("secretAccessKey", "on", "on", "storage.secret_key"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "expected", "field"), READ)
+def test_values_read_as_milvus_backup_reads_them(
+    tmp_path: Path, key: str, value: str, expected: Any, field: str
+) -> None:
+    config = load(tmp_path, v1_minio(key, value) + "  rootPath: file\n")
+    section, name = field.split(".")
+    assert getattr(getattr(config, section), name) == expected
+
+
+#: values refused, by key, with what the message says is accepted
+REFUSED = [
+    ("port", "37395.0", "an integer in decimal digits"),  # Go takes it; surely not meant
+    ("port", "37395.9", "an integer in decimal digits"),  # was read as 37395
+    ("port", "1e4", "an integer in decimal digits"),
+    ("port", "0x4A3B", "an integer in decimal digits"),
+    ("port", "011000", "an integer in decimal digits"),  # octal 4608 to Go and to YAML 1.1
+    ("port", "1_9530", "an integer in decimal digits"),
+    ("port", "190:20", "an integer in decimal digits"),  # YAML 1.1's base 60: was 11420
+    ("port", "true", "an integer in decimal digits"),
+    ("port", '"19531.0"', "an integer in decimal digits"),
+    ("port", '""', "an integer in decimal digits"),  # strconv.ParseInt refuses it too
+    ("useSSL", "yes", "true or false .*yes, no, on and off are text to it"),
+    ("useSSL", "on", "true or false"),
+    ("useSSL", "Y", "true or false"),
+    ("useSSL", "1", "true or false"),  # an int to yaml.v3: parseAny refuses it
+    ("useSSL", '"yes"', "true or false"),
+    ("useSSL", "tRUE", "true or false"),
+    ("useSSL", '""', "true or false"),
+    ("backupRootPath", "123", "a string: put it in quotes"),
+    ("backupRootPath", "0755", "a string: put it in quotes"),  # Go would make it 493
+    ("backupRootPath", "1.10", "a string: put it in quotes"),  # Go would make it 1.1
+    ("backupRootPath", "true", "a string: put it in quotes"),
+    ("backupRootPath", ".inf", "a string: put it in quotes"),
+    ("backupRootPath", "[a, b]", "a string, not a list or a mapping"),
+    ("secretAccessKey", "0123", "a string: put it in quotes"),  # Go would send 83
+    ("port", "!!float 9000", "YAML tag"),
+    ("backupRootPath", "!!binary aGVsbG8=", "YAML tag"),
+    ("backupRootPath", "!!python/object/apply:os.system [echo]", "YAML tag"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), REFUSED)
+def test_values_of_the_wrong_type_are_refused_by_key(
+    tmp_path: Path, key: str, value: str, message: str
+) -> None:
+    text = refused(tmp_path, v1_minio(key, value), message)
+    assert f"line 4: minio.{key}" in text
+
+
+@pytest.mark.parametrize("value", ["0123", "98765.5", "0x5EC", "!!int 777", "[s3cr3t]"])
+def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path, value: str) -> None:
+    text = refused(tmp_path, f"configVersion: v2\nmilvus:\n  password: {value}\n", "password")
+    assert value.rsplit(maxsplit=1)[-1] not in text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("log:\n  console: yes\n", "log.console must be true or false"),
+        ("log:\n  file:\n    maxSizeMiB: 1.5\n", "log.file.maxSizeMiB must be an integer"),
+        ("server:\n  swaggerBasePath: 12\n", "server.swaggerBasePath must be a string"),
+        ("milvus:\n  etcd:\n    endpoints: 127.0.0.1:2379\n", "endpoints must be a YAML list"),
+        ("milvus:\n  etcd:\n    endpoints: [2379]\n", "endpoints must be a YAML list"),
+    ],
+)
+def test_keys_without_effect_here_are_still_read_with_their_type(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    refused(tmp_path, "configVersion: v2\n" + text, message)
+
+
+def test_a_section_left_empty_is_no_key_as_in_milvus_backup(tmp_path: Path) -> None:
+    """``flattenAny`` drops a null leaf: a section with all its keys commented out."""
+    text = V2_STOCK.replace("zillizCloud:\n  endpoint", "zillizCloud:\n  # endpoint")
+    text = text.replace("  apiKey: <your-api-key>\n", "  # apiKey: <your-api-key>\n")
+    text = text.replace("  debugMode: false\n  swaggerBasePath", "  # debugMode: false\n  # s")
+    assert load(tmp_path, text).milvus.port == 19530
+    refused(tmp_path, text + "servers:\n", "unknown key servers")
 
 
 def test_a_dotted_key_is_refused_not_silently_left_at_its_default(tmp_path: Path) -> None:
