@@ -120,7 +120,7 @@ def _parse(text: str, path: Path) -> YamlFile:
         finally:
             loader.dispose()
         lines: dict[str, int] = {}
-        tree = _value(root, "", lines) if root is not None else {}
+        tree = _value(root, "", lines) if root is not None else None
     except _RefusedError as exc:
         what, line = exc.args
         where = f"config file {path}, line {line}:" if line else f"config file {path}"
@@ -129,6 +129,8 @@ def _parse(text: str, path: Path) -> YamlFile:
         raise InvalidRequestError(f"config file {path} is not valid YAML {_where(exc)}") from None
     except yaml.YAMLError:
         raise InvalidRequestError(f"config file {path} is not valid YAML") from None
+    if tree is None:  # an empty file, or only null (which milvus-backup's flattenAny drops)
+        return YamlFile({}, {})
     if not isinstance(tree, dict):
         raise InvalidRequestError(f"config file {path} must hold a mapping at the top level")
     return YamlFile(tree, lines)

@@ -288,15 +288,21 @@ def test_more_keys_and_values_than_the_limit_are_refused_unbuilt(tmp_path: Path)
     refused(tmp_path, text, f"line 4: more than {MAX_NODES} keys and values")
 
 
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "~\n", "---\n"])
+def test_an_empty_file_gives_the_defaults(tmp_path: Path, text: str) -> None:
+    assert load(tmp_path, text) == load_config(None, {})
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         (b"milvus:\n  password: \xff\xfe\n", "not UTF-8 text"),
         (b"milvus:\n  password: a\x00b\n", "not valid YAML"),
         (b"\x00" * 1000, "not valid YAML"),
+        (b"- milvus\n", "must hold a mapping at the top level"),
     ],
 )
-def test_bytes_that_are_not_yaml_text_are_refused(
+def test_files_that_are_not_a_mapping_are_refused(
     tmp_path: Path, content: bytes, message: str
 ) -> None:
     path = tmp_path / "backup.yaml"
