@@ -11,6 +11,11 @@ Zilliz Cloud... settings of features this tool does not have, accepted so that t
 load), or refused by name with its line: never a silent default. A setting we understand but
 cannot honour (Azure storage, IAM credentials...) is refused by name too. Only credentials may
 come from the environment (milvus-backup #197).
+
+Each key is read with its type in milvus-backup, as its loader reads it
+(``internal/cfg/param/value.go`` ``parseAny``, on the YAML typed as ``config_yaml`` types
+it), except what that loader would silently rewrite (a number for text: ``0755`` as 493; a
+float for an integer: ``37395.0``), which is refused with the fix both tools take.
 """
 
 from __future__ import annotations
@@ -20,8 +25,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from .config import (
     MAX_GC_PAUSE,
@@ -33,32 +36,54 @@ from .config import (
     Timeouts,
     apply_credential_env,
 )
+from .config_yaml import read_yaml
 from .errors import InvalidRequestError
 
 #: S3-compatible providers (``minio.storageType`` in v1, ``provider`` in v2)
 S3_PROVIDERS = ("minio", "s3", "aws")
-#: keys accepted and without effect here, by format
-INERT = {
-    "v1": (
-        "log.level", "log.console", "log.file.filename", "log.file.maxSize", "log.file.maxDays",
-        "log.file.maxBackups", "http.enabled", "http.debugMode", "http.swaggerBasePath",
-        "cloud.address", "cloud.apikey", "milvus.rpcChannelName", "milvus.etcd.endpoints",
-        "milvus.etcd.rootPath", "minio.gcpCredentialJSON", "minio.backupGcpCredentialJSON",
-        "minio.crossStorage", "minio.multipartCopyThresholdMiB",
-        "backup.parallelism.backupSegment",
-    ),
-    "v2": (
-        "configVersion", "log.level", "log.console", "log.file.path", "log.file.maxSizeMiB",
-        "log.file.maxDays", "log.file.maxBackups", "server.debugMode", "server.swaggerBasePath",
-        "milvus.replicate.rpcChannelName", "milvus.etcd.endpoints", "milvus.etcd.rootPath",
-        "backup.concurrency.segments",
-        "transfer.multipartCopyThresholdMiB", "zillizCloud.endpoint", "zillizCloud.apiKey",
-    ),
+#: keys accepted and without effect here, by format, with their type in milvus-backup
+#: (``v0.5.16:internal/cfg/cfg.go``, ``internal/cfg/v2/cfg.go``): checked all the same
+INERT: dict[str, dict[str, str]] = {
+    "v1": {
+        "log.level": "text", "log.console": "flag", "log.file.filename": "text",
+        "log.file.maxSize": "integer", "log.file.maxDays": "integer",
+        "log.file.maxBackups": "integer", "http.enabled": "flag", "http.debugMode": "flag",
+        "http.swaggerBasePath": "text", "cloud.address": "text", "cloud.apikey": "text",
+        "milvus.rpcChannelName": "text", "milvus.etcd.endpoints": "text",
+        "milvus.etcd.rootPath": "text", "minio.gcpCredentialJSON": "text",
+        "minio.backupGcpCredentialJSON": "text", "minio.crossStorage": "flag",
+        "minio.multipartCopyThresholdMiB": "integer",
+        "backup.parallelism.backupSegment": "integer",
+    },
+    "v2": {
+        "configVersion": "text", "log.level": "text", "log.console": "flag",
+        "log.file.path": "text", "log.file.maxSizeMiB": "integer",
+        "log.file.maxDays": "integer", "log.file.maxBackups": "integer",
+        "server.debugMode": "flag", "server.swaggerBasePath": "text",
+        "milvus.replicate.rpcChannelName": "text", "milvus.etcd.endpoints": "texts",
+        "milvus.etcd.rootPath": "text", "backup.concurrency.segments": "integer",
+        "transfer.multipartCopyThresholdMiB": "integer", "zillizCloud.endpoint": "text",
+        "zillizCloud.apiKey": "text",
+    },
 }  # fmt: skip
 _TLS_MODES = {"disabled": 0, "server": 1, "mutual": 2}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HOST = re.compile(r"[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]+")
 _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{1,61}[A-Za-z0-9]")  # minio-py's own rule
+#: a quoted whole number, as Go's strconv.ParseInt(s, 10, 64) takes it
+_QUOTED_INT = re.compile(r"[-+]?[0-9]{1,18}")
+#: what Go's strconv.ParseBool takes, which milvus-backup's loader uses for text
+_GO_BOOLS = {
+    **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
+    **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False),
+}
+_TEXT = "a string: put it in quotes (YAML reads it as a number or true/false)"
+_NOT_TEXT = "a string, not a list or a mapping"
+_INTEGER = "an integer in decimal digits (not 1.0, 1e3, 0x1F, 0755, true or text)"
+_FLAG = (
+    'true or false (milvus-backup also takes True, TRUE, t, "1" and False, FALSE, f, '
+    '"0"; yes, no, on and off are text to it)'
+)
 
 
 def load_config(
@@ -71,7 +96,8 @@ def load_config(
     raw: dict[str, Any] = {}
     lines: dict[str, int] = {}
     if path is not None and path.exists():
-        raw, lines = _read_yaml(path)
+        document = read_yaml(path)
+        raw, lines = document.tree, document.lines
     elif required:
         raise InvalidRequestError(f"config file {path} does not exist: check --config")
     return parse_config(raw, env or {}, source=str(path or "<defaults>"), lines=lines)
@@ -91,7 +117,8 @@ def parse_config(
     reader = ConfigReader(raw, source, lines or {})
     version = reader.choice("configVersion", "v1", ("v1", "v2"))
     config = _v2(reader) if version == "v2" else _v1(reader, has_file=bool(raw))
-    reader.refuse_unread(INERT[version])
+    reader.check(INERT[version])
+    reader.refuse_unread(tuple(INERT[version]))
     return apply_credential_env(config, env)
 
 
@@ -255,56 +282,6 @@ def _camel(name: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
-def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
-    """The file's mapping, and the line of each dotted key (for messages)."""
-    try:
-        text = path.read_text()
-        data = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
-    except _RepeatedKeyError as exc:
-        key, first, again = exc.args
-        raise InvalidRequestError(
-            f"config file {path} gives {key} twice (lines {first} and {again}): keep one (YAML "
-            "would silently take the last)"
-        ) from None
-    except yaml.MarkedYAMLError as exc:
-        raise InvalidRequestError(f"config file {path} is not valid YAML {_where(exc)}") from None
-    except yaml.YAMLError:
-        raise InvalidRequestError(f"config file {path} is not valid YAML") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise InvalidRequestError(f"cannot read config file {path}: {reason}") from None
-    if data is None:
-        return {}, {}
-    if not isinstance(data, dict):
-        raise InvalidRequestError(f"config file {path} must hold a mapping at the top level")
-    return data, lines
-
-
-def _where(exc: yaml.MarkedYAMLError) -> str:
-    """``at line L, column C (problem)``, with anything quoted from the file left out."""
-    mark = exc.problem_mark or exc.context_mark
-    where = f"at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    problem = re.sub(r"(['\"]).*?\1", "...", exc.problem or "")
-    return f"{where} ({problem}): fix the syntax there" if problem else f"{where}: fix it"
-
-
-class _RepeatedKeyError(Exception):
-    """A key given twice in one mapping: (dotted key, first line, second line)."""
-
-
-def _key_lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
-    lines: dict[str, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            dotted = f"{prefix}{key.value}"
-            if dotted in lines:
-                raise _RepeatedKeyError(dotted, lines[dotted], key.start_mark.line + 1)
-            lines[dotted] = key.start_mark.line + 1
-            lines.update(_key_lines(value, dotted + "."))
-    return lines
-
-
 class ConfigReader:
     """Looks up dotted keys in the YAML tree, checks their types and remembers what it read."""
 
@@ -346,10 +323,22 @@ class ConfigReader:
             f"{self._at(key)}: {key} must be {expected} (the value is not shown)"
         )
 
+    def check(self, types: Mapping[str, str]) -> None:
+        """Read each of these keys with its type (``text``, ``flag``...), for nothing else."""
+        defaults: dict[str, Any] = {"text": "", "texts": [], "flag": False, "integer": 0}
+        for key, kind in types.items():
+            getattr(self, kind)(key, defaults[kind])
+
     def refuse_unread(self, inert: tuple[str, ...]) -> None:
-        """Refuse the first key of the file that was neither read nor known to be inert."""
-        for key in _leaf_keys(self._raw):
-            if key in self._read or key in inert:
+        """Refuse the first key of the file that was neither read nor known to be inert.
+
+        A key left empty (null) whose keys are known, ``zillizCloud:`` with all under it
+        commented out, is no key at all, as in milvus-backup (``flattenAny`` drops it)."""
+        known = self._read | set(inert)
+        for key, value in _leaf_keys(self._raw):
+            if key in known:
+                continue
+            if value is None and any(name.startswith(key + ".") for name in known):
                 continue
             raise InvalidRequestError(
                 f"{self._at(key)}: unknown key {key}: milvus-backup-operator does not know "
@@ -371,14 +360,28 @@ class ConfigReader:
         return value
 
     def text(self, key: str, default: str) -> str:
+        """Text. milvus-backup would also take a number or true/false and print it again
+        (``fmt.Sprint``: ``0755`` as 493, ``1.10`` as 1.1, ``True`` as true): refused, as
+        surely not meant, with the fix both tools take."""
         value = self._get(key)
         if value is None or value == "":
             return default
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise self._fail(key, "a string")
-        if _CONTROL.search(str(value)):
+        if not isinstance(value, str):
+            raise self._fail(key, _NOT_TEXT if isinstance(value, list | dict) else _TEXT)
+        if _CONTROL.search(value):
             raise self._fail(key, "free of control characters (newlines, tabs, NUL)")
-        return str(value)
+        return value
+
+    def texts(self, key: str, default: list[str]) -> list[str]:
+        """A YAML list of text (``param.List``: a list, no empty item)."""
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self._fail(key, "a YAML list (- item) of strings (put them in quotes)")
+        if any(_CONTROL.search(item) for item in value):
+            raise self._fail(key, "free of control characters (newlines, tabs, NUL)")
+        return value
 
     def host(self, key: str, default: str) -> str:
         """A host name or IP address: no scheme, path, port or spaces."""
@@ -395,16 +398,19 @@ class ConfigReader:
         return value
 
     def integer(self, key: str, default: int, choices: tuple[int, ...] = ()) -> int:
+        """A whole number in decimal digits, or such digits quoted (``strconv.ParseInt``,
+        as milvus-backup takes them). Refused where milvus-backup would take it too: an
+        integral float (37395.0), and forms Go and YAML 1.1 read otherwise (0755, 0x1F)."""
         value = self._get(key)
-        if value is None or value == "":
+        if value is None:
             return default
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise self._fail(key, "an integer") from None
-        if isinstance(value, bool) or (choices and number not in choices):
-            raise self._fail(key, f"one of {list(choices)}" if choices else "an integer")
-        return number
+        if isinstance(value, str) and _QUOTED_INT.fullmatch(value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._fail(key, _INTEGER)
+        if choices and value not in choices:
+            raise self._fail(key, f"one of {list(choices)}")
+        return value
 
     def port(self, key: str, default: int) -> int:
         number = self.integer(key, default)
@@ -419,6 +425,7 @@ class ConfigReader:
         return number
 
     def seconds(self, key: str, default: float) -> float:
+        """Our own ``timeouts:``: a positive number, whole or not."""
         value = self._get(key)
         if value is None:
             return default
@@ -427,21 +434,23 @@ class ConfigReader:
         return float(value)
 
     def flag(self, key: str, default: bool) -> bool:
+        """A YAML boolean, or text Go's ``strconv.ParseBool`` takes, as milvus-backup reads
+        a flag (``param/value.go`` ``parseAny``): not ``yes``/``on`` (YAML 1.1), not ``1``."""
         value = self._get(key)
-        if value is None or value == "":
+        if value is None:
             return default
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise self._fail(key, "true or false")
+        if isinstance(value, str) and value in _GO_BOOLS:
+            return _GO_BOOLS[value]
+        raise self._fail(key, _FLAG)
 
 
-def _leaf_keys(node: Any, prefix: str = "") -> Iterator[str]:
+def _leaf_keys(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """Every dotted key of the tree whose value is not a mapping (a value, a list, empty)."""
     for key, value in node.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, Mapping) and value:
             yield from _leaf_keys(value, dotted + ".")
         else:
-            yield dotted
+            yield dotted, value
