@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from ..engine.config import Timeouts
+from ..engine.config import TIMEOUT_LIMITS, Timeouts
 from ..engine.errors import InvalidRequestError
 from ..engine.locations import Location, require_separate
 from ..engine.names import validate_backup_name, validate_collection_suffix
@@ -275,13 +275,13 @@ DURATION_PATTERN = r"^(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
 #: spec.timeouts keys (the engine's Timeouts, camelCased as in the configuration file's
 #: ``timeouts:``) and their bounds in seconds; the CRD's schema says the same.
 TIMEOUT_BOUNDS: dict[str, tuple[str, int, int]] = {
-    "connect": ("connect", 1, 600),
-    "rpc": ("rpc", 1, 3600),
-    "flush": ("flush", 1, 86400),
-    "importJob": ("import_job", 1, 86400),
-    "index": ("index", 1, 86400),
-    "load": ("load", 1, 86400),
-    "writerSilence": ("writer_silence", 12, 3600),
+    "connect": ("connect", 1, TIMEOUT_LIMITS["connect"]),
+    "rpc": ("rpc", 1, TIMEOUT_LIMITS["rpc"]),
+    "flush": ("flush", 1, TIMEOUT_LIMITS["flush"]),
+    "importJob": ("import_job", 1, TIMEOUT_LIMITS["import_job"]),
+    "index": ("index", 1, TIMEOUT_LIMITS["index"]),
+    "load": ("load", 1, TIMEOUT_LIMITS["load"]),
+    "writerSilence": ("writer_silence", 12, TIMEOUT_LIMITS["writer_silence"]),
 }
 
 

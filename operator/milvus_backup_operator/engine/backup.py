@@ -24,6 +24,7 @@ from .errors import (
 from .gc_pause import GcHold, gc_paused
 from .layout import BackupLayout, ObjectCopy, join, milvus_collection_dir
 from .live_rows import live_rows
+from .management import Management
 from .manifest import MANIFEST, Manifest, StoredObject
 from .meta import (
     BackupInfo,
@@ -113,13 +114,13 @@ def create_backup(
         refs = _resolve(milvus, list(request.collections))
         databases = _databases(config, request, milvus, refs)  # an encrypted one's key, or no
         progress.add(collections_total=len(refs))
-        claim = reservation or reserve(target, catalog.layout(request.name), request.backup_id)
+        silence = config.timeouts.writer_silence
+        layout = catalog.layout(request.name)
+        claim = reservation or reserve(target, layout, request.backup_id, silence)
         pause = request.gc_pause(config)
         gc = gc_paused(pause, config.milvus, milvus.capabilities, config.timeouts.rpc)
         try:
-            renewed = claim.renewed(
-                config.timeouts.writer_silence, lambda: progress.current.percent
-            )
+            renewed = claim.renewed(silence, lambda: progress.current.percent)
             with renewed, gc as held:
                 meta_only = request.meta_only
                 job = _BackupJob(config, milvus, source, target, claim, progress, held, meta_only)
@@ -154,7 +155,8 @@ def reserve_backup(config: BackupConfig, request: BackupRequest) -> Reservation:
     _, target, catalog = _refuse_early(config, request)
     with connect(config.milvus, config.timeouts) as milvus:
         _databases(config, request, milvus, _resolve(milvus, list(request.collections)))
-    return reserve(target, catalog.layout(request.name), request.backup_id)
+    layout = catalog.layout(request.name)
+    return reserve(target, layout, request.backup_id, config.timeouts.writer_silence)
 
 
 def _refuse_early(
@@ -617,8 +619,8 @@ def _databases(
     names = sorted({r.db for r in refs})
     if request.meta_only:
         return [DatabaseBackupInfo(db_name=name) for name in names]
-    management = request.gc_pause(config).endpoint(config.milvus)
-    return describe_databases(milvus, names, management, config.timeouts.rpc)
+    management = Management(request.gc_pause(config), config.milvus, config.timeouts.rpc)
+    return describe_databases(milvus, names, management)
 
 
 def _refuse_keyless(plans: list[_CollectionPlan], databases: list[DatabaseBackupInfo]) -> None:

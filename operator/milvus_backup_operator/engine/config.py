@@ -7,6 +7,7 @@ every Pod, so addresses and ports are never read from it).
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -115,7 +116,35 @@ class Timeouts:
     writer_silence: float = 120.0
 
 
+#: the longest each timeout may be, in seconds: a longer one is a typo, not a plan (and the
+#: sockets and clocks under it overflow); a writer silent for longer than the longest
+#: ``writer_silence`` is taken for stopped by every reader (:class:`.reservation.Marker`)
+TIMEOUT_LIMITS = {
+    "connect": 600,
+    "rpc": 3600,
+    "flush": 86400,
+    "import_job": 86400,
+    "index": 86400,
+    "load": 86400,
+    "writer_silence": 3600,
+}
 MAX_GC_PAUSE = 30 * 24 * 3600  # seconds: a longer pause is a typo, not a plan
+
+
+def http_url_problem(url: str) -> str | None:
+    """Why ``url`` is not an http(s) URL a request can be sent to; None when it is one."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "it holds spaces or control characters"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (raises for a port that is not a number in range)
+    except ValueError:
+        return "its host or port does not parse"
+    if parts.scheme not in ("http", "https"):
+        return "it does not start with http:// or https://"
+    if not parts.hostname:
+        return "it names no host"
+    return None
 
 
 @dataclass(frozen=True)
@@ -125,16 +154,20 @@ class GcPause:
     enabled: bool = True  # where the Milvus serves it (2.4 and later)
     seconds: int = 7200  # each pause; renewed at half of it while the backup runs
     address: str = ""  # its management endpoint; default http://<milvus.address>:9091
+    #: whether Milvus's credentials may go to ``address``: the configuration's, not one a
+    #: request names (:meth:`asked`)
+    trusted: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.seconds <= MAX_GC_PAUSE:
             raise InvalidRequestError(
                 f"gc pause seconds must be from 1 to {MAX_GC_PAUSE} (30 days), not {self.seconds}"
             )
-        if self.address and not self.address.startswith(("http://", "https://")):
+        problem = http_url_problem(self.address) if self.address else None
+        if problem:
             raise InvalidRequestError(
                 "the GC pause address must be an http:// or https:// URL (Milvus's management "
-                "endpoint, e.g. http://milvus:9091)"
+                f"endpoint, e.g. http://milvus:9091): {problem}"
             )
 
     def endpoint(self, milvus: MilvusConfig) -> str:
@@ -147,6 +180,7 @@ class GcPause:
             enabled=self.enabled or enable,
             seconds=seconds or self.seconds,
             address=address or self.address,
+            trusted=self.trusted and address in ("", self.address),
         )
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from .config import (
     MAX_GC_PAUSE,
+    TIMEOUT_LIMITS,
     BackupConfig,
     GcPause,
     MilvusConfig,
@@ -35,6 +36,7 @@ from .config import (
     StorageConfig,
     Timeouts,
     apply_credential_env,
+    http_url_problem,
 )
 from .config_yaml import read_yaml
 from .errors import InvalidRequestError
@@ -271,7 +273,9 @@ def _timeouts(reader: ConfigReader) -> Timeouts:
     defaults = Timeouts()
     return Timeouts(
         **{
-            name: reader.seconds(f"timeouts.{_camel(name)}", getattr(defaults, name))
+            name: reader.seconds(
+                f"timeouts.{_camel(name)}", getattr(defaults, name), TIMEOUT_LIMITS[name]
+            )
             for name in Timeouts.__dataclass_fields__
         }
     )
@@ -313,8 +317,9 @@ class ConfigReader:
     def url(self, key: str) -> str:
         """An http(s) URL, or "" when the key is absent."""
         value = self.text(key, "")
-        if value and not value.startswith(("http://", "https://")):
-            raise self._fail(key, "an http:// or https:// URL")
+        problem = http_url_problem(value) if value else None
+        if problem:
+            raise self._fail(key, f"an http:// or https:// URL ({problem})")
         return value
 
     def _fail(self, key: str, expected: str, value: Any = None) -> InvalidRequestError:
@@ -332,13 +337,14 @@ class ConfigReader:
     def refuse_unread(self, inert: tuple[str, ...]) -> None:
         """Refuse the first key of the file that was neither read nor known to be inert.
 
-        A key left empty (null) whose keys are known, ``zillizCloud:`` with all under it
-        commented out, is no key at all, as in milvus-backup (``flattenAny`` drops it)."""
+        A key left empty (null, or ``{}``) whose keys are known, ``zillizCloud:`` with all
+        under it commented out, is no key at all, as in milvus-backup (``flattenAny`` drops
+        it)."""
         known = self._read | set(inert)
         for key, value in _leaf_keys(self._raw):
             if key in known:
                 continue
-            if value is None and any(name.startswith(key + ".") for name in known):
+            if value in (None, {}) and any(name.startswith(key + ".") for name in known):
                 continue
             raise InvalidRequestError(
                 f"{self._at(key)}: unknown key {key}: milvus-backup-operator does not know "
@@ -346,8 +352,12 @@ class ConfigReader:
             )
 
     def unsupported(self, key: str, what: str) -> None:
-        """Refuse ``key`` unless it is absent or at its zero value."""
-        if self._get(key) not in (None, "", False, 0, [], {}):
+        """Refuse ``key`` unless it is absent or at its zero value (``"false"`` too, which
+        milvus-backup reads as false)."""
+        value = self._get(key)
+        if isinstance(value, str) and _GO_BOOLS.get(value) is False:
+            return
+        if value not in (None, "", False, 0, [], {}):
             raise InvalidRequestError(
                 f"{self._at(key)}: {key}: {what} not supported by milvus-backup-operator; "
                 "remove it (only S3-compatible storage with an access key pair is)"
@@ -424,13 +434,15 @@ class ConfigReader:
             raise self._fail(key, "at least 1")
         return number
 
-    def seconds(self, key: str, default: float) -> float:
-        """Our own ``timeouts:``: a positive number, whole or not."""
+    def seconds(self, key: str, default: float, limit: float) -> float:
+        """Our own ``timeouts:``: a positive number, whole or not, up to ``limit``."""
         value = self._get(key)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0.01:
             raise self._fail(key, "a positive number of seconds")
+        if not value <= limit:  # NaN too
+            raise self._fail(key, f"at most {limit:g} seconds")
         return float(value)
 
     def flag(self, key: str, default: bool) -> bool:

@@ -22,14 +22,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any
 
-from .config import MilvusConfig
 from .errors import BackupError, OperationError, UnreachableError, UnsupportedError
+from .management import Management
 from .meta import DatabaseBackupInfo, KeyValuePair
 from .milvus import Milvus
 
@@ -38,7 +34,6 @@ EZ_BACKUP = "/management/rootcoord/ez/backup"
 #: ``EncryptionEnabledKey``, ``EncryptionEzIDKey``, ``EncryptionRootKeyKey``)
 CIPHER_ENABLED, CIPHER_EZ_ID, CIPHER_KEY = "cipher.enabled", "cipher.ezID", "cipher.key"
 CIPHER_PROPERTIES = (CIPHER_ENABLED, CIPHER_EZ_ID, CIPHER_KEY)
-_MAX_ANSWER = 1 << 20  # bytes: a key is a few hundred
 
 
 def is_encrypted(properties: list[tuple[str, str]]) -> bool:
@@ -52,13 +47,13 @@ def is_encrypted(properties: list[tuple[str, str]]) -> bool:
 
 
 def describe_databases(
-    milvus: Milvus, names: list[str], management: str, timeout: float
+    milvus: Milvus, names: list[str], management: Management
 ) -> list[DatabaseBackupInfo]:
     """Each database as milvus-backup records it; the key of each encrypted one, or a refusal
     naming it. Without ``DescribeDatabase`` (Milvus < 2.4.3) only the names, as there."""
     if not milvus.capabilities.describe_database:
         return [DatabaseBackupInfo(db_name=name) for name in names]
-    client = EzkClient(management, _auth(milvus.config), timeout)
+    client = EzkClient(management)
     databases = []
     for name in names:
         described = milvus.describe_database(name)
@@ -76,20 +71,16 @@ def describe_databases(
 class EzkClient:
     """Reads encryption zone keys from Milvus's management endpoint."""
 
-    def __init__(self, endpoint: str, auth: str, timeout: float) -> None:
-        self.endpoint = endpoint
-        self._auth = auth
-        self._timeout = timeout
-        # a redirect would carry the credentials and the key elsewhere: none is followed
-        self._opener = urllib.request.build_opener(_NoRedirect)
+    def __init__(self, http: Management) -> None:
+        self.http = http
+        self.endpoint = http.endpoint
 
     def ezk(self, db: str) -> str:
         """The key of database ``db``'s encryption zone; a refusal naming ``db`` otherwise."""
         try:
-            status, body = self._get(db)
+            status, answer = self.http.get(EZ_BACKUP, {"db_name": db})
         except BackupError as exc:
             raise type(exc)(self._refused(db, str(exc))) from None
-        answer = _json(body)
         if status == 404:
             why = f"it does not serve {EZ_BACKUP} (HTTP 404: no encryption zones there)"
             raise UnsupportedError(self._refused(db, why))
@@ -112,21 +103,6 @@ class EzkClient:
             raise OperationError(self._refused(db, why)) from None
         return key
 
-    def _get(self, db: str) -> tuple[int, bytes]:
-        url = f"{self.endpoint}{EZ_BACKUP}?{urllib.parse.urlencode({'db_name': db})}"
-        request = urllib.request.Request(url)
-        if self._auth:
-            request.add_header("Authorization", self._auth)
-        try:
-            with self._opener.open(request, timeout=self._timeout) as response:
-                return int(response.status), response.read(_MAX_ANSWER)
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return int(exc.code), exc.read(_MAX_ANSWER)
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise UnreachableError(f"it could not be reached ({reason})") from None
-
     def _refused(self, db: str, why: str) -> str:
         return (
             f"database {db} is encrypted (cipher properties), and the key of its encryption "
@@ -135,27 +111,6 @@ class EzkClient:
             "milvus.management.endpoint (backup.gcPause.address in a v1 configuration) to "
             "Milvus's management port (9091), or leave that database out of the backup"
         )
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # the 3xx is answered to the caller as it is
-
-
-def _json(body: bytes) -> dict[str, Any]:
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
-
-
-def _auth(milvus: MilvusConfig) -> str:
-    """Milvus's root credentials, as its management routes take them where authorization is
-    on (``internal/http/auth.go``; the GC pause sends them the same way)."""
-    if not milvus.user:
-        return ""
-    return "Basic " + base64.b64encode(f"{milvus.user}:{milvus.password}".encode()).decode()
 
 
 def redact(text: str, ezk: str) -> str:

@@ -30,20 +30,17 @@ before the collector runs. What happened is said in the log and in :attr:`GcHold
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .capabilities import Capabilities
 from .config import GcPause, MilvusConfig
+from .errors import UnreachableError
+from .management import Management
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +133,7 @@ def gc_paused(
     if not capabilities.gc_pause:
         yield GcHold(f"garbage collection not paused: {capabilities.describe()} cannot pause it")
         return
-    client = _Management(settings.endpoint(milvus), _auth(milvus), timeout)
+    client = _Management(Management(settings, milvus, timeout))
     if capabilities.collection_gc_pause:
         text = f"garbage collection paused per collection through {client.endpoint}"
         hold = GcHold(text, client, settings.seconds)
@@ -176,10 +173,11 @@ def _renewing(renew: Callable[[], object], seconds: int) -> Iterator[None]:
 
 
 class _Management:
-    def __init__(self, endpoint: str, auth: str, timeout: float) -> None:
-        self.endpoint = endpoint
-        self._auth = auth
-        self._timeout = timeout
+    """The GC pause's calls; a call that fails is logged, and the backup goes on."""
+
+    def __init__(self, http: Management) -> None:
+        self.http = http
+        self.endpoint = http.endpoint
 
     def pause(self, seconds: int, collection_id: int = WHOLE_CLUSTER) -> str | None:
         """Pause for ``seconds``; return the ticket ("" from Milvus that gives none), or None."""
@@ -193,25 +191,14 @@ class _Management:
         self._get(RESUME, {"ticket": ticket} if ticket else {})
 
     def _get(self, path: str, query: dict[str, str]) -> dict[str, object] | None:
-        url = f"{self.endpoint}{path}?{urllib.parse.urlencode(query)}"
-        request = urllib.request.Request(url)
-        if self._auth:
-            request.add_header("Authorization", self._auth)
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                body = response.read()
-        except (urllib.error.URLError, OSError) as exc:
-            log.warning("GC %s at %s failed (%s): the backup goes on", path, self.endpoint, exc)
+            status, answer = self.http.get(path, query)
+        except UnreachableError as exc:
+            log.warning("GC %s failed (%s): the backup goes on", path, exc)
             return None
-        try:
-            answer = json.loads(body) if body.strip() else {}
-        except ValueError:
-            answer = {}
-        return answer if isinstance(answer, dict) else {}
-
-
-def _auth(milvus: MilvusConfig) -> str:
-    """Milvus gates its management routes behind its root credentials where auth is on."""
-    if not milvus.user:
-        return ""
-    return "Basic " + base64.b64encode(f"{milvus.user}:{milvus.password}".encode()).decode()
+        if status != 200:
+            why = str(answer.get("msg", ""))[:300]
+            log.warning("GC %s at %s answered HTTP %s (%s): the backup goes on",
+                        path, self.endpoint, status, why)  # fmt: skip
+            return None
+        return answer

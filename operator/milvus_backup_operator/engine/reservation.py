@@ -43,31 +43,41 @@ from .storage import ObjectStore
 log = logging.getLogger(__name__)
 
 MARKER = "in_progress.json"
+MAX_SILENCE = 3600  # seconds: the longest writerSilence a writer may have (timeouts bound it)
 TOOL = "milvus-backup-operator"
 
 
 @dataclass(frozen=True)
 class Marker:
     """Who is writing a backup: the owner's backup id (a task or resource id), a token, its
-    process (:class:`ProcessId`; older markers have its host and pid only), and how far it
-    had come at its last renewal (percent; older markers have none)."""
+    process (:class:`ProcessId`; older markers have its host and pid only), how far it had
+    come at its last renewal (percent), and the writerSilence it renews within (older
+    markers have neither)."""
 
     backup_id: str
     token: str
     started: float
     process: ProcessId
     progress: int = 0
+    silence: float = 0.0
 
     @classmethod
-    def new(cls, backup_id: str) -> Marker:
-        """The marker of a writer in this process."""
-        return cls(backup_id or str(uuid.uuid4()), uuid.uuid4().hex, time.time(), ProcessId.here())
+    def new(cls, backup_id: str, silence: float = 0.0) -> Marker:
+        """The marker of a writer in this process, renewed 12 times per ``silence``."""
+        return cls(backup_id or str(uuid.uuid4()), uuid.uuid4().hex, time.time(),
+                   ProcessId.here(), silence=silence)  # fmt: skip
 
     def to_json(self) -> bytes:
         """Flat, as older versions wrote and read it (host and pid beside the rest)."""
         fields = {"backup_id": self.backup_id, "token": self.token, "started": self.started,
-                  "progress": self.progress}  # fmt: skip
+                  "progress": self.progress, "silence": self.silence}  # fmt: skip
         return json.dumps({"tool": TOOL, **fields, **vars(self.process)}).encode()
+
+    def silence_for(self, reader_silence: float) -> float:
+        """How long this marker may go unrenewed before its writer is taken for stopped: the
+        longer of the reader's writerSilence and the writer's own (a writer told to renew
+        less often is not taken for stopped), at most :data:`MAX_SILENCE`."""
+        return min(max(reader_silence, self.silence), MAX_SILENCE)
 
     @classmethod
     def from_json(cls, raw: bytes) -> Marker | None:
@@ -84,15 +94,23 @@ class Marker:
                 token=str(data["token"]),
                 started=started,
                 process=ProcessId.from_json(data),
-                progress=min(100, max(0, int(data.get("progress", 0)))),
+                progress=_bounded(data.get("progress"), 0, 100),
+                silence=_bounded(data.get("silence"), 0, MAX_SILENCE),
             )
-        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
             return None
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.started))
         host = self.process.host or "an unknown host"
         return f"started {when} on {host}, pid {self.process.pid}, backup id {self.backup_id}"
+
+
+def _bounded(value: object, low: int, high: int) -> int:
+    """An optional number of a marker, within bounds; anything else reads as ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return low
+    return int(min(high, max(low, value)))
 
 
 def marker_key(layout: BackupLayout) -> str:
@@ -220,13 +238,16 @@ def require_free(store: ObjectStore, layout: BackupLayout) -> None:
         raise _taken(store, layout)
 
 
-def reserve(store: ObjectStore, layout: BackupLayout, backup_id: str = "") -> Reservation:
+def reserve(
+    store: ObjectStore, layout: BackupLayout, backup_id: str = "", silence: float = 0.0
+) -> Reservation:
     """Claim ``layout.name`` for one writer, or raise :class:`AlreadyExistsError`.
 
-    ``backup_id`` (a new UUID when empty) becomes the backup's id, and names its owner.
+    ``backup_id`` (a new UUID when empty) becomes the backup's id, and names its owner;
+    ``silence`` is the writer's writerSilence, recorded for readers (:meth:`Marker.silence_for`).
     """
     require_free(store, layout)
-    marker = Marker.new(backup_id)
+    marker = Marker.new(backup_id, silence)
     try:
         etag = store.put_new(marker_key(layout), marker.to_json())
     except AlreadyExistsError:

@@ -309,3 +309,29 @@ def test_files_that_are_not_a_mapping_are_refused(
     path.write_bytes(content)
     with pytest.raises(InvalidRequestError, match=message):
         load_config(path, {}, required=True)
+
+
+def test_an_empty_section_and_a_quoted_false_read_as_milvus_backup_reads_them(
+    tmp_path: Path,
+) -> None:
+    """``milvus: {}`` is no key, as ``milvus:`` is; ``useIAM: "false"`` is false (ParseBool)."""
+    assert load(tmp_path, "milvus: {}\n" + v1_minio("useSSL", "false")).milvus.port == 19530
+    assert load(tmp_path, v1_minio("useIAM", '"false"')).storage.bucket == "milvus-bucket"
+    refused(tmp_path, v1_minio("useIAM", '"true"'), "IAM credentials not supported")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("timeouts:\n  rpc: 1e308\n", "timeouts.rpc must be at most 3600 seconds"),
+        ("timeouts:\n  writerSilence: 7200\n", "timeouts.writerSilence must be at most 3600"),
+        ("timeouts:\n  connect: 1e-320\n", "timeouts.connect must be a positive number"),
+        ("backup:\n  gcPause:\n    address: http://[::1\n", r"an http:// or https:// URL \("),
+        ("backup:\n  gcPause:\n    address: http://a b:9091\n", "spaces or control characters"),
+        ("backup:\n  gcPause:\n    address: http://:9091\n", "names no host"),
+    ],
+)
+def test_timeouts_and_addresses_out_of_bounds_are_refused_at_load(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    refused(tmp_path, text, message)

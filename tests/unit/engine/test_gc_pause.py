@@ -186,3 +186,24 @@ def test_a_request_can_turn_the_pause_on_and_set_its_length_and_address() -> Non
 def test_bad_pause_settings_are_refused(settings: dict[str, object], says: str) -> None:
     with pytest.raises(InvalidRequestError, match=says):
         GcPause(**settings)  # type: ignore[arg-type]
+
+
+def test_milvus_credentials_go_only_to_the_configured_endpoint(
+    management: StandInManagement,
+) -> None:
+    """A request may name another address (``gc_pause_address``): it gets no credentials."""
+    milvus = MilvusConfig(user="root", password="Milvus")
+    with gc_paused(GcPause(seconds=600, address=management.url), milvus, NEW, 5):
+        pass
+    assert [auth for _, _, auth in management.calls] == ["Basic cm9vdDpNaWx2dXM="] * 2
+    management.calls.clear()
+    asked = GcPause(seconds=600).asked(False, 0, management.url)
+    with gc_paused(asked, milvus, NEW, 5):
+        pass
+    assert [auth for _, _, auth in management.calls] == ["", ""]
+
+
+@pytest.mark.parametrize("address", ["milvus", "http://[::1", "http://a b", "http://:9091"])
+def test_an_address_a_request_names_is_checked_before_any_work(address: str) -> None:
+    with pytest.raises(InvalidRequestError, match="GC pause address must be an http"):
+        GcPause().asked(True, 0, address)
