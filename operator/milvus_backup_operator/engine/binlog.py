@@ -121,7 +121,7 @@ def _descriptor_extras(event: bytes, code: int, where: str) -> dict[str, Any]:
     raw = event[start + _EXTRA_LENGTH.size :]
     try:
         extras = json.loads(raw) if 0 <= size == len(raw) else None
-    except ValueError:
+    except (ValueError, RecursionError):
         extras = None
     if not isinstance(extras, dict):
         raise DamagedBackupError(
@@ -171,7 +171,7 @@ def _delete(value: Any, where: str) -> tuple[int | str, int]:
         try:
             record = json.loads(value)
             pk, ts = record["pk"], int(record["ts"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             pk, ts = None, 0
         if isinstance(pk, int | str) and not isinstance(pk, bool):
             return pk, ts

@@ -73,7 +73,7 @@ class Notice:
             process = ProcessId.from_json(data)
             reader, task_id = str(data.get("reader", "")), str(data.get("task_id", ""))
             return cls(str(data["token"]), started, process, reader, task_id)
-        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
             return None
 
     def describe(self) -> str:

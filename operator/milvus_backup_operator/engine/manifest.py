@@ -68,7 +68,7 @@ def read_manifest(store: ObjectStore, layout: BackupLayout) -> Manifest | None:
             int(c): {int(p): _count(n) for p, n in parts.items()}
             for c, parts in data.get("live_rows", {}).items()
         }
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise MalformedMetaError(
             f"backup {layout.name}: meta/{MANIFEST} is damaged: delete the backup and take a "
             "new one"

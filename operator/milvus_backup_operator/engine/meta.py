@@ -372,10 +372,13 @@ def parse_json(raw: bytes, where: str) -> Any:
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedMetaError(
-            f"{where} is not valid JSON ({exc}): the backup is damaged or was not written "
-            "completely; delete it and take a new one"
-        ) from None
+        problem = str(exc)
+    except (ValueError, RecursionError):  # a number of thousands of digits, deep nesting
+        problem = "a number too long, or nesting too deep, to be a backup's"
+    raise MalformedMetaError(
+        f"{where} is not valid JSON ({problem}): the backup is damaged or was not written "
+        "completely; delete it and take a new one"
+    )
 
 
 def parse_full_meta(raw: bytes, where: str) -> BackupInfo:
