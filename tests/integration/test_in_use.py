@@ -21,7 +21,7 @@ from minio.error import S3Error
 
 from milvus_backup_operator.engine import storage
 from milvus_backup_operator.engine.backup import BackupRequest, create_backup
-from milvus_backup_operator.engine.catalog import Catalog
+from milvus_backup_operator.engine.catalog import RUNNING, Catalog
 from milvus_backup_operator.engine.config import BackupConfig
 from milvus_backup_operator.engine.errors import (
     AlreadyExistsError,
@@ -137,7 +137,7 @@ def test_a_backup_running_for_many_renewals_is_never_deleted_and_restores(
 ) -> None:
     """Its copies held by a relay for three times writerSilence, a backup keeps its marker
     fresh on the gateway: every delete (engine and CLI) is refused, naming the writer, and
-    the backup then completes and restores every row."""
+    the backup then completes and restores every row. It is listed as running all along."""
     future = start_backup(held.config(stack), "inuse_long", "the-long-writer")
     assert held.copying.wait(60), "the backup never started copying"
     catalog = Catalog(backup_store(stack), BACKUP_ROOT_PATH, SILENCE)
@@ -147,6 +147,8 @@ def test_a_backup_running_for_many_renewals_is_never_deleted_and_restores(
         with pytest.raises(InUseError, match="is being written") as refused:
             catalog.delete("inuse_long")
         assert "the-long-writer" in str(refused.value)
+        listed = catalog.summary("inuse_long")  # running all along, never "failed"
+        assert listed is not None and (listed.state, listed.id) == (RUNNING, "the-long-writer")
         refusals += 1
         time.sleep(0.3)
     by_cli = run_cli(cli_config, "delete", "-n", "inuse_long")
@@ -157,7 +159,7 @@ def test_a_backup_running_for_many_renewals_is_never_deleted_and_restores(
     assert silent is not None and silent < 1.5, silent  # renewed all along
     held.release.set()
     info = future.result(timeout=120)
-    assert info.id == "the-long-writer" and refusals >= 20
+    assert info.id == "the-long-writer" and refusals >= 10
     assert backup_store(stack).get_if_exists(marker_key(layout)) is None
     restored = run_cli(stack.config_path, "restore", "-n", "inuse_long", "-s", "_long")
     assert restored.code == 0, restored.output

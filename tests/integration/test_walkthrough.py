@@ -4,26 +4,27 @@ The curl commands are the documentation's own (tests/fixtures/walkthrough.json),
 with only the host and the placeholders the page asks the reader to fill in replaced; the
 example scripts prepare, clean and verify the data as the page says.
 
-A backup is caught while it runs by freezing Milvus (SIGSTOP) right after the create is
-answered: its writer then waits on Milvus with its in-progress marker written, and nothing
-it does depends on timing. Frozen for a second or two, far inside the connect timeout.
+A backup is caught while it runs by a relay in front of the S3 server for the backup
+location (:class:`Gate`): closed, it holds each binlog a backup writes, so the writer waits
+with its in-progress marker written, and nothing depends on timing.
 """
 
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from testbed import sample_data
+from testbed.s3relay import S3Relay
 from testbed.stack import Stack
 from tests.conftest import run_cli
 from tests.integration.api_server import Server, call, running
@@ -39,12 +40,47 @@ ASYNC = {
 }
 
 
+class Gate:
+    """A relay in front of the S3 server for the backup location: while closed, each binlog
+    a backup writes waits (its marker and meta pass)."""
+
+    def __init__(self, stack: Stack, folder: Path) -> None:
+        self.open, self.holding = threading.Event(), threading.Event()
+        self.open.set()
+        self.relay = S3Relay(stack.s3.endpoint, delay=self._hold).start()
+        config = yaml.safe_load(stack.config_path.read_text())
+        host, port = self.relay.endpoint.split(":")
+        config["minio"].update(backupAddress=host, backupPort=int(port))
+        self.config = folder / "through-the-gate.yaml"
+        self.config.write_text(yaml.safe_dump(config))
+
+    def _hold(self, method: str, path: str) -> float:
+        if method == "PUT" and "/binlogs/" in path and not self.open.is_set():
+            self.holding.set()
+            assert self.open.wait(120)
+        return 0.0
+
+    def close(self) -> None:
+        self.holding.clear()
+        self.open.clear()
+
+
 @pytest.fixture
-def server(stack: Stack, tmp_path: Path) -> Iterator[Server]:
+def gate(stack: Stack, tmp_path: Path) -> Iterator[Gate]:
+    gate = Gate(stack, tmp_path)
+    try:
+        yield gate
+    finally:
+        gate.open.set()
+        gate.relay.stop()
+
+
+@pytest.fixture
+def server(stack: Stack, gate: Gate, tmp_path: Path) -> Iterator[Server]:
     client = sample_data.client(stack.milvus.uri)
     assert not client.has_collection("hello_milvus"), "another test left hello_milvus behind"
     try:
-        with running(stack.config_path, tmp_path) as started:
+        with running(gate.config, tmp_path) as started:
             yield started
     finally:
         for name in ("hello_milvus", "hello_milvus_recover"):
@@ -77,16 +113,6 @@ def curl(server: Server, step: dict[str, Any], **placeholders: str) -> dict[str,
     return reply
 
 
-@contextmanager
-def frozen(stack: Stack) -> Iterator[None]:
-    """Milvus stopped (SIGSTOP) for the block: a backup in flight waits on it."""
-    stack.milvus_process.daemon.signal(signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        stack.milvus_process.daemon.signal(signal.SIGCONT)
-
-
 def get(server: Server, path: str) -> dict[str, Any]:
     status, reply = call(server, "GET", path)
     assert status == 200 and reply["msg"] == "success", (path, status, reply)
@@ -106,9 +132,11 @@ def reads_as_running(server: Server, name: str, backup_id: str) -> None:
     assert entry["state_code"] == 1 and entry["id"] == backup_id, entry
     assert entry["start_time"] > 0 and 1 <= entry["progress"] < 100, entry
     for query in (f"backup_id={backup_id}", f"backup_name={name}",
-                  f"backup_id=unknown-to-this-server&backup_name={name}"):  # fmt: skip
+                  f"backup_id={backup_id}&backup_name={name}"):  # fmt: skip
         got = get(server, f"/get_backup?{query}")
         assert (got["state_code"], got["id"], got["name"]) == (1, backup_id, name), (query, got)
+    status, reply = call(server, "GET", f"/get_backup?backup_id=not-its-id&backup_name={name}")
+    assert status == 404 and f"has id '{backup_id}'" in reply["msg"], reply  # never another
 
 
 def until_done(server: Server, step: dict[str, Any], **placeholders: str) -> dict[str, Any]:
@@ -121,15 +149,19 @@ def until_done(server: Server, step: dict[str, Any], **placeholders: str) -> dic
         time.sleep(0.5)
 
 
-def test_the_walkthrough_as_written(server: Server, stack: Stack, tmp_path: Path) -> None:
+def test_the_walkthrough_as_written(
+    server: Server, gate: Gate, stack: Stack, tmp_path: Path
+) -> None:
     create, listing, get_backup, restore, restore_again, get_restore = WALKTHROUGH["commands"]
     example("prepare_data.py", stack)
 
     (tmp_path / "replica").mkdir()
     with running(stack.config_path, tmp_path / "replica") as replica:
+        gate.close()
         created = curl(server, create)["data"]
         assert created["name"] == "my_backup" and created["state_code"] == 1
-        with frozen(stack):
+        assert gate.holding.wait(60), "the backup never started copying"
+        try:
             # the page lists, then gets the backup by the id the list shows: while it runs, on
             # the server writing it and on a second replica of the same storage, as running
             listing_entry = {e["name"]: e for e in curl(server, listing)["data"]}["my_backup"]
@@ -138,6 +170,8 @@ def test_the_walkthrough_as_written(server: Server, stack: Stack, tmp_path: Path
                 reads_as_running(where, "my_backup", created["id"])
             status, reply = call(replica, "DELETE", "/delete?backup_name=my_backup")
             assert status == 409 and "being written" in reply["msg"], reply  # a cleanup can't
+        finally:
+            gate.open.set()
     got = until_done(server, get_backup, **{"<test_backup_id>": created["id"]})["data"]
     assert (got["name"], got["state_code"], got["id"]) == ("my_backup", 2, created["id"])
     assert [c["collection_name"] for c in got["collection_backups"]] == ["hello_milvus"]
@@ -160,20 +194,18 @@ def test_the_walkthrough_as_written(server: Server, stack: Stack, tmp_path: Path
 
 
 def test_a_backup_the_cli_writes_reads_as_running_then_completed(
-    server: Server, stack: Stack, samples: Any
+    server: Server, gate: Gate, stack: Stack, samples: Any
 ) -> None:
     """The walkthrough's reads, for a backup another process (the CLI) writes."""
-    command = [sys.executable, "-m", "milvus_backup_operator", "--config", str(stack.config_path),
+    command = [sys.executable, "-m", "milvus_backup_operator", "--config", str(gate.config),
                "create", "-n", "by_the_cli", "-c", "tiny"]  # fmt: skip
+    gate.close()
     writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while "by_the_cli" not in {e["name"] for e in get(server, "/list")}:
-            assert writer.poll() is None and time.monotonic() < deadline, writer.stdout
-            time.sleep(0.05)
-        with frozen(stack):
-            backup_id = listed(server, "by_the_cli")["id"]
-            reads_as_running(server, "by_the_cli", backup_id)
+        assert gate.holding.wait(60), writer.stdout
+        backup_id = listed(server, "by_the_cli")["id"]
+        reads_as_running(server, "by_the_cli", backup_id)
+        gate.open.set()
         out, _ = writer.communicate(timeout=120)
         assert writer.returncode == 0, out
         got = get(server, f"/get_backup?backup_id={backup_id}")

@@ -26,6 +26,7 @@ from .meta import (
     BackupInfo,
     assemble_from_level_files,
     parse_full_meta,
+    parse_json,
 )
 from .names import NAME_PATTERN as _NAME
 from .names import validate_backup_name
@@ -64,7 +65,7 @@ class Writer:
     marker: Marker
     silent: float | None  # seconds since the marker was last renewed
     gone: str | None  # why its process is provably gone, when it is
-    silence: float  # timeouts.writerSilence: a writer unheard for longer has stopped
+    silence: float  # a writer unheard for longer has stopped (see Marker.silence_for)
 
     @property
     def alive(self) -> bool:
@@ -137,9 +138,10 @@ class Catalog:
                     started=writer.marker.started,
                     progress=writer.marker.progress,
                 )
-            return BackupSummary(name=name, state=INCOMPLETE, error=str(exc))
+            backup_id = writer.marker.backup_id if writer is not None else ""
+            return BackupSummary(name=name, state=INCOMPLETE, id=backup_id, error=str(exc))
         return BackupSummary(
-            name=info.name or name,
+            name=name,  # the directory: what get and delete take (a copy's meta may differ)
             state=COMPLETED,
             id=info.id,
             size=info.size,
@@ -250,13 +252,37 @@ class Catalog:
         if marker is None:
             return None
         silent = silent_for(self.store, layout)
-        fresh = silent is not None and silent < self.writer_silence
+        silence = marker.silence_for(self.writer_silence)
+        fresh = silent is not None and silent < silence
         gone = marker.process.gone() if fresh else None  # only a fresh one needs looking up
-        return Writer(marker, silent, gone, self.writer_silence)
+        return Writer(marker, silent, gone, silence)
 
-    def find_id(self, backup_id: str) -> BackupSummary | None:
-        """The backup (completed, running or not) whose id is ``backup_id``, if any."""
-        return next((s for s in self.list() if s.id == backup_id), None)
+    def find_id(self, backup_id: str) -> str | None:
+        """The name of the backup whose id is ``backup_id`` (complete, being written, or left
+        by a stopped writer), if any: one small object read per backup, until it is found."""
+        names = self.names()
+        pool = ThreadPoolExecutor(16, thread_name_prefix="find")
+        try:
+            for name, found in zip(names, pool.map(self._id_of, names), strict=True):
+                if found == backup_id:
+                    return name
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return None
+
+    def _id_of(self, name: str) -> str | None:
+        """The id in a backup's ``backup_meta.json``, or its writer's marker."""
+        layout = self.layout(name)
+        head = self.store.get_if_exists(layout.meta_key(BACKUP_META))
+        if head is None:
+            marker = read_marker(self.store, layout)
+            return marker.backup_id if marker else None
+        try:
+            meta = parse_json(head, layout.meta_key(BACKUP_META))
+        except MalformedMetaError:
+            return None
+        found = meta.get("id") if isinstance(meta, dict) else None
+        return found if isinstance(found, str) else None
 
     def meta_size(self, name: str) -> int:
         """Bytes under the backup's ``meta/`` (milvus-backup's ``meta_size``)."""
@@ -266,7 +292,7 @@ class Catalog:
         """Raise while the backup's writer may be alive: heard from within ``writer_silence``
         and not provably gone (a process of this host, boot and pid namespace)."""
         writer = self.writer(layout.name)
-        if writer is None or writer.silent is None or writer.silent >= self.writer_silence:
+        if writer is None or writer.silent is None or writer.silent >= writer.silence:
             return
         if not writer.alive:
             log.warning(
@@ -276,6 +302,6 @@ class Catalog:
             return
         raise InUseError(
             f"backup {layout.name!r} is being written ({writer.describe()}): wait for it to "
-            f"finish; if its writer has stopped, it can be deleted {self.writer_silence:.0f}s "
+            f"finish; if its writer has stopped, it can be deleted {writer.silence:.0f}s "
             "after that (timeouts.writerSilence)"
         )

@@ -19,12 +19,11 @@ from ..api import API_VERSION, Kind, Phase
 from ..api.specs import SpecError, parse_backup
 from ..api.status import Status
 from ..engine.backup import check_backup_request
-from ..engine.catalog import RUNNING, Catalog
+from ..engine.catalog import Catalog
 from ..engine.check import run_check
 from ..engine.config import BackupConfig
 from ..engine.errors import (
     AlreadyExistsError,
-    MalformedMetaError,
     NotFoundError,
     OperationError,
     error_for,
@@ -34,6 +33,7 @@ from ..engine.verify import verify_backup
 from ..k8s.credentials import ApiSecrets, config_for
 from ..k8s.resources import Resources
 from . import views
+from .backend import name_of, require_id, stored_backup
 from .protocol import CreateBackupRequest, RestoreBackupRequest, StateCode
 from .requests import backup_request, restore_request
 from .tasks import CREATE, RESTORE, Task
@@ -85,28 +85,23 @@ class ClusterBackend:
         status = self._wait(Kind.BACKUP, body["metadata"]["name"])
         if status.phase != Phase.COMPLETED:
             raise error_for(status.reason, status.message or "failed")
-        return self._stored(engine_request.name)
+        return stored_backup(self.catalog, engine_request.name)
 
     def list(self) -> list[dict[str, Any]]:
         return [views.summary(entry) for entry in self.catalog.list()]
 
     def get_backup(self, backup_id: str, backup_name: str) -> dict[str, Any]:
         """By id (the backup's: its MilvusBackup's uid; or the request id that created it)
-        or by name, whichever process makes it."""
+        or by name (both: the same backup), whichever process makes it."""
         found = self._by_id(backup_id) if backup_id else None
-        name = (found or {}).get("spec", {}).get("backupName") or backup_name
-        if not name:
-            entry = self.catalog.find_id(backup_id)
-            if entry is None:
-                raise NotFoundError(
-                    f"no backup with id {backup_id!r}: check the id (list shows each "
-                    "backup's), or give backup_name"
-                )
-            name = entry.name
-        found = found or next(iter(self._owners(name)), None)
+        name = backup_name or (found or {}).get("spec", {}).get("backupName")
+        name = name or name_of(self.catalog, backup_id)
+        if found is None and not backup_id:
+            found = next(iter(self._owners(name)), None)
         if found is not None and Status.of(found.get("status")).phase != Phase.COMPLETED:
-            return views.backup_task(_backup_task(found, name))
-        return self._stored(name)
+            return views.backup_task(_backup_task(found, name))  # running, or failed
+        expected = str(found["metadata"].get("uid", "")) if found else backup_id
+        return require_id(stored_backup(self.catalog, name), expected, name)
 
     def _by_id(self, backup_id: str) -> dict[str, Any] | None:
         found = self._by_task(Kind.BACKUP, backup_id)
@@ -114,16 +109,6 @@ class ClusterBackend:
             every = self.resources.list_all(Kind.BACKUP, self.namespace)
             found = next((b for b in every if b["metadata"].get("uid") == backup_id), None)
         return found
-
-    def _stored(self, name: str) -> dict[str, Any]:
-        """The backup as its location holds it: the meta, or its writer's marker."""
-        try:
-            return views.backup(self.catalog.read(name), meta_size=self.catalog.meta_size(name))
-        except (MalformedMetaError, NotFoundError):
-            entry = self.catalog.summary(name)
-            if entry is not None and entry.state == RUNNING:
-                return views.running(entry)
-            raise
 
     def delete(self, backup_name: str) -> None:
         """Delete the backup (asked for) and the MilvusBackups that wrote it, found by the

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..engine.backup import reserve_backup
-from ..engine.catalog import RUNNING, Catalog
+from ..engine.catalog import Catalog
 from ..engine.check import run_check
 from ..engine.config import BackupConfig
 from ..engine.errors import BackupError, InUseError, MalformedMetaError, NotFoundError
@@ -22,6 +22,7 @@ from ..engine.restore_plan import RestoreRequest, check_restore_request
 from ..engine.runs import run_backup, run_restore
 from ..engine.verify import verify_backup
 from . import views
+from .backend import name_of, require_id, stored_backup
 from .protocol import CreateBackupRequest, RestoreBackupRequest, StateCode
 from .requests import backup_request, restore_request
 from .tasks import CREATE, RESTORE, Task, TaskStore
@@ -53,7 +54,7 @@ class LocalBackend:
             return views.backup_task(task)
         info = self._run_backup(task, reservation, raise_errors=True)
         assert info is not None  # a failure was raised
-        return views.backup(info, task, self.catalog.meta_size(info.name))
+        return views.backup(info, task, self.catalog.meta_size(task.backup_name))
 
     def _refuse_running(self, name: str) -> None:
         task = self.tasks.latest_for_backup(CREATE, name)
@@ -100,32 +101,25 @@ class LocalBackend:
         return [views.summary(entry) for entry in self.catalog.list()]
 
     def get_backup(self, backup_id: str, backup_name: str) -> dict[str, Any]:
-        """By id or by name, whichever process makes it: this server's own task while it
-        runs, else what the backup location holds (its meta, or its writer's marker)."""
+        """By id or by name (both: the same backup), whichever process makes it: this
+        server's own task while it runs or once it failed, else what the backup location
+        holds (its meta, or its writer's marker)."""
         task = self.tasks.get(backup_id) if backup_id else None
-        if task is None or task.kind != CREATE:
-            task = self.tasks.latest_for_backup(CREATE, backup_name) if backup_name else None
-        name = task.backup_name if task else backup_name or self._name_of(backup_id)
+        if task is not None and task.kind == CREATE and task.state_code != StateCode.SUCCESS:
+            return views.backup_task(task)
+        name = backup_name or (task.backup_name if task else name_of(self.catalog, backup_id))
+        return require_id(self._by_name(name), backup_id, name)
+
+    def _by_name(self, name: str) -> dict[str, Any]:
+        task = self.tasks.latest_for_backup(CREATE, name)
         if task is not None and task.state_code == StateCode.EXECUTING:
             return views.backup_task(task)
         try:
-            return views.backup(self.catalog.read(name), task, self.catalog.meta_size(name))
+            return stored_backup(self.catalog, name, task)
         except (MalformedMetaError, NotFoundError):
-            entry = self.catalog.summary(name)
-            if entry is not None and entry.state == RUNNING:
-                return views.running(entry)  # another process writes it
-            if task is None or task.state_code == StateCode.SUCCESS:
-                raise
-            return views.backup_task(task)  # it failed: say why
-
-    def _name_of(self, backup_id: str) -> str:
-        found = self.catalog.find_id(backup_id)
-        if found is None:
-            raise NotFoundError(
-                f"no backup with id {backup_id!r} in {self.catalog.store.describe()}: "
-                "check the id (list shows each backup's), or give backup_name"
-            )
-        return found.name
+            if task is not None and task.state_code == StateCode.FAIL:
+                return views.backup_task(task)  # it failed: say why
+            raise
 
     def delete(self, backup_name: str) -> None:
         self._refuse_running(backup_name)

@@ -1,0 +1,100 @@
+"""A backup's id and state as get_backup and list tell them, from what the location holds.
+
+On the real S3 server, with meta and markers written as the tools write them: an id names
+one backup or none; a directory is listed under its own name; one damaged backup hides no
+other; a writer is judged by the longer of its own writerSilence and the reader's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from milvus_backup_operator.engine.catalog import INCOMPLETE, RUNNING, Catalog
+from milvus_backup_operator.engine.errors import NotFoundError
+from milvus_backup_operator.engine.layout import BackupLayout
+from milvus_backup_operator.engine.liveness import ProcessId
+from milvus_backup_operator.engine.meta import BackupInfo, render_meta_files
+from milvus_backup_operator.engine.reservation import Marker, marker_key
+from milvus_backup_operator.engine.storage import ObjectStore
+from milvus_backup_operator.server.local import LocalBackend
+from milvus_backup_operator.server.tasks import CREATE, Task, TaskStore
+from testbed.stack import Stack, stack_config
+
+pytestmark = pytest.mark.integration
+
+ROOT = "backup_ids"
+
+
+@pytest.fixture
+def backend(stack: Stack) -> Iterator[LocalBackend]:
+    config = stack_config(stack)
+    config = replace(config, backup_storage=replace(config.backup_storage, root_path=ROOT))
+    served = LocalBackend(config, TaskStore(":memory:"))
+    try:
+        yield served
+    finally:
+        served.catalog.store.delete_prefix(f"{ROOT}/")
+        served.close()
+
+
+def complete(store: ObjectStore, directory: str, backup_id: str, name: str = "") -> None:
+    """A complete backup under ``directory`` whose meta says ``name`` (default: the same)."""
+    info = BackupInfo(id=backup_id, name=name or directory, size=123)
+    for filename, content in render_meta_files(info).items():
+        store.put(BackupLayout(ROOT, directory).meta_key(filename), content)
+
+
+def test_an_id_names_one_backup_or_none(backend: LocalBackend) -> None:
+    store = backend.catalog.store
+    failed = Task("task-x", CREATE, "ids_a", {})
+    backend.tasks.add(failed)
+    failed.finish("Milvus did not answer")
+    backend.tasks.save(failed)
+    complete(store, "ids_a", "id-y")  # another tool wrote ids_a since
+    by_task = backend.get_backup("task-x", "")
+    assert (by_task["state_code"], by_task["errorMessage"]) == (3, "Milvus did not answer")
+    by_id = backend.get_backup("id-y", "")
+    assert (by_id["state_code"], by_id["id"], by_id["name"]) == (2, "id-y", "ids_a")
+    with pytest.raises(NotFoundError, match="backup 'ids_a' has id 'id-y'"):
+        backend.get_backup("not-an-id", "ids_a")  # not silently another backup
+    with pytest.raises(NotFoundError, match="no backup with id 'not-an-id'"):
+        backend.get_backup("not-an-id", "")
+
+    complete(store, "ids_copy", "id-old", name="ids_orig")  # a copied directory
+    complete(store, "ids_orig", "id-new")
+    assert backend.get_backup("id-old", "")["id"] == "id-old"
+    listed = {e["name"]: e["id"] for e in backend.list()}
+    assert (listed["ids_copy"], listed["ids_orig"]) == ("id-old", "id-new")
+
+
+def test_one_damaged_backup_hides_no_other(backend: LocalBackend) -> None:
+    store = backend.catalog.store
+    complete(store, "ids_fine", "id-fine")
+    layout = BackupLayout(ROOT, "ids_damaged")
+    store.put(layout.meta_key("backup_meta.json"), b"{}")
+    store.put(layout.meta_key("full_meta.json"), b'{"size": ' + b"9" * 5000 + b"}")
+    states = {e["name"]: e["state_code"] for e in backend.list()}
+    assert states == {"ids_fine": 2, "ids_damaged": 3}
+    assert backend.get_backup("id-fine", "")["name"] == "ids_fine"
+
+
+def test_a_writer_is_judged_by_its_own_silence_too(backend: LocalBackend) -> None:
+    """A writer renewing every 50 s (writerSilence 600) is running for a reader whose own
+    writerSilence is 1 s; a forged or older marker (no silence, a progress of null) is
+    judged by the reader's and listed, not hidden."""
+    store = backend.catalog.store
+    elsewhere = replace(ProcessId.here(), host="another-pod")  # nothing provable of it
+    slow = Marker("id-slow", "t1", time.time(), elsewhere, progress=40, silence=600)
+    store.put(marker_key(BackupLayout(ROOT, "ids_slow")), slow.to_json())
+    forged = {**json.loads(slow.to_json()), "backup_id": "id-old", "progress": None}
+    del forged["silence"]
+    store.put(marker_key(BackupLayout(ROOT, "ids_older")), json.dumps(forged).encode())
+    time.sleep(2.5)  # Last-Modified has one-second steps
+    reader = Catalog(store, ROOT, writer_silence=1)
+    states = {s.name: (s.state, s.id, s.progress) for s in reader.list()}
+    assert states == {"ids_slow": (RUNNING, "id-slow", 40), "ids_older": (INCOMPLETE, "id-old", 0)}
