@@ -15,8 +15,9 @@ from dataclasses import replace
 import pytest
 
 from milvus_backup_operator.engine.catalog import INCOMPLETE, RUNNING, Catalog
-from milvus_backup_operator.engine.errors import NotFoundError
+from milvus_backup_operator.engine.errors import InUseError, NotFoundError
 from milvus_backup_operator.engine.layout import BackupLayout
+from milvus_backup_operator.engine.leases import Notice
 from milvus_backup_operator.engine.liveness import ProcessId
 from milvus_backup_operator.engine.meta import BackupInfo, render_meta_files
 from milvus_backup_operator.engine.reservation import Marker, marker_key
@@ -83,10 +84,10 @@ def test_one_damaged_backup_hides_no_other(backend: LocalBackend) -> None:
     assert backend.get_backup("id-fine", "")["name"] == "ids_fine"
 
 
-def test_a_writer_is_judged_by_its_own_silence_too(backend: LocalBackend) -> None:
+def test_writers_and_readers_are_judged_by_their_own_silence_too(backend: LocalBackend) -> None:
     """A writer renewing every 50 s (writerSilence 600) is running for a reader whose own
-    writerSilence is 1 s; a forged or older marker (no silence, a progress of null) is
-    judged by the reader's and listed, not hidden."""
+    writerSilence is 1 s, and a restore's lease so renewed keeps a delete off; a forged or
+    older marker (no silence, a progress of null) is judged by the reader's and listed."""
     store = backend.catalog.store
     elsewhere = replace(ProcessId.here(), host="another-pod")  # nothing provable of it
     slow = Marker("id-slow", "t1", time.time(), elsewhere, progress=40, silence=600)
@@ -94,7 +95,16 @@ def test_a_writer_is_judged_by_its_own_silence_too(backend: LocalBackend) -> Non
     forged = {**json.loads(slow.to_json()), "backup_id": "id-old", "progress": None}
     del forged["silence"]
     store.put(marker_key(BackupLayout(ROOT, "ids_older")), json.dumps(forged).encode())
+    complete(store, "ids_read", "id-read")
+    lease = Notice("t2", time.time(), elsewhere, "MilvusRestore team/r", "r-1", silence=600)
+    store.put(BackupLayout(ROOT, "ids_read").meta_key("readers/t2.json"), lease.to_json())
     time.sleep(2.5)  # Last-Modified has one-second steps
     reader = Catalog(store, ROOT, writer_silence=1)
+    with pytest.raises(InUseError, match=r"being read by a restore \(MilvusRestore team/r"):
+        reader.delete("ids_read")
     states = {s.name: (s.state, s.id, s.progress) for s in reader.list()}
-    assert states == {"ids_slow": (RUNNING, "id-slow", 40), "ids_older": (INCOMPLETE, "id-old", 0)}
+    assert states == {
+        "ids_slow": (RUNNING, "id-slow", 40),
+        "ids_older": (INCOMPLETE, "id-old", 0),
+        "ids_read": ("Completed", "id-read", 0),
+    }

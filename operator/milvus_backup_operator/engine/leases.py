@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from .errors import AccessDeniedError, BackupError, InUseError, OperationError
 from .layout import BackupLayout
-from .liveness import Heartbeat, ProcessId
+from .liveness import MAX_SILENCE, Heartbeat, ProcessId, bounded
 from .meta import BACKUP_META
 from .storage import ObjectInfo, ObjectStore
 
@@ -45,22 +45,24 @@ DELETING = "deleting"
 
 @dataclass(frozen=True)
 class Notice:
-    """A reader's lease or a deletion mark: who, since when, and a token naming the object."""
+    """A reader's lease or a deletion mark: who, since when, a token naming the object, and
+    (a lease) the writerSilence its holder renews it within."""
 
     token: str
     started: float
     process: ProcessId
     reader: str = ""  # a lease's free-text description ("MilvusRestore team-a/rv")
     task_id: str = ""
+    silence: float = 0.0
 
     @classmethod
-    def new(cls, reader: str = "", task_id: str = "") -> Notice:
-        return cls(uuid.uuid4().hex, time.time(), ProcessId.here(), reader, task_id)
+    def new(cls, reader: str = "", task_id: str = "", silence: float = 0.0) -> Notice:
+        return cls(uuid.uuid4().hex, time.time(), ProcessId.here(), reader, task_id, silence)
 
     def to_json(self) -> bytes:
         fields = {"token": self.token, "started": self.started, **vars(self.process)}
         return json.dumps({"tool": TOOL, **fields, "reader": self.reader,
-                           "task_id": self.task_id}).encode()  # fmt: skip
+                           "task_id": self.task_id, "silence": self.silence}).encode()  # fmt: skip
 
     @classmethod
     def from_json(cls, raw: bytes) -> Notice | None:
@@ -72,7 +74,8 @@ class Notice:
                 return None
             process = ProcessId.from_json(data)
             reader, task_id = str(data.get("reader", "")), str(data.get("task_id", ""))
-            return cls(str(data["token"]), started, process, reader, task_id)
+            silence = bounded(data.get("silence"), 0, MAX_SILENCE)
+            return cls(str(data["token"]), started, process, reader, task_id, silence)
         except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
             return None
 
@@ -107,7 +110,7 @@ def reading(
     that may not write there (AccessDenied) restore unprotected, with a warning; any other
     error writing the lease fails before the block runs.
     """
-    heartbeat = _take_lease(store, layout, Notice.new(reader, task_id))
+    heartbeat = _take_lease(store, layout, Notice.new(reader, task_id, silence))
     try:
         if heartbeat is not None:
             heartbeat.start(silence)
@@ -211,10 +214,11 @@ def _remove_mark(store: ObjectStore, key: str) -> None:
 def _refuse_readers(store: ObjectStore, layout: BackupLayout, silence: float) -> None:
     for obj in store.list(_dir(layout, READERS)):
         silent = max(0.0, time.time() - obj.modified - 1.0)
-        raw = store.get_if_exists(obj.key) if silent < silence else None
-        if raw is None:
+        raw = store.get_if_exists(obj.key) if silent < MAX_SILENCE else None
+        lease = Notice.from_json(raw) if raw is not None else None
+        longest = min(max(silence, lease.silence if lease else 0.0), MAX_SILENCE)
+        if raw is None or silent >= longest:
             continue  # withdrawn, or a dead restorer's: unrenewed for writerSilence
-        lease = Notice.from_json(raw)
         gone = lease.process.gone() if lease is not None else None
         if lease is not None and gone is not None:
             log.warning("backup %s: its reader (%s) is gone (%s): not waited for",
@@ -225,7 +229,7 @@ def _refuse_readers(store: ObjectStore, layout: BackupLayout, silence: float) ->
         raise InUseError(
             f"backup {layout.name!r} is being read {who}; its lease was renewed "
             f"{silent:.0f}s ago: it can be deleted once that restore ends, or once its lease "
-            f"goes unrenewed for {silence:.0f}s (timeouts.writerSilence)"
+            f"goes unrenewed for {longest:.0f}s (timeouts.writerSilence)"
         )
 
 

@@ -10,6 +10,7 @@ Anything not provable (another host or pod, no ``/proc``, an older record) waits
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config import TIMEOUT_LIMITS
 from .errors import AlreadyExistsError, BackupError, NotFoundError
 from .storage import ObjectStore
 
@@ -96,6 +98,17 @@ def _start_of(pid: int) -> int | None:
     if len(fields) < 20 or fields[0] in ("Z", "X", "x"):
         return None
     return int(fields[19])
+
+
+#: seconds: the longest writerSilence a writer or reader may have (timeouts bound it)
+MAX_SILENCE = TIMEOUT_LIMITS["writer_silence"]
+
+
+def bounded(value: object, low: int, high: int) -> int:
+    """An optional number of a marker or lease, within bounds; anything else reads as ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return low
+    return int(min(high, max(low, value)))
 
 
 @dataclass

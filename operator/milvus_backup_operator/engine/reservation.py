@@ -37,13 +37,12 @@ from dataclasses import dataclass, replace
 
 from .errors import AlreadyExistsError, BackupError, NotFoundError, OperationError
 from .layout import BackupLayout
-from .liveness import Heartbeat, ProcessId
+from .liveness import MAX_SILENCE, Heartbeat, ProcessId, bounded
 from .storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
 MARKER = "in_progress.json"
-MAX_SILENCE = 3600  # seconds: the longest writerSilence a writer may have (timeouts bound it)
 TOOL = "milvus-backup-operator"
 
 
@@ -94,8 +93,8 @@ class Marker:
                 token=str(data["token"]),
                 started=started,
                 process=ProcessId.from_json(data),
-                progress=_bounded(data.get("progress"), 0, 100),
-                silence=_bounded(data.get("silence"), 0, MAX_SILENCE),
+                progress=bounded(data.get("progress"), 0, 100),
+                silence=bounded(data.get("silence"), 0, MAX_SILENCE),
             )
         except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
             return None
@@ -104,13 +103,6 @@ class Marker:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.started))
         host = self.process.host or "an unknown host"
         return f"started {when} on {host}, pid {self.process.pid}, backup id {self.backup_id}"
-
-
-def _bounded(value: object, low: int, high: int) -> int:
-    """An optional number of a marker, within bounds; anything else reads as ``low``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return low
-    return int(min(high, max(low, value)))
 
 
 def marker_key(layout: BackupLayout) -> str:
