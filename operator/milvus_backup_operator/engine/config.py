@@ -144,6 +144,8 @@ def http_url_problem(url: str) -> str | None:
         return "it does not start with http:// or https://"
     if not parts.hostname:
         return "it names no host"
+    if parts.username is not None or parts.password is not None:
+        return "it holds a user or password (user:password@): give no credentials in it"
     return None
 
 

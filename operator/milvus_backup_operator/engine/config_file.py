@@ -274,7 +274,10 @@ def _timeouts(reader: ConfigReader) -> Timeouts:
     return Timeouts(
         **{
             name: reader.seconds(
-                f"timeouts.{_camel(name)}", getattr(defaults, name), TIMEOUT_LIMITS[name]
+                f"timeouts.{_camel(name)}",
+                getattr(defaults, name),
+                TIMEOUT_LIMITS[name],
+                least=1.0 if name == "writer_silence" else 0.01,  # renewed 12 times as often
             )
             for name in Timeouts.__dataclass_fields__
         }
@@ -434,13 +437,14 @@ class ConfigReader:
             raise self._fail(key, "at least 1")
         return number
 
-    def seconds(self, key: str, default: float, limit: float) -> float:
-        """Our own ``timeouts:``: a positive number, whole or not, up to ``limit``."""
+    def seconds(self, key: str, default: float, limit: float, least: float = 0.01) -> float:
+        """Our own ``timeouts:``: a number of seconds, whole or not, from ``least`` to
+        ``limit``."""
         value = self._get(key)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0.01:
-            raise self._fail(key, "a positive number of seconds")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= least:
+            raise self._fail(key, f"a number of seconds, at least {least:g}")
         if not value <= limit:  # NaN too
             raise self._fail(key, f"at most {limit:g} seconds")
         return float(value)

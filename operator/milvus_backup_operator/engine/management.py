@@ -11,6 +11,7 @@ to an address a request names, and no redirect is followed (it would carry them 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -45,7 +46,7 @@ class Management:
         except urllib.error.HTTPError as exc:
             with exc:
                 return int(exc.code), _json(exc.read(MAX_ANSWER))
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise UnreachableError(f"{self.endpoint} could not be reached ({reason})") from None
 

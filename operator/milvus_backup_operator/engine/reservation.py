@@ -131,6 +131,7 @@ class Reservation:
     marker: Marker
     etag: str = ""
     heartbeat: Heartbeat | None = None
+    released: bool = False  # the meta is written: the backup is complete, never discarded
 
     def check_not_lost(self) -> None:
         """Raise if a renewal found the marker deleted or replaced (checked before each copy)."""
@@ -201,6 +202,7 @@ class Reservation:
         A marker that cannot be removed is only logged: the meta is there, so the backup
         reads, lists and deletes as a complete one anyway.
         """
+        self.released = True
         if self.heartbeat is not None:
             self.heartbeat.stop()  # no renewal may race the removal
         try:
@@ -213,8 +215,14 @@ class Reservation:
         """Remove everything under the prefix, but only while it is provably this writer's.
 
         If the marker was deleted meanwhile (``delete`` of a running backup), the prefix is
-        claimed again first, so that a third writer's objects are never removed.
+        claimed again first, so that a third writer's objects are never removed. Once the
+        meta is written (:meth:`release`) the backup is complete: nothing is removed.
         """
+        if self.released:
+            log.error(
+                "backup %s is complete: kept, although what followed failed", self.layout.name
+            )
+            return 0
         if not self.holds():
             try:
                 self.etag = self.store.put_new(marker_key(self.layout), self.marker.to_json())

@@ -108,7 +108,7 @@ def test_secrets_stay_out_of_repr(tmp_path: Path) -> None:
         ("milvus: {port: 70000}", "milvus.port must be a port"),
         ("minio: {useSSL: maybe}", "minio.useSSL must be true or false"),
         ("backup: {parallelism: {copydata: 0}}", "copydata must be at least 1"),
-        ("timeouts: {connect: -1}", "timeouts.connect must be a positive number"),
+        ("timeouts: {connect: -1}", "timeouts.connect must be a number of seconds, at least"),
         ("milvus: {tlsMode: 5}", r"milvus.tlsMode must be one of \[0, 1, 2\]"),
         ("- a\n- b", "must hold a mapping"),
         ("milvus: [unclosed", "not valid YAML"),

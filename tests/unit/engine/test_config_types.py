@@ -325,10 +325,15 @@ def test_an_empty_section_and_a_quoted_false_read_as_milvus_backup_reads_them(
     [
         ("timeouts:\n  rpc: 1e308\n", "timeouts.rpc must be at most 3600 seconds"),
         ("timeouts:\n  writerSilence: 7200\n", "timeouts.writerSilence must be at most 3600"),
-        ("timeouts:\n  connect: 1e-320\n", "timeouts.connect must be a positive number"),
+        ("timeouts:\n  connect: 1e-320\n", "timeouts.connect must be a number of seconds"),
+        (
+            "timeouts:\n  writerSilence: 0.5\n",
+            "writerSilence must be a number of seconds, at least 1",
+        ),
         ("backup:\n  gcPause:\n    address: http://[::1\n", r"an http:// or https:// URL \("),
         ("backup:\n  gcPause:\n    address: http://a b:9091\n", "spaces or control characters"),
         ("backup:\n  gcPause:\n    address: http://:9091\n", "names no host"),
+        ("backup:\n  gcPause:\n    address: http://h:x@h2\n", "holds a user or password"),
     ],
 )
 def test_timeouts_and_addresses_out_of_bounds_are_refused_at_load(
