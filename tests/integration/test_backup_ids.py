@@ -20,10 +20,10 @@ from milvus_backup_operator.engine.layout import BackupLayout
 from milvus_backup_operator.engine.leases import Notice
 from milvus_backup_operator.engine.liveness import ProcessId
 from milvus_backup_operator.engine.meta import BackupInfo, render_meta_files
-from milvus_backup_operator.engine.reservation import Marker, marker_key
+from milvus_backup_operator.engine.reservation import Marker, marker_key, reserve
 from milvus_backup_operator.engine.storage import ObjectStore
 from milvus_backup_operator.server.local import LocalBackend
-from milvus_backup_operator.server.tasks import CREATE, Task, TaskStore
+from milvus_backup_operator.server.tasks import CREATE, RESTORE, Task, TaskStore
 from testbed.stack import Stack, stack_config
 
 pytestmark = pytest.mark.integration
@@ -65,6 +65,11 @@ def test_an_id_names_one_backup_or_none(backend: LocalBackend) -> None:
         backend.get_backup("not-an-id", "ids_a")  # not silently another backup
     with pytest.raises(NotFoundError, match="no backup with id 'not-an-id'"):
         backend.get_backup("not-an-id", "")
+    with pytest.raises(NotFoundError, match="belongs to backup 'ids_a', not to 'ids_b'"):
+        backend.get_backup("task-x", "ids_b")  # a task's id beside another backup's name
+    restore = Task("id-y", RESTORE, "ids_a", {})  # a restore's id (chosen by the client)
+    backend.tasks.add(restore)
+    assert backend.get_backup("id-y", "")["state_code"] == 2  # is no backup's task
 
     complete(store, "ids_copy", "id-old", name="ids_orig")  # a copied directory
     complete(store, "ids_orig", "id-new")
@@ -108,3 +113,26 @@ def test_writers_and_readers_are_judged_by_their_own_silence_too(backend: LocalB
         "ids_older": (INCOMPLETE, "id-old", 0),
         "ids_read": ("Completed", "id-read", 0),
     }
+
+
+def test_a_backup_is_complete_only_with_its_last_meta_and_then_never_discarded(
+    backend: LocalBackend,
+) -> None:
+    """Between the level files and full_meta.json, a backup of ours is still being written
+    (listed running, not deletable); once its meta is written, nothing that fails after
+    (a GC resume cut short) removes it."""
+    store = backend.catalog.store
+    layout = BackupLayout(ROOT, "ids_last")
+    claim = reserve(store, layout, "id-last", silence=120)
+    files = render_meta_files(BackupInfo(id="id-last", name="ids_last", size=1))
+    for filename, content in files.items():
+        if filename != "full_meta.json":
+            store.put(layout.meta_key(filename), content)
+    entry = backend.catalog.summary("ids_last")
+    assert entry is not None and entry.state == RUNNING
+    with pytest.raises(InUseError, match="is being written"):
+        backend.catalog.delete("ids_last")
+    store.put(layout.meta_key("full_meta.json"), files["full_meta.json"])
+    claim.release()
+    assert claim.discard() == 0  # complete: kept
+    assert backend.get_backup("id-last", "")["state_code"] == 2

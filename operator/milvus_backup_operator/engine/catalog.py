@@ -157,8 +157,11 @@ class Catalog:
         where = f"backup {name!r} ({self.store.describe()}, {layout.prefix})"
         head = self.store.get_if_exists(layout.meta_key(BACKUP_META))
         self._refuse_half_deleted(where, layout)  # a delete under way, or one that stopped
-        if head is None:
+        full = self.store.get_if_exists(layout.meta_key(FULL_META))
+        if head is None or full is None:  # ours write full_meta.json last, then drop the marker
             writer = self.writer(name)
+            if writer is None and head is not None:
+                return self._from_level_files(where, layout, head)  # an older milvus-backup's
             if writer is not None and writer.alive:
                 raise MalformedMetaError(
                     f"{where} is still being written ({writer.describe()}): wait for it to finish"
@@ -169,9 +172,10 @@ class Catalog:
                     "delete it and take the backup again"
                 )
             self._missing_or_not_a_backup(name)
-        full = self.store.get_if_exists(layout.meta_key(FULL_META))
-        if full is not None:
-            return parse_full_meta(full, f"{where}/meta/{FULL_META}")
+        assert full is not None
+        return parse_full_meta(full, f"{where}/meta/{FULL_META}")
+
+    def _from_level_files(self, where: str, layout: BackupLayout, head: bytes) -> BackupInfo:
         files = {BACKUP_META: head}
         for filename in META_FILES[1:-1]:
             raw = self.store.get_if_exists(layout.meta_key(filename))
@@ -228,16 +232,17 @@ class Catalog:
         alive, or that a restore reads (:class:`InUseError`; see :mod:`.leases`).
         """
         layout = self.layout(name)
-        if self.store.get_if_exists(layout.meta_key(BACKUP_META)) is None:
-            marker = read_marker(self.store, layout)
-            if marker is not None:
-                self._refuse_live_writer(layout)
-            elif deletion_started(self.store, layout) is None and not only_notices(
-                self.store, layout
-            ):
-                self._missing_or_not_a_backup(name)
-            # else what a delete of ours left when it stopped half way, or a lease a stopped
-            # restore left behind it: finish it
+        marker = read_marker(self.store, layout)
+        if marker is not None:  # being written, up to its last meta file
+            self._refuse_live_writer(layout)
+        elif (
+            self.store.get_if_exists(layout.meta_key(BACKUP_META)) is None
+            and deletion_started(self.store, layout) is None
+            and not only_notices(self.store, layout)
+        ):
+            self._missing_or_not_a_backup(name)
+        # else a backup's meta, what a delete of ours left when it stopped half way, or a
+        # lease a stopped restore left behind it: delete it, or finish the job
         return delete_unread(self.store, layout, self.writer_silence)
 
     def reading(self, name: str, reader: str, task_id: str) -> AbstractContextManager[None]:

@@ -58,6 +58,15 @@ def name_of(catalog: Catalog, backup_id: str) -> str:
     return found
 
 
+def require_name(backup_id: str, name_of_id: str, backup_name: str) -> None:
+    """Refuse an id and a name of two different backups."""
+    if backup_name and backup_name != name_of_id:
+        raise NotFoundError(
+            f"backup id {backup_id!r} belongs to backup {name_of_id!r}, not to {backup_name!r}: "
+            "give the id list shows for that name, or the name alone"
+        )
+
+
 def require_id(data: dict[str, Any], backup_id: str, name: str) -> dict[str, Any]:
     """``data`` if it is the backup with ``backup_id`` (when one is asked for)."""
     if backup_id and data.get("id") != backup_id:

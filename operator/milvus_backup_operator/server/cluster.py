@@ -24,6 +24,7 @@ from ..engine.check import run_check
 from ..engine.config import BackupConfig
 from ..engine.errors import (
     AlreadyExistsError,
+    MalformedMetaError,
     NotFoundError,
     OperationError,
     error_for,
@@ -33,7 +34,7 @@ from ..engine.verify import verify_backup
 from ..k8s.credentials import ApiSecrets, config_for
 from ..k8s.resources import Resources
 from . import views
-from .backend import name_of, require_id, stored_backup
+from .backend import name_of, require_id, require_name, stored_backup
 from .protocol import CreateBackupRequest, RestoreBackupRequest, StateCode
 from .requests import backup_request, restore_request
 from .tasks import CREATE, RESTORE, Task
@@ -94,14 +95,31 @@ class ClusterBackend:
         """By id (the backup's: its MilvusBackup's uid; or the request id that created it)
         or by name (both: the same backup), whichever process makes it."""
         found = self._by_id(backup_id) if backup_id else None
-        name = backup_name or (found or {}).get("spec", {}).get("backupName")
-        name = name or name_of(self.catalog, backup_id)
-        if found is None and not backup_id:
-            found = next(iter(self._owners(name)), None)
-        if found is not None and Status.of(found.get("status")).phase != Phase.COMPLETED:
-            return views.backup_task(_backup_task(found, name))  # running, or failed
-        expected = str(found["metadata"].get("uid", "")) if found else backup_id
-        return require_id(stored_backup(self.catalog, name), expected, name)
+        if found is not None:
+            name = str(found["spec"].get("backupName", ""))
+            require_name(backup_id, name, backup_name)
+            if Status.of(found.get("status")).phase != Phase.COMPLETED:
+                return views.backup_task(_backup_task(found, name))  # running, or failed
+            uid = str(found["metadata"].get("uid", ""))
+            return require_id(stored_backup(self.catalog, name), uid, name)
+        if backup_id:
+            name = backup_name or name_of(self.catalog, backup_id)
+            return require_id(stored_backup(self.catalog, name), backup_id, name)
+        return self._by_name(backup_name)
+
+    def _by_name(self, name: str) -> dict[str, Any]:
+        """The newest MilvusBackup writing ``name`` while it runs; else the backup stored
+        (whoever wrote it); else why that MilvusBackup failed."""
+        newest = next(reversed(self._owners(name)), None)
+        phase = Status.of(newest.get("status")).phase if newest else None
+        if newest is not None and phase not in (Phase.COMPLETED, Phase.FAILED):
+            return views.backup_task(_backup_task(newest, name))
+        try:
+            return stored_backup(self.catalog, name)
+        except (MalformedMetaError, NotFoundError):
+            if newest is not None and phase == Phase.FAILED:
+                return views.backup_task(_backup_task(newest, name))
+            raise
 
     def _by_id(self, backup_id: str) -> dict[str, Any] | None:
         found = self._by_task(Kind.BACKUP, backup_id)

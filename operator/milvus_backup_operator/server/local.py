@@ -22,7 +22,7 @@ from ..engine.restore_plan import RestoreRequest, check_restore_request
 from ..engine.runs import run_backup, run_restore
 from ..engine.verify import verify_backup
 from . import views
-from .backend import name_of, require_id, stored_backup
+from .backend import name_of, require_id, require_name, stored_backup
 from .protocol import CreateBackupRequest, RestoreBackupRequest, StateCode
 from .requests import backup_request, restore_request
 from .tasks import CREATE, RESTORE, Task, TaskStore
@@ -105,9 +105,12 @@ class LocalBackend:
         server's own task while it runs or once it failed, else what the backup location
         holds (its meta, or its writer's marker)."""
         task = self.tasks.get(backup_id) if backup_id else None
-        if task is not None and task.kind == CREATE and task.state_code != StateCode.SUCCESS:
-            return views.backup_task(task)
-        name = backup_name or (task.backup_name if task else name_of(self.catalog, backup_id))
+        if task is not None and task.kind == CREATE:
+            require_name(backup_id, task.backup_name, backup_name)
+            if task.state_code != StateCode.SUCCESS:
+                return views.backup_task(task)  # running here, or failed: its own record
+            backup_name = task.backup_name
+        name = backup_name or name_of(self.catalog, backup_id)
         return require_id(self._by_name(name), backup_id, name)
 
     def _by_name(self, name: str) -> dict[str, Any]:
