@@ -72,6 +72,6 @@ def require_id(data: dict[str, Any], backup_id: str, name: str) -> dict[str, Any
     if backup_id and data.get("id") != backup_id:
         raise NotFoundError(
             f"no backup with id {backup_id!r}: backup {name!r} has id {data.get('id')!r} (the "
-            "one with that id was deleted, or the id and the name are two backups')"
+            "one with that id was deleted, or the id and the name are of two backups)"
         )
     return data
