@@ -80,6 +80,14 @@ class Writer:
         return f"{self.marker.describe()}; its writer was {heard}"
 
 
+class UnfinishedError(MalformedMetaError):
+    """A backup of ours without its last meta file, and who writes (or wrote) it."""
+
+    def __init__(self, message: str, writer: Writer) -> None:
+        super().__init__(message)
+        self.writer = writer
+
+
 class Catalog:
     """Backups under one root path of one bucket."""
 
@@ -129,7 +137,8 @@ class Catalog:
         except NotABackupError:
             return None
         except (MalformedMetaError, NotFoundError) as exc:
-            writer = self.writer(name)
+            # read() has just looked at the marker when the backup is unfinished
+            writer = exc.writer if isinstance(exc, UnfinishedError) else self.writer(name)
             if writer is not None and writer.alive:
                 return BackupSummary(
                     name=name,
@@ -163,13 +172,15 @@ class Catalog:
             if writer is None and head is not None:
                 return self._from_level_files(where, layout, head)  # an older milvus-backup's
             if writer is not None and writer.alive:
-                raise MalformedMetaError(
-                    f"{where} is still being written ({writer.describe()}): wait for it to finish"
+                raise UnfinishedError(
+                    f"{where} is still being written ({writer.describe()}): wait for it to finish",
+                    writer,
                 )
             if writer is not None:
-                raise MalformedMetaError(
+                raise UnfinishedError(
                     f"{where} has not completed and its writer stopped ({writer.describe()}): "
-                    "delete it and take the backup again"
+                    "delete it and take the backup again",
+                    writer,
                 )
             self._missing_or_not_a_backup(name)
         assert full is not None
